@@ -1,0 +1,191 @@
+"""Independent pandas reference for alpha-factory's data tools.
+
+Used by the end-to-end tests (tests/*.rs) to recompute, from the raw Parquet files
+alone, what panel-build should have written, and to measure planted-alpha strength.
+Nothing here imports alpha-factory code: it reads the files the tools wrote.
+"""
+import glob
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+
+def read_panel(path):
+    """Panel as (meta, dict of wide DataFrames [date x code])."""
+    with pa.memory_map(path) as src:
+        table = ipc.open_file(src).read_all()
+    meta = json.loads(table.schema.metadata[b"af.panel"])
+    df = table.to_pandas()
+    dates = pd.to_datetime(meta["dates"])
+    codes = meta["codes"]
+    nd, na = len(dates), len(codes)
+    wide = {}
+    for name in df.columns:
+        if name in ("date", "code"):
+            continue
+        col = df[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            vals = col.astype(str).to_numpy()
+        else:
+            vals = col.to_numpy()
+        wide[name] = pd.DataFrame(vals.reshape(nd, na), index=dates, columns=codes)
+    return meta, wide
+
+
+def read_raw(raw_dir):
+    files = sorted(glob.glob(os.path.join(raw_dir, "year=*", "*.parquet")))
+    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+
+
+def round2(x):
+    return np.floor(x * 100.0 + 0.5 + 1e-7) / 100.0
+
+
+def limit_pct(code, is_st, listing_day):
+    """(up, down) or None; mirrors docs/data_contract.md."""
+    ok = len(code) == 9 and code[6] == "." and code[:6].isdigit()
+    if not ok or code[7:] not in ("SH", "SZ", "BJ"):
+        return None
+    growth = code[:3] in ("300", "301", "688", "689")
+    if listing_day:
+        return (0.44, 0.36) if (code[7:] != "BJ" and not growth) else None
+    if is_st:
+        return (0.05, 0.05)
+    if code[7:] == "BJ":
+        return (0.3, 0.3)
+    return (0.2, 0.2) if growth else (0.1, 0.1)
+
+
+def expected_panel(raw, adjust="forward", horizons=(1, 5, 10), label="close2close", min_list_days=60):
+    """Recompute every panel field from raw bars, per the documented rules."""
+    raw = raw.copy()
+    raw["trade_date"] = pd.to_datetime(raw["trade_date"])
+    dates = pd.DatetimeIndex(sorted(raw["trade_date"].unique()))
+    codes = sorted(raw["code"].unique())
+    piv = lambda c: raw.pivot(index="trade_date", columns="code", values=c).reindex(index=dates, columns=codes)
+    real = ~raw["is_suspended"].astype(bool)
+    present = piv("close").notna() | raw.assign(x=1).pivot(index="trade_date", columns="code", values="x").reindex(index=dates, columns=codes).notna()
+    rr = raw[real]
+    pr = lambda c: rr.pivot(index="trade_date", columns="code", values=c).reindex(index=dates, columns=codes)
+    is_real = pr("close").notna()
+    adj = pr("adj_factor")
+    adj_latest = raw.sort_values("trade_date").groupby("code")["adj_factor"].last().reindex(codes)
+    if adjust == "forward":
+        k = adj / adj_latest
+    elif adjust == "backward":
+        k = adj
+    else:
+        k = adj * 0 + 1.0
+    # span of each asset: first..last row of any kind
+    rows = raw.assign(x=1.0).pivot(index="trade_date", columns="code", values="x").reindex(index=dates, columns=codes)
+    started = rows.notna().cumsum() > 0
+    ended = rows[::-1].notna().cumsum()[::-1] == 0
+    alive = started & ~ended
+    close_raw_ff = pr("close").ffill().where(alive)
+    k_ff = k.ffill().where(alive)
+    out = {}
+    for f in ["open", "high", "low", "close"]:
+        real_v = pr(f) * k
+        out[f] = real_v.where(is_real, close_raw_ff * k_ff)
+    vol = pr("volume") / k
+    out["volume"] = vol.where(is_real, 0.0).where(close_raw_ff.notna())
+    out["amount"] = pr("amount").where(is_real, 0.0).where(close_raw_ff.notna())
+    out["vwap"] = (pr("amount") / vol).where(is_real & (vol > 0))
+    cmv = pr("circ_mv")
+    turn_real = (pr("volume") * pr("close") / cmv).where(cmv > 0)
+    cmv_ff = cmv.ffill().where(alive)
+    out["turnover"] = turn_real.where(is_real, pd.DataFrame(np.where(cmv_ff > 0, 0.0, np.nan), index=dates, columns=codes)).where(close_raw_ff.notna())
+    out["cap"] = pr("total_mv").where(is_real, pr("total_mv").ffill().where(alive)).where(close_raw_ff.notna())
+    out["returns"] = out["close"] / out["close"].shift(1) - 1.0
+    tradable = is_real & (pr("volume") > 0)
+    out["tradable"] = tradable
+    # universe
+    listd = raw.groupby("code")["list_date"].last().reindex(codes)
+    first_idx = {}
+    for c in codes:
+        ld = listd[c]
+        if pd.notna(ld):
+            ld = pd.Timestamp(ld)
+            if ld >= dates[0]:
+                first_idx[c] = int(np.searchsorted(dates.values, np.datetime64(ld)))
+            else:
+                first_idx[c] = -int(np.busday_count(ld.date(), dates[0].date()))
+        else:
+            fi = int(np.argmax(rows[c].notna().to_numpy()))
+            first_idx[c] = -10**9 if fi == 0 else fi
+    tidx = np.arange(len(dates))[:, None]
+    listed = pd.DataFrame((tidx - np.array([first_idx[c] for c in codes])[None, :]) >= min_list_days, index=dates, columns=codes)
+    st = pr("is_st").astype("boolean").fillna(False).astype(bool)
+    out["in_universe"] = tradable & ~st & listed
+    # buyability: not closed at the up-limit
+    pre = pr("pre_close")
+    close_raw = pr("close")
+    open_raw = pr("open")
+    up_close = pd.DataFrame(False, index=dates, columns=codes)
+    up_open = pd.DataFrame(False, index=dates, columns=codes)
+    for j, c in enumerate(codes):
+        ld = listd[c]
+        for t in np.nonzero(is_real[c].to_numpy())[0]:
+            listing = (pd.notna(ld) and pd.Timestamp(ld) == dates[t]) or (pd.isna(ld) and first_idx[c] == t and t > 0)
+            pct = limit_pct(c, bool(st.iat[t, j]), listing)
+            if pct is None or not (pre.iat[t, j] > 0):
+                continue
+            up = round2(pre.iat[t, j] * (1 + pct[0]))
+            up_close.iat[t, j] = close_raw.iat[t, j] >= up - 0.005
+            up_open.iat[t, j] = open_raw.iat[t, j] >= up - 0.005
+    buyable = tradable & ~up_close
+    open_ok = tradable & ~up_open
+    for h in horizons:
+        if label == "close2close":
+            lab = out["close"].shift(-h) / out["close"] - 1.0
+            out[f"fwd_ret_{h}"] = lab.where(buyable)
+        else:
+            lab = out["open"].shift(-(1 + h)) / out["open"].shift(-1) - 1.0
+            out[f"fwd_ret_{h}"] = lab.where(buyable & open_ok.shift(-1, fill_value=False))
+    return out
+
+
+# --- planted-alpha signals, written directly with pandas rolling windows -------------
+
+def cs_rank(x, universe):
+    x = x.where(universe)
+    return x.rank(axis=1, pct=True)
+
+
+def planted_signal(name, w):
+    r, c, v, tu, u = w["returns"], w["close"], w["volume"], w["turnover"], w["in_universe"].astype(bool)
+    if name == "reversal_5d":
+        return -r.rolling(5, min_periods=5).sum()
+    if name == "pv_corr_10d":
+        return -c.rolling(10, min_periods=10).corr(v)
+    if name == "low_vol_20d":
+        return -r.rolling(20, min_periods=20).std()
+    if name == "turnover_surge":
+        ratio = tu.rolling(5, min_periods=5).mean() / tu.rolling(60, min_periods=60).mean()
+        return -cs_rank(ratio, u)
+    if name == "industry_rel_mom_20d":
+        m = r.rolling(20, min_periods=20).sum().where(u)
+        ind = w["industry"]
+        out = m.copy()
+        for t in range(len(m)):
+            row = m.iloc[t]
+            g = ind.iloc[t]
+            out.iloc[t] = row - row.groupby(g).transform("mean")
+        return out
+    raise KeyError(name)
+
+
+def rank_ic_series(signal, label, universe):
+    s = signal.where(universe)
+    l = label.where(universe)
+    ok = s.notna() & l.notna()
+    s, l = s.where(ok), l.where(ok)
+    sr, lr = s.rank(axis=1), l.rank(axis=1)
+    n = ok.sum(axis=1)
+    keep = n >= 10
+    return sr[keep].corrwith(lr[keep], axis=1)

@@ -1,0 +1,346 @@
+//! Raw bars → the dense panel (semantics.md §1).
+//!
+//! One pass over the date × asset grid, date-major, with per-asset state for what is
+//! carried forward. The rules, in the order they apply to a cell (t, a):
+//! - Before an asset's first bar or after its last one: every field NaN, masks false.
+//! - A real bar (present, not `is_suspended`): prices × f, volume / f, where the
+//!   adjustment factor f = adj/adj_latest (forward), adj (backward) or 1 (none), and
+//!   adj_latest is the asset's last adj_factor in the data.
+//! - A missing or suspended bar between the first and last: open = high = low = close =
+//!   the last real close (adjusted with the last real adj), volume = amount = 0, vwap
+//!   NaN, cap carried, turnover 0, `tradable` false.
+//! - `returns` = close / close.shift(1) − 1; `vwap` = amount / volume (adjusted), NaN
+//!   when volume is 0; `turnover` = volume × close / circ_mv (raw), NaN without circ_mv;
+//!   `cap` = total_mv.
+//! - `tradable` = real bar with volume > 0 (or, without volume, amount > 0).
+//! - `in_universe` = tradable, not ST, listed for ≥ min_list_days trading days, and a
+//!   member per the optional universe file.
+//! - Labels `fwd_ret_h(t)`: close(t+h)/close(t) − 1 (close2close) or
+//!   open(t+1+h)/open(t+1) − 1 (open2open); NaN unless the asset could be bought at t
+//!   (tradable and not closed at its up-limit) — and for open2open also tradable at
+//!   t+1 without opening at the up-limit.
+
+use std::collections::{BTreeSet, HashMap};
+
+use af_panel::PanelData;
+use af_panel::dates::busday_count;
+use anyhow::{Result, bail};
+use serde_json::json;
+
+use crate::limits::{at_up_limit, board, limit_pct};
+use crate::raw::{NO_DATE, NO_INDUSTRY, RawBars};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adjust {
+    Forward,
+    Backward,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    Close2Close,
+    Open2Open,
+}
+
+/// Index membership: per code, the date ranges (inclusive) it belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct Universe {
+    pub members: HashMap<String, Vec<(i32, i32)>>,
+}
+
+impl Universe {
+    fn contains(&self, code: &str, day: i32) -> bool {
+        self.members
+            .get(code)
+            .is_some_and(|r| r.iter().any(|(a, b)| day >= *a && day <= *b))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildParams {
+    pub adjust: Adjust,
+    pub horizons: Vec<usize>,
+    pub label: Label,
+    pub min_list_days: usize,
+    pub universe: Option<Universe>,
+}
+
+pub struct Built {
+    pub data: PanelData,
+    pub warnings: Vec<String>,
+}
+
+pub const FIELDS: [&str; 10] = [
+    "open", "high", "low", "close", "vwap", "volume", "amount", "returns", "turnover", "cap",
+];
+
+pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
+    if bars.is_empty() {
+        bail!("no bars to build a panel from");
+    }
+    if p.horizons.is_empty() || p.horizons.iter().any(|h| *h == 0) {
+        bail!("--horizons needs positive integers, e.g. 1,5,10");
+    }
+    bars.sort();
+    bars.validate()?;
+
+    let mut dates: Vec<i32> = bars.trade_date.clone();
+    dates.dedup();
+    let nd = dates.len();
+    // Asset order = sorted code names.
+    let mut order: Vec<usize> = (0..bars.code_names.len()).collect();
+    order.sort_by(|a, b| bars.code_names[*a].cmp(&bars.code_names[*b]));
+    let mut col_of = vec![0usize; bars.code_names.len()];
+    for (c, &k) in order.iter().enumerate() {
+        col_of[k] = c;
+    }
+    let codes: Vec<String> = order.iter().map(|&k| bars.code_names[k].clone()).collect();
+    let na = codes.len();
+    let n = nd * na;
+
+    // Scatter rows onto the grid; per-asset first/last row, list date, industry, adj_latest.
+    const NONE: u32 = u32::MAX;
+    let mut row_at = vec![NONE; n];
+    let mut first_t = vec![usize::MAX; na];
+    let mut last_t = vec![0usize; na];
+    let mut list_date = vec![NO_DATE; na];
+    let mut ind = vec![NO_INDUSTRY; na];
+    let mut adj_latest = vec![f64::NAN; na];
+    let mut t = 0;
+    for i in 0..bars.len() {
+        while dates[t] != bars.trade_date[i] {
+            t += 1;
+        }
+        let a = col_of[bars.code[i] as usize];
+        row_at[t * na + a] = i as u32;
+        first_t[a] = first_t[a].min(t);
+        last_t[a] = t;
+        if bars.list_date[i] != NO_DATE {
+            list_date[a] = bars.list_date[i];
+        }
+        if bars.industry[i] != NO_INDUSTRY {
+            ind[a] = bars.industry[i];
+        }
+        if bars.adj_factor[i].is_finite() {
+            adj_latest[a] = bars.adj_factor[i];
+        }
+    }
+    // Listing age origin per asset (calendar index; negative = before the calendar).
+    let first_idx: Vec<i64> = (0..na)
+        .map(|a| {
+            if list_date[a] != NO_DATE {
+                if list_date[a] >= dates[0] {
+                    dates.partition_point(|d| *d < list_date[a]) as i64
+                } else {
+                    -busday_count(list_date[a], dates[0])
+                }
+            } else if first_t[a] == 0 {
+                i64::MIN / 4 // present on the first day, listing unknown: seasoned
+            } else {
+                first_t[a] as i64
+            }
+        })
+        .collect();
+    let boards: Vec<_> = codes.iter().map(|c| board(c)).collect();
+
+    let mut f: Vec<Vec<f64>> = (0..FIELDS.len()).map(|_| vec![f64::NAN; n]).collect();
+    let mut tradable = vec![false; n];
+    let mut in_universe = vec![false; n];
+    let mut buyable = vec![false; n];
+    let mut open_ok = vec![false; n]; // tradable and not opened at the up-limit
+    let mut close_raw_last = vec![f64::NAN; na];
+    let mut adj_last = vec![f64::NAN; na];
+    let mut tmv_last = vec![f64::NAN; na];
+    let mut cmv_last = vec![f64::NAN; na];
+    let factor = |adj: f64, a: usize| -> f64 {
+        match p.adjust {
+            Adjust::Forward => adj / adj_latest[a],
+            Adjust::Backward => adj,
+            Adjust::None => 1.0,
+        }
+    };
+    let any_volume = bars.volume.iter().any(|v| !v.is_nan());
+    for t in 0..nd {
+        for a in 0..na {
+            let c = t * na + a;
+            if t < first_t[a] || t > last_t[a] {
+                continue;
+            }
+            let r = row_at[c];
+            let real = r != NONE && !bars.is_suspended[r as usize];
+            if real {
+                let i = r as usize;
+                let adj = if bars.adj_factor[i].is_finite() {
+                    bars.adj_factor[i]
+                } else if adj_last[a].is_finite() {
+                    adj_last[a]
+                } else {
+                    1.0
+                };
+                let k = factor(adj, a);
+                f[0][c] = bars.open[i] * k;
+                f[1][c] = bars.high[i] * k;
+                f[2][c] = bars.low[i] * k;
+                f[3][c] = bars.close[i] * k;
+                let vol = bars.volume[i] / k;
+                f[5][c] = vol;
+                f[6][c] = bars.amount[i];
+                f[4][c] = if vol > 0.0 {
+                    bars.amount[i] / vol
+                } else {
+                    f64::NAN
+                };
+                f[8][c] = if bars.circ_mv[i] > 0.0 {
+                    bars.volume[i] * bars.close[i] / bars.circ_mv[i]
+                } else {
+                    f64::NAN
+                };
+                f[9][c] = bars.total_mv[i];
+                tradable[c] = if any_volume {
+                    bars.volume[i] > 0.0
+                } else {
+                    bars.amount[i] > 0.0
+                };
+                close_raw_last[a] = bars.close[i];
+                adj_last[a] = adj;
+                tmv_last[a] = bars.total_mv[i];
+                cmv_last[a] = bars.circ_mv[i];
+                let listing_day = list_date[a] == dates[t]
+                    || (list_date[a] == NO_DATE && t == first_t[a] && t > 0);
+                let pct = limit_pct(boards[a], bars.is_st[i], listing_day);
+                buyable[c] = tradable[c] && !at_up_limit(bars.close[i], bars.pre_close[i], pct);
+                open_ok[c] = tradable[c] && !at_up_limit(bars.open[i], bars.pre_close[i], pct);
+                let listed = t as i64 - first_idx[a] >= p.min_list_days as i64;
+                let member = p
+                    .universe
+                    .as_ref()
+                    .is_none_or(|u| u.contains(&codes[a], dates[t]));
+                in_universe[c] = tradable[c] && !bars.is_st[i] && listed && member;
+            } else if close_raw_last[a].is_finite() {
+                let px = close_raw_last[a] * factor(adj_last[a], a);
+                for k in 0..4 {
+                    f[k][c] = px;
+                }
+                f[5][c] = 0.0;
+                f[6][c] = 0.0;
+                f[8][c] = if cmv_last[a] > 0.0 { 0.0 } else { f64::NAN };
+                f[9][c] = tmv_last[a];
+            }
+            if t > 0 {
+                f[7][c] = f[3][c] / f[3][c - na] - 1.0;
+            }
+        }
+    }
+
+    let mut fields: Vec<(String, Vec<f64>)> = FIELDS.iter().map(|s| s.to_string()).zip(f).collect();
+    let (open, close) = (&fields[0].1, &fields[3].1);
+    let mut horizons = p.horizons.clone();
+    horizons.sort();
+    horizons.dedup();
+    let mut labels = Vec::new();
+    for &h in &horizons {
+        let mut lab = vec![f64::NAN; n];
+        for t in 0..nd {
+            for a in 0..na {
+                let c = t * na + a;
+                if !buyable[c] {
+                    continue;
+                }
+                lab[c] = match p.label {
+                    Label::Close2Close if t + h < nd => close[c + h * na] / close[c] - 1.0,
+                    Label::Open2Open if t + 1 + h < nd && open_ok[c + na] => {
+                        open[c + (1 + h) * na] / open[c + na] - 1.0
+                    }
+                    _ => f64::NAN,
+                };
+            }
+        }
+        labels.push((format!("fwd_ret_{h}"), lab));
+    }
+    fields.extend(labels);
+
+    // Industry groups: sorted names; assets without one share "UNKNOWN".
+    let mut warnings = Vec::new();
+    let used: BTreeSet<&str> = ind
+        .iter()
+        .filter(|g| **g != NO_INDUSTRY)
+        .map(|g| bars.industry_names[*g as usize].as_str())
+        .collect();
+    let mut names: Vec<String> = used.iter().map(|s| s.to_string()).collect();
+    let fallback = if names.is_empty() { "ALL" } else { "UNKNOWN" };
+    if names.is_empty() {
+        warnings.push("no industry in the raw data: every asset is in one group \"ALL\" (industry neutralization is a no-op)".to_string());
+    }
+    let missing = ind.iter().filter(|g| **g == NO_INDUSTRY).count();
+    if missing > 0 {
+        names.push(fallback.to_string());
+        if fallback == "UNKNOWN" {
+            warnings.push(format!(
+                "{missing} assets have no industry: grouped as \"UNKNOWN\""
+            ));
+        }
+    }
+    let key_of: HashMap<&str, i32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as i32))
+        .collect();
+    let asset_key: Vec<i32> = ind
+        .iter()
+        .map(|g| {
+            if *g == NO_INDUSTRY {
+                key_of[fallback]
+            } else {
+                key_of[bars.industry_names[*g as usize].as_str()]
+            }
+        })
+        .collect();
+    let keys: Vec<i32> = (0..n).map(|c| asset_key[c % na]).collect();
+
+    let cap_present = fields[9].1.iter().any(|x| !x.is_nan());
+    if !cap_present {
+        warnings.push(
+            "no total_mv in the raw data: cap is NaN, so size neutralization will be skipped"
+                .to_string(),
+        );
+    }
+    if !fields[8].1.iter().any(|x| !x.is_nan()) {
+        warnings.push("no circ_mv in the raw data: turnover is NaN".to_string());
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "adjust".into(),
+        json!(match p.adjust {
+            Adjust::Forward => "forward",
+            Adjust::Backward => "backward",
+            Adjust::None => "none",
+        }),
+    );
+    extra.insert(
+        "label".into(),
+        json!(match p.label {
+            Label::Close2Close => "close2close",
+            Label::Open2Open => "open2open",
+        }),
+    );
+    extra.insert("horizons".into(), json!(horizons));
+    extra.insert("min_list_days".into(), json!(p.min_list_days));
+    extra.insert("cap_available".into(), json!(cap_present));
+    extra.insert("warnings".into(), json!(warnings));
+
+    Ok(Built {
+        data: PanelData {
+            dates,
+            codes,
+            fields,
+            groups: vec![("industry".into(), keys, names)],
+            masks: vec![
+                ("tradable".into(), tradable),
+                ("in_universe".into(), in_universe),
+            ],
+            extra,
+        },
+        warnings,
+    })
+}

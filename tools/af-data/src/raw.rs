@@ -1,0 +1,466 @@
+//! Raw daily bars (semantics.md §1): in memory as columns, on disk as Parquet files
+//! partitioned by year (`year=YYYY/part-0.parquet`, zstd), sorted by (trade_date, code).
+//!
+//! Codes and industries are interned (`u32` indices into name tables) so the `full`
+//! market's 12.5 M rows cost a few hundred MB, not gigabytes of small strings. Every
+//! row remembers where it came from (file, row) so that validation errors can name
+//! them.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use af_panel::dates::{format_date, year_of};
+use af_store::Provenance;
+use anyhow::{Context, Result, anyhow, bail};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, RecordBatch, StringArray,
+};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+pub const NO_INDUSTRY: u32 = u32::MAX;
+
+/// The contract's column names, in file order.
+pub const COLUMNS: [&str; 16] = [
+    "trade_date",
+    "code",
+    "open",
+    "high",
+    "low",
+    "close",
+    "pre_close",
+    "volume",
+    "amount",
+    "adj_factor",
+    "is_st",
+    "is_suspended",
+    "industry",
+    "total_mv",
+    "circ_mv",
+    "list_date",
+];
+pub const REQUIRED: [&str; 6] = ["trade_date", "code", "open", "high", "low", "close"];
+
+/// Column-oriented raw bars. Numeric NaN = missing; `list_date` uses `i32::MIN`.
+#[derive(Debug, Default, Clone)]
+pub struct RawBars {
+    pub trade_date: Vec<i32>,
+    pub code: Vec<u32>,
+    pub code_names: Vec<String>,
+    pub open: Vec<f64>,
+    pub high: Vec<f64>,
+    pub low: Vec<f64>,
+    pub close: Vec<f64>,
+    pub pre_close: Vec<f64>,
+    pub volume: Vec<f64>,
+    pub amount: Vec<f64>,
+    pub adj_factor: Vec<f64>,
+    pub is_st: Vec<bool>,
+    pub is_suspended: Vec<bool>,
+    pub industry: Vec<u32>,
+    pub industry_names: Vec<String>,
+    pub total_mv: Vec<f64>,
+    pub circ_mv: Vec<f64>,
+    pub list_date: Vec<i32>,
+    /// Where each row came from: index into `origin_files` and 1-based data row.
+    pub origin: Vec<(u32, u32)>,
+    pub origin_files: Vec<PathBuf>,
+}
+
+pub const NO_DATE: i32 = i32::MIN;
+
+/// Interns strings to dense indices.
+#[derive(Default)]
+pub struct Interner {
+    pub names: Vec<String>,
+    map: HashMap<String, u32>,
+}
+
+impl Interner {
+    pub fn from_names(names: Vec<String>) -> Self {
+        let map = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        Self { names, map }
+    }
+    pub fn get(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.map.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.map.insert(s.to_string(), i);
+        i
+    }
+}
+
+impl RawBars {
+    pub fn len(&self) -> usize {
+        self.trade_date.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.trade_date.is_empty()
+    }
+
+    /// "file F, row R" for error messages.
+    pub fn where_(&self, i: usize) -> String {
+        match self.origin.get(i) {
+            Some((f, r)) => format!(
+                "{} row {}",
+                self.origin_files
+                    .get(*f as usize)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                r
+            ),
+            None => format!("row {}", i + 1),
+        }
+    }
+
+    /// Reorder rows by (trade_date, code name).
+    pub fn sort(&mut self) {
+        let mut rank = vec![0u32; self.code_names.len()];
+        let mut by_name: Vec<u32> = (0..self.code_names.len() as u32).collect();
+        by_name.sort_by(|a, b| self.code_names[*a as usize].cmp(&self.code_names[*b as usize]));
+        for (r, c) in by_name.iter().enumerate() {
+            rank[*c as usize] = r as u32;
+        }
+        let mut idx: Vec<usize> = (0..self.len()).collect();
+        idx.sort_by_key(|&i| (self.trade_date[i], rank[self.code[i] as usize], i));
+        self.permute(&idx);
+    }
+
+    /// Keep rows `idx` in that order.
+    pub fn permute(&mut self, idx: &[usize]) {
+        fn p<T: Clone>(v: &mut Vec<T>, idx: &[usize]) {
+            if !v.is_empty() {
+                *v = idx.iter().map(|&i| v[i].clone()).collect();
+            }
+        }
+        p(&mut self.trade_date, idx);
+        p(&mut self.code, idx);
+        p(&mut self.open, idx);
+        p(&mut self.high, idx);
+        p(&mut self.low, idx);
+        p(&mut self.close, idx);
+        p(&mut self.pre_close, idx);
+        p(&mut self.volume, idx);
+        p(&mut self.amount, idx);
+        p(&mut self.adj_factor, idx);
+        p(&mut self.is_st, idx);
+        p(&mut self.is_suspended, idx);
+        p(&mut self.industry, idx);
+        p(&mut self.total_mv, idx);
+        p(&mut self.circ_mv, idx);
+        p(&mut self.list_date, idx);
+        p(&mut self.origin, idx);
+    }
+
+    /// The bad-input checks every source and the panel builder apply. Rows must be
+    /// sorted. Errors name the file, row and column.
+    pub fn validate(&self) -> Result<()> {
+        for i in 0..self.len() {
+            if i > 0
+                && self.trade_date[i] == self.trade_date[i - 1]
+                && self.code[i] == self.code[i - 1]
+            {
+                bail!(
+                    "duplicate bar for ({}, {}): {} and {}",
+                    format_date(self.trade_date[i]),
+                    self.code_names[self.code[i] as usize],
+                    self.where_(i - 1),
+                    self.where_(i)
+                );
+            }
+            if self.is_suspended[i] {
+                continue;
+            }
+            for (col, v) in [
+                ("open", self.open[i]),
+                ("high", self.high[i]),
+                ("low", self.low[i]),
+                ("close", self.close[i]),
+            ] {
+                if !(v > 0.0) || !v.is_finite() {
+                    bail!(
+                        "{}, column {col}: non-positive or missing price {v}",
+                        self.where_(i)
+                    );
+                }
+            }
+            if self.high[i] < self.low[i] {
+                bail!(
+                    "{}, column high: high {} < low {}",
+                    self.where_(i),
+                    self.high[i],
+                    self.low[i]
+                );
+            }
+            for (col, v) in [("volume", self.volume[i]), ("amount", self.amount[i])] {
+                if v < 0.0 {
+                    bail!("{}, column {col}: negative {col} {v}", self.where_(i));
+                }
+            }
+            if self.adj_factor[i].is_finite() && self.adj_factor[i] <= 0.0 {
+                bail!(
+                    "{}, column adj_factor: non-positive adj_factor {}",
+                    self.where_(i),
+                    self.adj_factor[i]
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn slice_batch(&self, rows: std::ops::Range<usize>) -> Result<RecordBatch> {
+        let r = rows.clone();
+        let f = |v: &Vec<f64>| -> ArrayRef {
+            Arc::new(Float64Array::from_iter(
+                v[r.clone()]
+                    .iter()
+                    .map(|x| if x.is_nan() { None } else { Some(*x) }),
+            ))
+        };
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(self.trade_date[r.clone()].to_vec())),
+            Arc::new(StringArray::from_iter_values(
+                self.code[r.clone()]
+                    .iter()
+                    .map(|c| &self.code_names[*c as usize]),
+            )),
+            f(&self.open),
+            f(&self.high),
+            f(&self.low),
+            f(&self.close),
+            f(&self.pre_close),
+            f(&self.volume),
+            f(&self.amount),
+            f(&self.adj_factor),
+            Arc::new(BooleanArray::from(self.is_st[r.clone()].to_vec())),
+            Arc::new(BooleanArray::from(self.is_suspended[r.clone()].to_vec())),
+            Arc::new(StringArray::from_iter(self.industry[r.clone()].iter().map(
+                |g| (*g != NO_INDUSTRY).then(|| self.industry_names[*g as usize].as_str()),
+            ))),
+            f(&self.total_mv),
+            f(&self.circ_mv),
+            Arc::new(Date32Array::from_iter(
+                self.list_date[r]
+                    .iter()
+                    .map(|d| (*d != NO_DATE).then_some(*d)),
+            )),
+        ];
+        Ok(RecordBatch::try_new(raw_schema(), cols)?)
+    }
+
+    /// Write year partitions under `dir` (rows must be sorted). Returns (relative path,
+    /// rows, first date, last date) per file.
+    pub fn write_partitions(&self, dir: &Path, prov: &Provenance) -> Result<Vec<(String, usize)>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < self.len() {
+            let year = year_of(self.trade_date[start]);
+            let mut end = start;
+            while end < self.len() && year_of(self.trade_date[end]) == year {
+                end += 1;
+            }
+            let rel = format!("year={year}/part-0.parquet");
+            let path = dir.join(&rel);
+            std::fs::create_dir_all(path.parent().unwrap_or(dir))
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let kv: Vec<KeyValue> = prov
+                .to_kv()
+                .into_iter()
+                .map(|(k, v)| KeyValue::new(k, v))
+                .collect();
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+                .set_max_row_group_row_count(Some(1 << 20))
+                .set_key_value_metadata(Some(kv))
+                .build();
+            let file =
+                File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+            let mut w = ArrowWriter::try_new(file, raw_schema(), Some(props))?;
+            let mut s = start;
+            while s < end {
+                let e = (s + (1 << 20)).min(end);
+                w.write(&self.slice_batch(s..e)?)?;
+                s = e;
+            }
+            w.close()?;
+            out.push((rel, end - start));
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+pub fn raw_schema() -> Arc<Schema> {
+    let f = |n: &str| Field::new(n, DataType::Float64, true);
+    Arc::new(Schema::new(vec![
+        Field::new("trade_date", DataType::Date32, false),
+        Field::new("code", DataType::Utf8, false),
+        f("open"),
+        f("high"),
+        f("low"),
+        f("close"),
+        f("pre_close"),
+        f("volume"),
+        f("amount"),
+        f("adj_factor"),
+        Field::new("is_st", DataType::Boolean, false),
+        Field::new("is_suspended", DataType::Boolean, false),
+        Field::new("industry", DataType::Utf8, true),
+        f("total_mv"),
+        f("circ_mv"),
+        Field::new("list_date", DataType::Date32, true),
+    ]))
+}
+
+/// The raw Parquet files under `dir` (`year=*/​*.parquet`), in a stable order.
+pub fn partition_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let rd = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read raw folder {}", dir.display()))?;
+    let mut parts: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("year="))
+        })
+        .collect();
+    parts.sort();
+    for p in parts {
+        let mut fs: Vec<PathBuf> = std::fs::read_dir(&p)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        fs.sort();
+        files.extend(fs);
+    }
+    if files.is_empty() {
+        bail!(
+            "no raw Parquet files under {} (expected year=YYYY/part-0.parquet; run ts-fetch first)",
+            dir.display()
+        );
+    }
+    Ok(files)
+}
+
+/// Read every raw partition under `dir` (as written by `ts-fetch`).
+pub fn read_partitions(dir: &Path) -> Result<RawBars> {
+    let files = partition_files(dir)?;
+    let mut bars = RawBars::default();
+    let mut codes = Interner::default();
+    let mut inds = Interner::default();
+    for (fi, path) in files.iter().enumerate() {
+        bars.origin_files.push(path.clone());
+        read_raw_file(path, fi as u32, &mut bars, &mut codes, &mut inds)
+            .with_context(|| format!("raw file {}", path.display()))?;
+    }
+    bars.code_names = codes.names;
+    bars.industry_names = inds.names;
+    Ok(bars)
+}
+
+fn read_raw_file(
+    path: &Path,
+    fi: u32,
+    bars: &mut RawBars,
+    codes: &mut Interner,
+    inds: &mut Interner,
+) -> Result<()> {
+    let file = File::open(path)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| anyhow!("corrupt or truncated Parquet file: {e}"))?
+        .with_batch_size(1 << 16)
+        .build()?;
+    let mut row = 0u32;
+    for batch in reader {
+        let batch = batch.map_err(|e| anyhow!("corrupt Parquet data: {e}"))?;
+        let col = |name: &str| -> Result<&ArrayRef> {
+            batch.column_by_name(name).ok_or_else(|| {
+                anyhow!(
+                    "missing column {name} (columns present: {})",
+                    batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        };
+        let n = batch.num_rows();
+        let date = col("trade_date")?
+            .as_primitive_opt::<Date32Type>()
+            .ok_or_else(|| anyhow!("column trade_date is not a date"))?;
+        if date.null_count() > 0 {
+            bail!("column trade_date has missing values");
+        }
+        bars.trade_date.extend(date.values().iter());
+        let code = col("code")?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| anyhow!("column code is not a string"))?;
+        for i in 0..n {
+            bars.code.push(codes.get(code.value(i)));
+        }
+        for (name, dst) in [
+            ("open", &mut bars.open),
+            ("high", &mut bars.high),
+            ("low", &mut bars.low),
+            ("close", &mut bars.close),
+            ("pre_close", &mut bars.pre_close),
+            ("volume", &mut bars.volume),
+            ("amount", &mut bars.amount),
+            ("adj_factor", &mut bars.adj_factor),
+            ("total_mv", &mut bars.total_mv),
+            ("circ_mv", &mut bars.circ_mv),
+        ] {
+            let a = col(name)?
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(|| anyhow!("column {name} is not f64"))?;
+            dst.extend((0..n).map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) }));
+        }
+        for (name, dst) in [
+            ("is_st", &mut bars.is_st),
+            ("is_suspended", &mut bars.is_suspended),
+        ] {
+            let a = col(name)?
+                .as_boolean_opt()
+                .ok_or_else(|| anyhow!("column {name} is not boolean"))?;
+            dst.extend((0..n).map(|i| !a.is_null(i) && a.value(i)));
+        }
+        let ind = col("industry")?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| anyhow!("column industry is not a string"))?;
+        bars.industry.extend((0..n).map(|i| {
+            if ind.is_null(i) {
+                NO_INDUSTRY
+            } else {
+                inds.get(ind.value(i))
+            }
+        }));
+        let ld = col("list_date")?
+            .as_primitive_opt::<Date32Type>()
+            .ok_or_else(|| anyhow!("column list_date is not a date"))?;
+        bars.list_date
+            .extend((0..n).map(|i| if ld.is_null(i) { NO_DATE } else { ld.value(i) }));
+        bars.origin.extend((0..n as u32).map(|i| (fi, row + i + 1)));
+        row += n as u32;
+    }
+    Ok(())
+}
