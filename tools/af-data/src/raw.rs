@@ -70,7 +70,8 @@ pub struct RawBars {
     pub total_mv: Vec<f64>,
     pub circ_mv: Vec<f64>,
     pub list_date: Vec<i32>,
-    /// Where each row came from: index into `origin_files` and 1-based data row.
+    /// Where each row came from: index into `origin_files` and the 1-based data row
+    /// (for CSV files, the file line).
     pub origin: Vec<(u32, u32)>,
     pub origin_files: Vec<PathBuf>,
 }
@@ -115,14 +116,12 @@ impl RawBars {
     /// "file F, row R" for error messages.
     pub fn where_(&self, i: usize) -> String {
         match self.origin.get(i) {
-            Some((f, r)) => format!(
-                "{} row {}",
-                self.origin_files
-                    .get(*f as usize)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                r
-            ),
+            Some((f, r)) => {
+                let file = self.origin_files.get(*f as usize);
+                // CSV origins are file lines (header = line 1); Parquet origins are rows.
+                let unit = if file.is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))) { "line" } else { "row" };
+                format!("{} {unit} {r}", file.map(|p| p.display().to_string()).unwrap_or_default())
+            }
             None => format!("row {}", i + 1),
         }
     }
