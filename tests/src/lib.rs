@@ -6,22 +6,35 @@ use std::process::{Command, Output};
 
 /// Repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// A built binary of the workspace (`make test` builds them before testing).
 pub fn bin(name: &str) -> Command {
     use assert_cmd::cargo::CommandCargoExt;
-    let mut c = Command::cargo_bin(name).unwrap_or_else(|_| Command::new(root().join("target/debug").join(name)));
+    let mut c = Command::cargo_bin(name)
+        .unwrap_or_else(|_| Command::new(root().join("target/debug").join(name)));
     // Locks go to a per-test state folder so parallel tests never contend.
-    c.env("AF_STATE_DIR", std::env::temp_dir().join(format!("af-e2e-state-{}", std::process::id())));
+    c.env(
+        "AF_STATE_DIR",
+        std::env::temp_dir().join(format!("af-e2e-state-{}", std::process::id())),
+    );
     c
 }
 
 /// The reference venv's python: `$AF_PYTHON`, else `.venv/bin/python` (made by `make venv`).
 pub fn python() -> Command {
-    let py = std::env::var_os("AF_PYTHON").map(PathBuf::from).unwrap_or_else(|| root().join(".venv/bin/python"));
-    assert!(py.exists(), "reference Python {} not found: run `make venv` (or set AF_PYTHON)", py.display());
+    let py = std::env::var_os("AF_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"));
+    assert!(
+        py.exists(),
+        "reference Python {} not found: run `make venv` (or set AF_PYTHON)",
+        py.display()
+    );
     let mut c = Command::new(py);
     c.current_dir(root().join("tests/py"));
     c
@@ -52,7 +65,12 @@ pub fn ok(cmd: &mut Command) -> Output {
 /// Run, expect failure, return stderr.
 pub fn fails(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn");
-    assert!(!out.status.success(), "{:?} should have failed; stdout:\n{}", cmd, String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{:?} should have failed; stdout:\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -65,7 +83,16 @@ pub fn s(p: &Path) -> String {
 pub fn small_market(dir: &Path, seed: u64) -> (PathBuf, PathBuf) {
     let raw = dir.join("raw");
     let panel = dir.join("small.arrow");
-    ok(bin("ts-fetch").args(["--assets", "200", "--days", "500", "--seed", &seed.to_string(), "--out", &s(&raw)]));
+    ok(bin("ts-fetch").args([
+        "--assets",
+        "200",
+        "--days",
+        "500",
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        &s(&raw),
+    ]));
     ok(bin("panel-build").args(["--raw", &s(&raw), "--out", &s(&panel)]));
     (raw, panel)
 }
@@ -74,13 +101,21 @@ pub fn small_market(dir: &Path, seed: u64) -> (PathBuf, PathBuf) {
 pub fn tree_hashes(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     fn walk(base: &Path, d: &Path, out: &mut Vec<(String, String)>) {
-        let mut es: Vec<_> = std::fs::read_dir(d).expect("read_dir").flatten().map(|e| e.path()).collect();
+        let mut es: Vec<_> = std::fs::read_dir(d)
+            .expect("read_dir")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         es.sort();
         for p in es {
             if p.is_dir() {
                 walk(base, &p, out);
             } else {
-                let rel = p.strip_prefix(base).unwrap_or(&p).to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(base)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
                 out.push((rel, af_store::sha256_file(&p).expect("hash")));
             }
         }

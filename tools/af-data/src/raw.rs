@@ -119,8 +119,17 @@ impl RawBars {
             Some((f, r)) => {
                 let file = self.origin_files.get(*f as usize);
                 // CSV origins are file lines (header = line 1); Parquet origins are rows.
-                let unit = if file.is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))) { "line" } else { "row" };
-                format!("{} {unit} {r}", file.map(|p| p.display().to_string()).unwrap_or_default())
+                let unit = if file
+                    .is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
+                {
+                    "line"
+                } else {
+                    "row"
+                };
+                format!(
+                    "{} {unit} {r}",
+                    file.map(|p| p.display().to_string()).unwrap_or_default()
+                )
             }
             None => format!("row {}", i + 1),
         }

@@ -1,0 +1,97 @@
+//! Issue 3 (partial): the expression engine through the `expr` tool.
+
+use std::fs;
+
+use af_e2e::*;
+
+#[test]
+fn every_native_operator_matches_pandas() {
+    let dir = scratch("expr_ops");
+    let (_, panel) = small_market(&dir, 1);
+    let out = dir.join("ops.parquet");
+    let ops = root().join("tests/fixtures/ops_native.txt");
+    ok(bin("expr").args([
+        "eval",
+        "--panel",
+        &s(&panel),
+        "--file",
+        &s(&ops),
+        "--out",
+        &s(&out),
+    ]));
+    let res = ok(python().args(["check_ops.py", &s(&panel), &s(&out)]));
+    let text = String::from_utf8_lossy(&res.stdout);
+    assert!(text.contains("all operators match pandas"), "{text}");
+    // Every registered operator is covered by the fixture.
+    let fixture = fs::read_to_string(&ops).unwrap();
+    for name in ["add", "ts_corr", "group_rank", "ts_ema", "cs_winsorize"] {
+        assert!(fixture.contains(&format!("\n{name} = ")), "{name}");
+    }
+    // Same inputs, same bytes.
+    let out2 = dir.join("ops2.parquet");
+    ok(bin("expr").args([
+        "eval",
+        "--panel",
+        &s(&panel),
+        "--file",
+        &s(&ops),
+        "--out",
+        &s(&out2),
+    ]));
+    assert_eq!(
+        af_store::sha256_file(&out).unwrap(),
+        af_store::sha256_file(&out2).unwrap()
+    );
+}
+
+#[test]
+fn check_reports_position_and_suggestions() {
+    let out = ok(bin("expr").args(["check", "rank(ts_mean(close, 20) / close) * -1"]));
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line.contains("mul(-1,rank(div(ts_mean(close,20),close)))"),
+        "{line}"
+    );
+    // The same factor in Qlib and alpha101 spelling has the same id.
+    let native = ok(bin("expr").args(["check", "ts_delay(close, 5) / close"]));
+    let qlib = ok(bin("expr").args(["check", "--dialect", "qlib", "Ref($close, 5) / $close"]));
+    let a101 = ok(bin("expr").args(["check", "--dialect", "alpha101", "delay(close, 5) / close"]));
+    let id = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .split('\t')
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(id(&native), id(&qlib));
+    assert_eq!(id(&native), id(&a101));
+    let err = fails(bin("expr").args(["check", "ts_mean(close, volume)"]));
+    assert!(
+        err.contains("window of `ts_mean` must be an integer constant") && err.contains("^^^^^^"),
+        "{err}"
+    );
+    let err = fails(bin("expr").args(["check", "ts_maen(close, 5)"]));
+    assert!(
+        err.contains("did you mean") && err.contains("ts_mean"),
+        "{err}"
+    );
+    let err = fails(bin("expr").args(["check", "close + fwd_ret_1"]));
+    assert!(err.contains("label"), "{err}");
+}
+
+#[test]
+fn shared_subexpressions_are_merged() {
+    let out = ok(bin("expr").args([
+        "explain",
+        "rank(ts_mean(close, 20))",
+        "ts_mean(close, 20) / close",
+        "close / ts_mean(close, 20)",
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("shared sub-expressions:\n  close\n  ts_mean(close,20)")
+            || text.contains("  ts_mean(close,20)"),
+        "{text}"
+    );
+    assert!(text.contains("after merging"), "{text}");
+}

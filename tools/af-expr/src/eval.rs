@@ -1,0 +1,262 @@
+//! Evaluating many expressions at once as one DAG.
+//!
+//! [`Program::compile`] canonicalises every expression and merges equal sub-expressions
+//! (by canonical text) into one node, in topological order. [`Program::run`] evaluates
+//! the nodes in order, hands each requested output to a callback as soon as it exists,
+//! and frees every intermediate matrix after its last consumer, so memory holds only
+//! what is live; the peak is reported.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use af_panel::Panel;
+use anyhow::{Result, anyhow, bail};
+
+use crate::ast::Expr;
+use crate::kernels::cs::{self, CsOp};
+use crate::kernels::elementwise::{self, Operand};
+use crate::kernels::ts;
+use crate::registry::Kind;
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub expr: Expr,
+    pub text: String,
+    /// Indices of argument nodes (windows, scalars and groups are read from `expr`).
+    pub inputs: Vec<usize>,
+    /// How many later nodes read this one.
+    pub consumers: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    pub nodes: Vec<Node>,
+    /// For each expression given to `compile`, its node.
+    pub outputs: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    pub nodes_evaluated: usize,
+    pub peak_bytes: usize,
+}
+
+enum Val<'p> {
+    Scalar(f64),
+    Field(&'p [f64]),
+    Owned(Vec<f64>),
+    Group,
+}
+
+/// A matrix operand, broadcasting a number to every cell when needed.
+fn dense(o: Operand<'_>, n: usize) -> Cow<'_, [f64]> {
+    match o {
+        Operand::M(s) => Cow::Borrowed(s),
+        Operand::S(c) => Cow::Owned(vec![c; n]),
+    }
+}
+
+impl Program {
+    pub fn compile(exprs: &[Expr]) -> Program {
+        let mut p = Program::default();
+        let mut memo: HashMap<String, usize> = HashMap::new();
+        for e in exprs {
+            let c = e.canonical();
+            let id = p.add(&c, &mut memo);
+            p.outputs.push(id);
+        }
+        p
+    }
+
+    fn add(&mut self, e: &Expr, memo: &mut HashMap<String, usize>) -> usize {
+        let text = e.canonical_text();
+        if let Some(&i) = memo.get(&text) {
+            return i;
+        }
+        let inputs: Vec<usize> = e.children().iter().map(|c| self.add(c, memo)).collect();
+        for &i in &inputs {
+            self.nodes[i].consumers += 1;
+        }
+        self.nodes.push(Node {
+            expr: e.clone(),
+            text: text.clone(),
+            inputs,
+            consumers: 0,
+        });
+        let i = self.nodes.len() - 1;
+        memo.insert(text, i);
+        i
+    }
+
+    /// Nodes used by more than one consumer (shared sub-expressions).
+    pub fn shared(&self) -> Vec<&Node> {
+        let out_count = |i: usize| self.outputs.iter().filter(|o| **o == i).count();
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| n.consumers + out_count(*i) > 1 && matches!(n.expr, Expr::Call(..)))
+            .map(|(_, n)| n)
+            .collect()
+    }
+
+    /// Estimated cost in cell-operations (registry cost × cells), for `explain`.
+    pub fn cost(&self, cells: usize) -> f64 {
+        self.nodes
+            .iter()
+            .map(|n| {
+                if let Expr::Call(op, _) = &n.expr {
+                    op.cost * cells as f64
+                } else {
+                    0.0
+                }
+            })
+            .sum()
+    }
+
+    /// Evaluate on `panel`; `emit(expression index, values)` is called once per
+    /// expression, as soon as its value exists.
+    pub fn run<F>(&self, panel: &Panel, mut emit: F) -> Result<RunStats>
+    where
+        F: FnMut(usize, &[f64]) -> Result<()>,
+    {
+        let (nd, na) = (panel.n_dates(), panel.n_assets());
+        let n = nd * na;
+        let universe = panel.mask("in_universe").unwrap_or_else(|_| vec![true; n]);
+        let mut vals: Vec<Option<Val>> = (0..self.nodes.len()).map(|_| None).collect();
+        let mut left: Vec<usize> = self.nodes.iter().map(|n| n.consumers).collect();
+        let mut pending_out: Vec<usize> = vec![0; self.nodes.len()];
+        for &o in &self.outputs {
+            pending_out[o] += 1;
+        }
+        let mut stats = RunStats::default();
+        let mut live = 0usize;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let v = match &node.expr {
+                Expr::Num(x) => Val::Scalar(*x),
+                Expr::Field(f) => {
+                    if panel.has_field(f) {
+                        Val::Field(panel.field(f)?.data)
+                    } else if panel.groups(f).is_ok() {
+                        Val::Group
+                    } else {
+                        bail!("panel {} has no field {f:?}", panel.path().display());
+                    }
+                }
+                Expr::Call(op, args) => {
+                    let arg = |k: usize| -> &Val {
+                        vals[node.inputs[k]]
+                            .as_ref()
+                            .expect("inputs are evaluated first")
+                    };
+                    let mat = |k: usize| -> Result<Operand> {
+                        Ok(match arg(k) {
+                            Val::Scalar(x) => Operand::S(*x),
+                            Val::Field(s) => Operand::M(s),
+                            Val::Owned(v) => Operand::M(v),
+                            Val::Group => bail!("a group field used as a number"),
+                        })
+                    };
+                    let num = |k: usize| -> f64 {
+                        if let Expr::Num(x) = args[k] {
+                            x
+                        } else {
+                            f64::NAN
+                        }
+                    };
+                    let out = match op.kind {
+                        Kind::Elementwise => {
+                            let ops = (0..args.len()).map(mat).collect::<Result<Vec<_>>>()?;
+                            if ops.iter().all(|o| matches!(o, Operand::S(_))) {
+                                let xs: Vec<f64> = ops
+                                    .iter()
+                                    .map(|o| if let Operand::S(x) = o { *x } else { 0.0 })
+                                    .collect();
+                                Val::Scalar(elementwise::scalar(op.name, &xs).unwrap_or(f64::NAN))
+                            } else {
+                                Val::Owned(elementwise::apply(op.name, &ops, n))
+                            }
+                        }
+                        Kind::TimeSeries => {
+                            let d = num(args.len() - 1) as usize;
+                            let x = dense(mat(0)?, n);
+                            if op.name == "ts_corr" || op.name == "ts_cov" {
+                                let y = dense(mat(1)?, n);
+                                let corr = op.name == "ts_corr";
+                                Val::Owned(ts::apply(&x, Some(&y), nd, na, |xs, ys, o| {
+                                    ts::pair(xs, ys.unwrap_or(xs), d, o, corr)
+                                }))
+                            } else {
+                                let k = ts::unary(op.name)
+                                    .ok_or_else(|| anyhow!("no kernel for {}", op.name))?;
+                                Val::Owned(ts::apply(&x, None, nd, na, |xs, _, o| k(xs, d, o)))
+                            }
+                        }
+                        Kind::CrossSection => {
+                            let (csop, groups) = match op.name {
+                                "rank" => (CsOp::Rank, None),
+                                "cs_zscore" => (CsOp::ZScore, None),
+                                "cs_demean" => (CsOp::Demean, None),
+                                "scale" => (CsOp::Scale(num(1)), None),
+                                "cs_winsorize" => (CsOp::Winsorize(num(1).clamp(0.0, 0.5)), None),
+                                "group_neutralize" | "group_rank" | "group_mean" => {
+                                    let Expr::Field(g) = &args[1] else {
+                                        bail!("group argument is not a field")
+                                    };
+                                    let keys = panel.groups(g)?.keys;
+                                    let o = match op.name {
+                                        "group_neutralize" => CsOp::GroupNeutralize,
+                                        "group_rank" => CsOp::GroupRank,
+                                        _ => CsOp::GroupMean,
+                                    };
+                                    (o, Some(keys))
+                                }
+                                other => bail!("no kernel for {other}"),
+                            };
+                            let x = dense(mat(0)?, n);
+                            Val::Owned(cs::apply(csop, &x, &universe, groups, nd, na))
+                        }
+                    };
+                    stats.nodes_evaluated += 1;
+                    out
+                }
+            };
+            if let Val::Owned(v) = &v {
+                live += v.len() * 8;
+                stats.peak_bytes = stats.peak_bytes.max(live);
+            }
+            vals[i] = Some(v);
+            if pending_out[i] > 0 {
+                let slice: Vec<f64>;
+                let data: &[f64] = match vals[i].as_ref().expect("just set") {
+                    Val::Field(s) => s,
+                    Val::Owned(v) => v,
+                    Val::Scalar(x) => {
+                        slice = vec![*x; n];
+                        &slice
+                    }
+                    Val::Group => bail!("an expression cannot be just a group field"),
+                };
+                for (e, &o) in self.outputs.iter().enumerate() {
+                    if o == i {
+                        emit(e, data)?;
+                    }
+                }
+            }
+            // Free inputs whose last consumer this was, and this node if nobody reads it.
+            for &j in &node.inputs {
+                left[j] -= 1;
+                if left[j] == 0 {
+                    if let Some(Val::Owned(v)) = vals[j].take() {
+                        live -= v.len() * 8;
+                    }
+                }
+            }
+            if node.consumers == 0 {
+                if let Some(Val::Owned(v)) = vals[i].take() {
+                    live -= v.len() * 8;
+                }
+            }
+        }
+        Ok(stats)
+    }
+}

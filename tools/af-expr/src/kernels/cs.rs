@@ -1,0 +1,177 @@
+//! Cross-sectional kernels: per date, over the assets that are in the universe and
+//! have a value; every other cell is NaN. Rows run in parallel; each task reuses its
+//! scratch buffers across dates.
+
+use rayon::prelude::*;
+
+use super::finite_or_nan;
+
+/// Which cross-sectional op, with its parameter.
+#[derive(Debug, Clone, Copy)]
+pub enum CsOp {
+    Rank,
+    ZScore,
+    Demean,
+    Scale(f64),
+    Winsorize(f64),
+    GroupNeutralize,
+    GroupRank,
+    GroupMean,
+}
+
+struct Scratch {
+    idx: Vec<u32>,
+    vals: Vec<f64>,
+    gsum: Vec<f64>,
+    gcnt: Vec<u32>,
+}
+
+/// Average-tie percentile ranks of `vals[idx]` written to `out` (ranks / n).
+fn rank_into(x: &[f64], idx: &mut [u32], out: &mut [f64]) {
+    idx.sort_unstable_by(|a, b| x[*a as usize].total_cmp(&x[*b as usize]));
+    let n = idx.len();
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && x[idx[j + 1] as usize] == x[idx[i] as usize] {
+            j += 1;
+        }
+        let r = ((i + j) as f64 / 2.0 + 1.0) / n as f64;
+        for k in i..=j {
+            out[idx[k] as usize] = r;
+        }
+        i = j + 1;
+    }
+}
+
+/// numpy's default (linear) quantile of sorted values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+pub fn apply(
+    op: CsOp,
+    x: &[f64],
+    universe: &[bool],
+    groups: Option<&[i32]>,
+    nd: usize,
+    na: usize,
+) -> Vec<f64> {
+    let mut out = vec![f64::NAN; nd * na];
+    let ngroups = groups
+        .map(|g| g.iter().copied().max().unwrap_or(0).max(0) as usize + 1)
+        .unwrap_or(1);
+    out.par_chunks_mut(na).enumerate().for_each_init(
+        || Scratch {
+            idx: Vec::with_capacity(na),
+            vals: Vec::with_capacity(na),
+            gsum: vec![0.0; ngroups],
+            gcnt: vec![0; ngroups],
+        },
+        |s, (t, row)| {
+            let xr = &x[t * na..(t + 1) * na];
+            let ur = &universe[t * na..(t + 1) * na];
+            s.idx.clear();
+            for a in 0..na {
+                if ur[a] && !xr[a].is_nan() {
+                    s.idx.push(a as u32);
+                }
+            }
+            let n = s.idx.len();
+            if n == 0 {
+                return;
+            }
+            match op {
+                CsOp::Rank => rank_into(xr, &mut s.idx, row),
+                CsOp::ZScore | CsOp::Demean | CsOp::Scale(_) => {
+                    let m = s.idx.iter().map(|&a| xr[a as usize]).sum::<f64>() / n as f64;
+                    match op {
+                        CsOp::Demean => s
+                            .idx
+                            .iter()
+                            .for_each(|&a| row[a as usize] = xr[a as usize] - m),
+                        CsOp::ZScore => {
+                            if n < 2 {
+                                return;
+                            }
+                            let v = s
+                                .idx
+                                .iter()
+                                .map(|&a| (xr[a as usize] - m).powi(2))
+                                .sum::<f64>()
+                                / (n - 1) as f64;
+                            let sd = v.sqrt();
+                            if sd > 0.0 {
+                                s.idx
+                                    .iter()
+                                    .for_each(|&a| row[a as usize] = (xr[a as usize] - m) / sd);
+                            }
+                        }
+                        CsOp::Scale(k) => {
+                            let l1 = s.idx.iter().map(|&a| xr[a as usize].abs()).sum::<f64>();
+                            if l1 > 0.0 {
+                                s.idx
+                                    .iter()
+                                    .for_each(|&a| row[a as usize] = xr[a as usize] * k / l1);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                CsOp::Winsorize(q) => {
+                    s.vals.clear();
+                    s.vals.extend(s.idx.iter().map(|&a| xr[a as usize]));
+                    s.vals.sort_unstable_by(f64::total_cmp);
+                    let (lo, hi) = (quantile(&s.vals, q), quantile(&s.vals, 1.0 - q));
+                    s.idx
+                        .iter()
+                        .for_each(|&a| row[a as usize] = xr[a as usize].clamp(lo, hi));
+                }
+                CsOp::GroupNeutralize | CsOp::GroupMean => {
+                    let g = &groups.expect("group op without groups")[t * na..(t + 1) * na];
+                    s.gsum.iter_mut().for_each(|v| *v = 0.0);
+                    s.gcnt.iter_mut().for_each(|v| *v = 0);
+                    for &a in &s.idx {
+                        let k = g[a as usize].max(0) as usize;
+                        s.gsum[k] += xr[a as usize];
+                        s.gcnt[k] += 1;
+                    }
+                    for &a in &s.idx {
+                        let k = g[a as usize].max(0) as usize;
+                        let m = s.gsum[k] / s.gcnt[k] as f64;
+                        row[a as usize] = if matches!(op, CsOp::GroupMean) {
+                            m
+                        } else {
+                            xr[a as usize] - m
+                        };
+                    }
+                }
+                CsOp::GroupRank => {
+                    let g = &groups.expect("group op without groups")[t * na..(t + 1) * na];
+                    // Sort by (group, value) and rank within each run of a group.
+                    s.idx.sort_unstable_by(|a, b| {
+                        g[*a as usize]
+                            .cmp(&g[*b as usize])
+                            .then(xr[*a as usize].total_cmp(&xr[*b as usize]))
+                    });
+                    let mut i = 0;
+                    while i < n {
+                        let mut j = i;
+                        while j + 1 < n && g[s.idx[j + 1] as usize] == g[s.idx[i] as usize] {
+                            j += 1;
+                        }
+                        rank_into(xr, &mut s.idx[i..=j], row);
+                        i = j + 1;
+                    }
+                }
+            }
+            for v in row.iter_mut() {
+                *v = finite_or_nan(*v);
+            }
+        },
+    );
+    out
+}

@@ -1,0 +1,37 @@
+//! The alpha-factory expression engine.
+//!
+//! Formulaic factors (`rank(ts_mean(close, 20) / close) * -1`) in three dialects are
+//! parsed ([`parse`]) into one tree ([`ast::Expr`]) whose operators all come from one
+//! table ([`registry`]). Trees have a canonical form and a content id. Many
+//! expressions compile into one DAG with shared sub-expressions merged
+//! ([`eval::Program`]), evaluated on a memory-mapped panel by O(n) kernels on dense
+//! `[n_dates][n_assets]` matrices ([`kernels`]) using every core.
+//!
+//! This crate never links polars: it reads the panel through `af-panel` only.
+
+pub mod ast;
+pub mod eval;
+pub mod kernels;
+pub mod parse;
+pub mod registry;
+
+pub use ast::Expr;
+pub use eval::{Program, RunStats};
+pub use parse::{Dialect, Fields, ParseError, parse, parse_canonical};
+
+/// Fields an expression may read on `panel`: its f64 columns except the labels, and its
+/// group columns.
+pub fn fields_of(panel: &af_panel::Panel) -> Fields {
+    let numeric = panel
+        .field_names()
+        .into_iter()
+        .filter(|f| !f.starts_with("fwd_ret"))
+        .map(String::from)
+        .collect();
+    let groups = ["industry"]
+        .iter()
+        .filter(|g| panel.groups(g).is_ok())
+        .map(|g| g.to_string())
+        .collect();
+    Fields { numeric, groups }
+}
