@@ -30,7 +30,11 @@ impl OutputLock {
 
     /// Take the lock for writing `output`, or fail at once naming the holder.
     pub fn acquire(output: &Path) -> Result<Self> {
-        let dir = Self::dir();
+        Self::acquire_in(&Self::dir(), output)
+    }
+
+    /// Same, with locks kept in `dir`.
+    pub fn acquire_in(dir: &Path, output: &Path) -> Result<Self> {
         fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create lock folder {}", dir.display()))?;
         let abs = std::path::absolute(output).unwrap_or_else(|_| output.to_path_buf());
@@ -102,13 +106,18 @@ mod tests {
     #[test]
     fn second_writer_is_refused() {
         let out = std::env::temp_dir().join(format!("af-lock-test-{}.parquet", std::process::id()));
-        let a = OutputLock::acquire(&out).unwrap();
+        let dir = std::env::temp_dir().join(format!("af-lock-dir-{}", std::process::id()));
+        let a = OutputLock::acquire_in(&dir, &out).unwrap();
         // flock locks belong to the open file description, so a second open in the
         // same process conflicts just as another process would.
-        let err = OutputLock::acquire(&out).err().unwrap().to_string();
+        let err = OutputLock::acquire_in(&dir, &out)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("another process"), "{err}");
         assert!(err.contains(&std::process::id().to_string()), "{err}");
         drop(a);
-        OutputLock::acquire(&out).unwrap();
+        OutputLock::acquire_in(&dir, &out).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
