@@ -130,11 +130,8 @@ impl Expr {
 /// Shortest text that parses back to the same f64.
 pub fn fmt_num(x: f64, s: &mut String) {
     if x == x.trunc() && x.abs() < 1e15 {
+        // `as i64` also turns -0.0 into "0", so ±0 share one spelling.
         let _ = write!(s, "{}", x as i64);
-        if x == 0.0 && x.is_sign_negative() {
-            s.clear();
-            s.push('0');
-        }
     } else {
         let _ = write!(s, "{x:?}");
     }

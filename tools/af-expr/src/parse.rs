@@ -710,6 +710,8 @@ mod tests {
             canon("close * volume", Dialect::Native)
         );
         assert_eq!(canon("scale(close)", Dialect::Native), "scale(close,1)");
+        // A negative zero prints as "0" inside the surrounding text.
+        assert_eq!(canon("close + -0", Dialect::Native), "add(0,close)");
     }
 
     #[test]
