@@ -37,6 +37,18 @@ def read_panel(path):
     return meta, wide
 
 
+def compare(got, want, tol):
+    """NaN-aware relative comparison of two float arrays: (bad cells, relative error,
+    cells where both have a value). Relative to max(1, |want|)."""
+    got = np.asarray(got, dtype=float)
+    want = np.asarray(want, dtype=float)
+    both = ~np.isnan(got) & ~np.isnan(want)
+    rel = np.zeros_like(got)
+    rel[both] = np.abs(got[both] - want[both]) / np.maximum(1.0, np.abs(want[both]))
+    bad = (np.isnan(got) != np.isnan(want)) | (rel > tol)
+    return bad, rel, both
+
+
 def read_raw(raw_dir):
     files = sorted(glob.glob(os.path.join(raw_dir, "year=*", "*.parquet")))
     return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)

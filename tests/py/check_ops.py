@@ -163,11 +163,7 @@ for name, wv in want.items():
     g = got[name].to_numpy(dtype=float)
     e = wv.to_numpy(dtype=float)
     e = np.where(np.isinf(e), np.nan, e)
-    nanmis = np.isnan(g) != np.isnan(e)
-    both = ~np.isnan(g) & ~np.isnan(e)
-    rel = np.zeros_like(g)
-    rel[both] = np.abs(g[both] - e[both]) / np.maximum(1.0, np.abs(e[both]))
-    bad = nanmis | (rel > 1e-9)
+    bad, rel, both = afref.compare(g, e, 1e-9)
     n = int(bad.sum())
     status = "ok" if n == 0 else f"{n} cells differ"
     print(f"{name:18s} values={int(both.sum()):6d} max_rel={rel.max() if both.any() else 0:.1e} {status}")

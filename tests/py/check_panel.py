@@ -39,11 +39,7 @@ for name, w in want.items():
     else:
         gv = gv.astype(float)
         wv = wv.astype(float)
-        nan_mismatch = np.isnan(gv) != np.isnan(wv)
-        both = ~np.isnan(gv) & ~np.isnan(wv)
-        diff = np.zeros_like(gv)
-        diff[both] = np.abs(gv[both] - wv[both]) / np.maximum(1.0, np.abs(wv[both]))
-        bad = nan_mismatch | (diff > 1e-12)
+        bad, _, _ = afref.compare(gv, wv, 1e-12)
     n = int(bad.sum())
     if n:
         t, j = np.argwhere(bad)[0]

@@ -28,7 +28,7 @@ use serde_json::json;
 
 use crate::calendar::trading_days;
 use crate::limits::{Board, board, limit_pct, limit_prices, round2};
-use crate::raw::{NO_DATE, RawBars};
+use crate::raw::RawBars;
 
 /// One planted signal.
 #[derive(Debug, Clone, Copy)]
@@ -776,11 +776,7 @@ fn push_bar(
     bars.industry.push(s.industry);
     bars.total_mv.push(c * total_sh);
     bars.circ_mv.push(c * circ_sh);
-    bars.list_date.push(if s.list_date == NO_DATE {
-        NO_DATE
-    } else {
-        s.list_date
-    });
+    bars.list_date.push(s.list_date);
     bars.origin.push((0, bars.origin.len() as u32 + 1));
 }
 

@@ -226,19 +226,15 @@ impl Program {
             }
             vals[i] = Some(v);
             if pending_out[i] > 0 {
-                let slice: Vec<f64>;
-                let data: &[f64] = match vals[i].as_ref().expect("just set") {
-                    Val::Field(s) => s,
-                    Val::Owned(v) => v,
-                    Val::Scalar(x) => {
-                        slice = vec![*x; n];
-                        &slice
-                    }
+                let data = match vals[i].as_ref().expect("just set") {
+                    Val::Field(s) => Cow::Borrowed(*s),
+                    Val::Owned(v) => Cow::Borrowed(v.as_slice()),
+                    Val::Scalar(x) => dense(Operand::S(*x), n),
                     Val::Group => bail!("an expression cannot be just a group field"),
                 };
                 for (e, &o) in self.outputs.iter().enumerate() {
                     if o == i {
-                        emit(e, data)?;
+                        emit(e, &data)?;
                     }
                 }
             }

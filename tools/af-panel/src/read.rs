@@ -62,7 +62,7 @@ struct Desc {
 /// An open panel. Field slices borrow from it and point into the mapped file.
 pub struct Panel {
     path: PathBuf,
-    _map: Arc<Mmap>,
+    map: Arc<Mmap>,
     batch: RecordBatch,
     dates: Vec<i32>,
     codes: Vec<String>,
@@ -197,7 +197,7 @@ impl Panel {
         }
         Ok(Panel {
             path: path.to_path_buf(),
-            _map: map,
+            map,
             batch,
             dates,
             codes: desc.codes,
@@ -316,9 +316,9 @@ impl Panel {
     pub fn is_zero_copy(&self, name: &str) -> bool {
         match self.field(name) {
             Ok(m) => {
-                let start = self._map.as_ptr() as usize;
+                let start = self.map.as_ptr() as usize;
                 let p = m.data.as_ptr() as usize;
-                p >= start && p + m.data.len() * 8 <= start + self._map.len()
+                p >= start && p + m.data.len() * 8 <= start + self.map.len()
             }
             Err(_) => false,
         }

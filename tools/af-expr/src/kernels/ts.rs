@@ -27,7 +27,13 @@ where
     let ptr = SharedOut(out.as_mut_ptr());
     let blocks = na.div_ceil(BLOCK);
     (0..blocks).into_par_iter().for_each_init(
-        || (vec![0.0; BLOCK * nd], vec![0.0; BLOCK * nd], vec![0.0; nd]),
+        || {
+            (
+                vec![0.0; BLOCK * nd],
+                vec![0.0; if y.is_some() { BLOCK * nd } else { 0 }],
+                vec![0.0; nd],
+            )
+        },
         |(bx, by, bo), blk| {
             let a0 = blk * BLOCK;
             let w = BLOCK.min(na - a0);
