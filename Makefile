@@ -26,6 +26,8 @@ venv: $(VENV)/.stamp
 $(VENV)/.stamp: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	# Qlib's own source (for the Alpha158 list), without its heavy dependencies
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: pyqlib==0.9.7
 	touch $@
 
 build:

@@ -7,16 +7,19 @@
 //! what is live; the peak is reported.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use af_panel::Panel;
 use anyhow::{Result, anyhow, bail};
 
 use crate::ast::Expr;
+use crate::kernels;
+use crate::kernels::buf;
 use crate::kernels::cs::{self, CsOp};
 use crate::kernels::elementwise::{self, Operand};
-use crate::kernels::ts;
-use crate::registry::Kind;
+use crate::registry::{Arg, Kind};
 
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -129,6 +132,8 @@ impl Program {
             pending_out[o] += 1;
         }
         let mut stats = RunStats::default();
+        // Assets' listed spans, for Qlib-semantics ops; computed once, on first use.
+        let span: OnceCell<Arc<Vec<(usize, usize)>>> = OnceCell::new();
         let mut live = 0usize;
         for (i, node) in self.nodes.iter().enumerate() {
             let v = match &node.expr {
@@ -177,19 +182,43 @@ impl Program {
                             }
                         }
                         Kind::TimeSeries => {
-                            let d = num(args.len() - 1) as usize;
-                            let x = dense(mat(0)?, n);
-                            if op.name == "ts_corr" || op.name == "ts_cov" {
-                                let y = dense(mat(1)?, n);
-                                let corr = op.name == "ts_corr";
-                                Val::Owned(ts::apply(&x, Some(&y), nd, na, |xs, ys, o| {
-                                    ts::pair(xs, ys.unwrap_or(xs), d, o, corr)
-                                }))
+                            // Series arguments first, then the window, then a scalar.
+                            let series = op.args.iter().filter(|a| **a == Arg::Series).count();
+                            let d = num(series) as usize;
+                            let q = if args.len() > series + 1 {
+                                num(series + 1)
                             } else {
-                                let k = ts::unary(op.name)
-                                    .ok_or_else(|| anyhow!("no kernel for {}", op.name))?;
-                                Val::Owned(ts::apply(&x, None, nd, na, |xs, _, o| k(xs, d, o)))
-                            }
+                                f64::NAN
+                            };
+                            let x = dense(mat(0)?, n);
+                            let y = if series == 2 {
+                                Some(dense(mat(1)?, n))
+                            } else {
+                                None
+                            };
+                            let span = || {
+                                span.get_or_init(|| {
+                                    let f = panel.field("close").map(|m| m.data);
+                                    Arc::new(match f {
+                                        Ok(c) => kernels::spans(c, nd, na),
+                                        Err(_) => vec![(0, nd.saturating_sub(1)); na],
+                                    })
+                                })
+                                .clone()
+                            };
+                            Val::Owned(
+                                kernels::time_series(
+                                    op.name,
+                                    &x,
+                                    y.as_deref(),
+                                    nd,
+                                    na,
+                                    d,
+                                    q,
+                                    &span,
+                                )
+                                .ok_or_else(|| anyhow!("no kernel for {}", op.name))?,
+                            )
                         }
                         Kind::CrossSection => {
                             let (csop, groups) = match op.name {
@@ -244,12 +273,14 @@ impl Program {
                 if left[j] == 0 {
                     if let Some(Val::Owned(v)) = vals[j].take() {
                         live -= v.len() * 8;
+                        buf::give(v);
                     }
                 }
             }
             if node.consumers == 0 {
                 if let Some(Val::Owned(v)) = vals[i].take() {
                     live -= v.len() * 8;
+                    buf::give(v);
                 }
             }
         }

@@ -315,7 +315,8 @@ impl<'a> Parser<'a> {
                 continue;
             }
             let (rhs, _, re) = self.expr(if right { prec } else { prec + 1 })?;
-            let op = registry::by_symbol(sym).expect("every infix symbol is registered");
+            let op = registry::resolve_symbol(self.dialect.name(), sym)
+                .expect("every infix symbol is registered");
             lhs = (Expr::call(op, vec![lhs.0, rhs]), lhs.1, re);
         }
         self.depth -= 1;
@@ -754,8 +755,14 @@ mod tests {
         let e = parse("rank(close", Dialect::Native, &f).unwrap_err();
         assert!(e.message.contains("`)`"), "{e}");
         assert!(e.to_string().contains('^'));
-        let e = parse("Mean($close, 5)", Dialect::Qlib, &f).unwrap_err();
+        let e = parse("Mad($close, 5)", Dialect::Qlib, &f).unwrap_err();
         assert!(e.message.contains("not supported yet"), "{e}");
+        // Qlib's rolling ops are the q_ family; its comparisons are numpy's.
+        let q = parse_canonical("Mean($close > Ref($close, 1), 5)", Dialect::Qlib, &f).unwrap();
+        assert_eq!(
+            q.canonical_text(),
+            "q_mean(q_gt(close,ts_delay(close,1)),5)"
+        );
         assert!(parse("((((", Dialect::Native, &f).is_err());
         assert!(parse(&"(".repeat(10_000), Dialect::Native, &f).is_err());
         assert!(parse("1e", Dialect::Native, &f).is_err());

@@ -95,6 +95,18 @@ const SSW: &[Arg] = &[Series, Series, Window];
 const SC: &[Arg] = &[Series, Scalar];
 const SCC: &[Arg] = &[Series, Scalar, Scalar];
 const SG: &[Arg] = &[Series, Group];
+const SWC: &[Arg] = &[Series, Window, Scalar];
+
+/// Doc prefix of the Qlib-semantics family.
+macro_rules! qdoc {
+    ($s:literal) => {
+        concat!(
+            "Qlib semantics: ",
+            $s,
+            "; partial windows (min_periods = 1, NaNs skipped), clipped to the asset's listed span, NaN outside it"
+        )
+    };
+}
 
 pub static OPS: &[OpDef] = &[
     // element-wise arithmetic and logic (infix in every dialect)
@@ -170,8 +182,8 @@ pub static OPS: &[OpDef] = &[
     // time series: per asset, over the last d days including today
     lag(op("ts_delay", SW, TimeSeries, 0.3, "x d days ago")),
     lag(op("ts_delta", SW, TimeSeries, 0.3, "x - ts_delay(x, d)")),
-    op("ts_sum", SW, TimeSeries, 1.0, "rolling sum"),
-    op("ts_mean", SW, TimeSeries, 1.0, "rolling mean"),
+    lag(op("ts_sum", SW, TimeSeries, 1.0, "rolling sum")),
+    lag(op("ts_mean", SW, TimeSeries, 1.0, "rolling mean")),
     op(
         "ts_std",
         SW,
@@ -180,8 +192,8 @@ pub static OPS: &[OpDef] = &[
         "rolling standard deviation, ddof 1",
     ),
     op("ts_var", SW, TimeSeries, 1.5, "rolling variance, ddof 1"),
-    op("ts_min", SW, TimeSeries, 1.5, "rolling minimum"),
-    op("ts_max", SW, TimeSeries, 1.5, "rolling maximum"),
+    lag(op("ts_min", SW, TimeSeries, 1.5, "rolling minimum")),
+    lag(op("ts_max", SW, TimeSeries, 1.5, "rolling maximum")),
     op(
         "ts_argmin",
         SW,
@@ -203,7 +215,7 @@ pub static OPS: &[OpDef] = &[
         3.0,
         "percentile rank of today's value in its window, ties averaged, in (0, 1]",
     ),
-    op("ts_product", SW, TimeSeries, 1.5, "rolling product"),
+    lag(op("ts_product", SW, TimeSeries, 1.5, "rolling product")),
     op(
         "ts_skew",
         SW,
@@ -327,6 +339,123 @@ pub static OPS: &[OpDef] = &[
         0.6,
         "mean of x within its group",
     ),
+    // Qlib semantics (the `qlib` dialect's rolling ops; see docs/expression_language.md)
+    lag(op("q_mean", SW, TimeSeries, 1.0, qdoc!("rolling mean"))),
+    lag(op("q_sum", SW, TimeSeries, 1.0, qdoc!("rolling sum"))),
+    op("q_std", SW, TimeSeries, 1.5, qdoc!("rolling std, ddof 1")),
+    op(
+        "q_var",
+        SW,
+        TimeSeries,
+        1.5,
+        qdoc!("rolling variance, ddof 1"),
+    ),
+    op("q_skew", SW, TimeSeries, 2.0, qdoc!("rolling skewness")),
+    op(
+        "q_kurt",
+        SW,
+        TimeSeries,
+        2.0,
+        qdoc!("rolling excess kurtosis"),
+    ),
+    lag(op("q_max", SW, TimeSeries, 1.5, qdoc!("rolling maximum"))),
+    lag(op("q_min", SW, TimeSeries, 1.5, qdoc!("rolling minimum"))),
+    lag(op(
+        "q_idxmax",
+        SW,
+        TimeSeries,
+        1.5,
+        qdoc!("1-based position of the window's maximum, counted from the window's oldest day"),
+    )),
+    lag(op(
+        "q_idxmin",
+        SW,
+        TimeSeries,
+        1.5,
+        qdoc!("1-based position of the window's minimum, counted from the window's oldest day"),
+    )),
+    lag(op("q_median", SW, TimeSeries, 3.0, qdoc!("rolling median"))),
+    lag(op(
+        "q_quantile",
+        SWC,
+        TimeSeries,
+        3.0,
+        qdoc!("rolling q-quantile, linear interpolation"),
+    )),
+    lag(op(
+        "q_rank",
+        SW,
+        TimeSeries,
+        3.0,
+        qdoc!("percentile rank of today's value in its window, ties averaged"),
+    )),
+    lag(op(
+        "q_count",
+        SW,
+        TimeSeries,
+        1.0,
+        qdoc!("number of non-NaN values in the window"),
+    )),
+    lag(op(
+        "q_ema",
+        SW,
+        TimeSeries,
+        1.0,
+        qdoc!("exponential mean, pandas ewm(span=d, adjust=True, min_periods=1)"),
+    )),
+    op(
+        "q_corr",
+        SSW,
+        TimeSeries,
+        3.5,
+        qdoc!("rolling correlation; NaN where either side's rolling std is within 2e-5 of 0"),
+    ),
+    op(
+        "q_cov",
+        SSW,
+        TimeSeries,
+        2.0,
+        qdoc!("rolling covariance, ddof 1"),
+    ),
+    op(
+        "q_slope",
+        SW,
+        TimeSeries,
+        1.5,
+        qdoc!("slope of the window's values on their positions (missing days keep theirs)"),
+    ),
+    op(
+        "q_rsquare",
+        SW,
+        TimeSeries,
+        2.5,
+        qdoc!("R^2 of that regression; NaN where the rolling std is within 2e-5 of 0"),
+    ),
+    op(
+        "q_resi",
+        SW,
+        TimeSeries,
+        1.5,
+        qdoc!("today's residual of that regression"),
+    ),
+    op(
+        "q_lt",
+        S2,
+        Elementwise,
+        0.1,
+        "Qlib/numpy comparison: 1 if x < y else 0, and 0 (false) where either is NaN",
+    ),
+    op("q_le", S2, Elementwise, 0.1, "as q_lt, for x <= y"),
+    op("q_gt", S2, Elementwise, 0.1, "as q_lt, for x > y"),
+    op("q_ge", S2, Elementwise, 0.1, "as q_lt, for x >= y"),
+    comm(op("q_eq", S2, Elementwise, 0.1, "as q_lt, for x == y")),
+    comm(op(
+        "q_ne",
+        S2,
+        Elementwise,
+        0.1,
+        "as q_lt, for x != y (true where either is NaN, as numpy)",
+    )),
 ];
 
 /// Find an op by canonical name.
@@ -336,6 +465,15 @@ pub fn get(name: &str) -> Option<&'static OpDef> {
 
 pub fn by_symbol(sym: &str) -> Option<&'static OpDef> {
     OPS.iter().find(|o| o.symbol == Some(sym))
+}
+
+/// The op an infix symbol means in a dialect (Qlib's comparisons are numpy's: NaN is
+/// false, not NaN).
+pub fn resolve_symbol(dialect: &str, sym: &str) -> Option<&'static OpDef> {
+    match ALIASES.iter().find(|(d, s, _)| *d == dialect && *s == sym) {
+        Some((_, _, canon)) => get(canon),
+        None => by_symbol(sym),
+    }
 }
 
 /// Other dialects' spellings: (dialect, spelling, canonical name).
@@ -369,24 +507,45 @@ pub static ALIASES: &[(&str, &str, &str)] = &[
     ("qlib", "Sub", "sub"),
     ("qlib", "Mul", "mul"),
     ("qlib", "Div", "div"),
-    ("qlib", "Gt", "gt"),
-    ("qlib", "Ge", "ge"),
-    ("qlib", "Lt", "lt"),
-    ("qlib", "Le", "le"),
-    ("qlib", "Eq", "eq"),
-    ("qlib", "Ne", "ne"),
+    ("qlib", "Gt", "q_gt"),
+    ("qlib", "Ge", "q_ge"),
+    ("qlib", "Lt", "q_lt"),
+    ("qlib", "Le", "q_le"),
+    ("qlib", "Eq", "q_eq"),
+    ("qlib", "Ne", "q_ne"),
+    ("qlib", ">", "q_gt"),
+    ("qlib", ">=", "q_ge"),
+    ("qlib", "<", "q_lt"),
+    ("qlib", "<=", "q_le"),
+    ("qlib", "==", "q_eq"),
+    ("qlib", "!=", "q_ne"),
+    // Qlib's rolling ops: partial windows, Qlib's own rules (the q_ family)
+    ("qlib", "Mean", "q_mean"),
+    ("qlib", "Sum", "q_sum"),
+    ("qlib", "Std", "q_std"),
+    ("qlib", "Var", "q_var"),
+    ("qlib", "Skew", "q_skew"),
+    ("qlib", "Kurt", "q_kurt"),
+    ("qlib", "Max", "q_max"),
+    ("qlib", "Min", "q_min"),
+    ("qlib", "IdxMax", "q_idxmax"),
+    ("qlib", "IdxMin", "q_idxmin"),
+    ("qlib", "Med", "q_median"),
+    ("qlib", "Quantile", "q_quantile"),
+    ("qlib", "Rank", "q_rank"),
+    ("qlib", "Count", "q_count"),
+    ("qlib", "EMA", "q_ema"),
+    ("qlib", "Corr", "q_corr"),
+    ("qlib", "Cov", "q_cov"),
+    ("qlib", "Slope", "q_slope"),
+    ("qlib", "Rsquare", "q_rsquare"),
+    ("qlib", "Resi", "q_resi"),
     ("qlib", "And", "and"),
     ("qlib", "Or", "or"),
 ];
 
-/// Qlib rolling operators whose Qlib semantics (partial windows with min_periods = 1,
-/// 1-based IdxMax/IdxMin, Qlib's own EMA/WMA and zero-std rules) differ from the native
-/// ones. They are recognised so the error can say so, but not evaluated yet.
-pub static QLIB_PENDING: &[&str] = &[
-    "Mean", "Std", "Var", "Sum", "Max", "Min", "IdxMax", "IdxMin", "Med", "Mad", "Skew", "Kurt",
-    "Rank", "Quantile", "Corr", "Cov", "Slope", "Rsquare", "Resi", "WMA", "EMA", "Count", "Power",
-    "Mask", "Not",
-];
+/// Qlib operators recognised (so the error can say so) but not evaluated yet.
+pub static QLIB_PENDING: &[&str] = &["WMA", "Mad", "Power", "Mask", "Not"];
 
 /// Resolve a spelling in a dialect to an op.
 pub fn resolve(dialect: &str, name: &str) -> Option<&'static OpDef> {

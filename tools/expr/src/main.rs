@@ -58,6 +58,27 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Time each expression on its own (median of --repeat runs after one warm-up run
+    /// that also pages the panel's fields in), for `make bench`.
+    Bench {
+        #[arg(long)]
+        panel: PathBuf,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value = "native")]
+        dialect: String,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Write `{"engine", "exprs": [{name, expr, ms_median, ms_all}]}` here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also write the last N date rows of each result as raw little-endian f64
+        /// (`DIR/<name>.f64`, shape N x n_assets), for value comparison with peers.
+        #[arg(long, requires = "dump_dir", default_value_t = 250)]
+        dump_rows: usize,
+        #[arg(long)]
+        dump_dir: Option<PathBuf>,
+    },
     /// Show the merged DAG: nodes, shared sub-expressions, estimated cost.
     Explain {
         #[arg(long, default_value = "native")]
@@ -222,6 +243,15 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("wrote {}", out.display());
         }
+        Cmd::Bench {
+            panel,
+            file,
+            dialect: ds,
+            repeat,
+            json,
+            dump_rows,
+            dump_dir,
+        } => bench(&panel, &file, &ds, repeat.max(1), json, dump_rows, dump_dir)?,
         Cmd::Explain {
             dialect: ds,
             file,
@@ -264,6 +294,81 @@ fn run(cli: Cli) -> Result<()> {
                 cells
             );
         }
+    }
+    Ok(())
+}
+
+fn bench(
+    panel: &Path,
+    file: &Path,
+    ds: &str,
+    repeat: usize,
+    json: Option<PathBuf>,
+    dump_rows: usize,
+    dump_dir: Option<PathBuf>,
+) -> Result<()> {
+    let (src, d) = gather(Some(file), &[], dialect(ds)?)?;
+    let p = Panel::open(panel)?;
+    let fields = af_expr::fields_of(&p);
+    let es = compile(&src, d, &fields)?;
+    let (nd, na) = (p.n_dates(), p.n_assets());
+    let rows = dump_rows.min(nd);
+    if let Some(dir) = &dump_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut report = Vec::new();
+    println!(
+        "{:<28} {:>10} {:>10}  expression",
+        "name", "median ms", "min ms"
+    );
+    for ((name, text), e) in src.iter().zip(&es) {
+        let prog = Program::compile(std::slice::from_ref(e));
+        let mut ms = Vec::with_capacity(repeat);
+        for i in 0..=repeat {
+            let t0 = std::time::Instant::now();
+            let mut tail: Option<Vec<u8>> = None;
+            prog.run(&p, |_, v| {
+                if i == 0 && dump_dir.is_some() {
+                    let last = &v[(nd - rows) * na..];
+                    tail = Some(last.iter().flat_map(|x| x.to_le_bytes()).collect());
+                }
+                Ok(())
+            })?;
+            let el = t0.elapsed().as_secs_f64() * 1e3;
+            if i > 0 {
+                ms.push(el);
+            }
+            if let (Some(dir), Some(bytes)) = (&dump_dir, tail) {
+                write_atomic(&dir.join(format!("{name}.f64")), |w| {
+                    std::io::Write::write_all(w, &bytes)?;
+                    Ok(())
+                })?;
+            }
+        }
+        let mut sorted = ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let med = sorted[sorted.len() / 2];
+        println!("{name:<28} {med:>10.1} {:>10.1}  {text}", sorted[0]);
+        report.push(serde_json::json!({
+            "name": name, "expr": text, "canonical": e.canonical_text(),
+            "ms_median": med, "ms_all": ms,
+        }));
+    }
+    if let Some(j) = json {
+        let body = serde_json::json!({
+            "engine": "alpha-factory",
+            "version": env!("CARGO_PKG_VERSION"),
+            "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "panel": panel.display().to_string(),
+            "n_dates": nd, "n_assets": na,
+            "exprs": report,
+        });
+        let text = serde_json::to_string_pretty(&body)? + "\n";
+        write_atomic(&j, |w| {
+            std::io::Write::write_all(w, text.as_bytes())?;
+            Ok(())
+        })?;
+        println!("wrote {}", j.display());
     }
     Ok(())
 }

@@ -21,24 +21,35 @@ pub enum CsOp {
 
 struct Scratch {
     idx: Vec<u32>,
+    keys: Vec<(u64, u32)>,
     vals: Vec<f64>,
     gsum: Vec<f64>,
     gcnt: Vec<u32>,
 }
 
-/// Average-tie percentile ranks of `vals[idx]` written to `out` (ranks / n).
-fn rank_into(x: &[f64], idx: &mut [u32], out: &mut [f64]) {
-    idx.sort_unstable_by(|a, b| x[*a as usize].total_cmp(&x[*b as usize]));
-    let n = idx.len();
+/// An integer whose order is the order of the (non-NaN) float; -0 and +0 share a key,
+/// as they compare equal.
+#[inline]
+pub fn order_key(x: f64) -> u64 {
+    let b = (x + 0.0).to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
+
+/// Average-tie percentile ranks (rank / n) of the cells in `keys` written to `out`.
+/// Sorting (key, cell) pairs by an integer key keeps the sort free of indirect loads
+/// and float compares, which is what dominates cross-sectional ranks.
+fn rank_keys(keys: &mut [(u64, u32)], out: &mut [f64]) {
+    keys.sort_unstable_by_key(|k| k.0);
+    let n = keys.len();
     let mut i = 0;
     while i < n {
         let mut j = i;
-        while j + 1 < n && x[idx[j + 1] as usize] == x[idx[i] as usize] {
+        while j + 1 < n && keys[j + 1].0 == keys[i].0 {
             j += 1;
         }
         let r = ((i + j) as f64 / 2.0 + 1.0) / n as f64;
-        for k in i..=j {
-            out[idx[k] as usize] = r;
+        for k in &keys[i..=j] {
+            out[k.1 as usize] = r;
         }
         i = j + 1;
     }
@@ -60,13 +71,14 @@ pub fn apply(
     nd: usize,
     na: usize,
 ) -> Vec<f64> {
-    let mut out = vec![f64::NAN; nd * na];
+    let mut out = super::buf::filled(nd * na, f64::NAN);
     let ngroups = groups
         .map(|g| g.iter().copied().max().unwrap_or(0).max(0) as usize + 1)
         .unwrap_or(1);
     out.par_chunks_mut(na).enumerate().for_each_init(
         || Scratch {
             idx: Vec::with_capacity(na),
+            keys: Vec::with_capacity(na),
             vals: Vec::with_capacity(na),
             gsum: vec![0.0; ngroups],
             gcnt: vec![0; ngroups],
@@ -85,7 +97,12 @@ pub fn apply(
                 return;
             }
             match op {
-                CsOp::Rank => rank_into(xr, &mut s.idx, row),
+                CsOp::Rank => {
+                    s.keys.clear();
+                    s.keys
+                        .extend(s.idx.iter().map(|&a| (order_key(xr[a as usize]), a)));
+                    rank_keys(&mut s.keys, row);
+                }
                 CsOp::ZScore | CsOp::Demean | CsOp::Scale(_) => {
                     let m = s.idx.iter().map(|&a| xr[a as usize]).sum::<f64>() / n as f64;
                     match op {
@@ -151,19 +168,18 @@ pub fn apply(
                 }
                 CsOp::GroupRank => {
                     let g = &groups.expect("group op without groups")[t * na..(t + 1) * na];
-                    // Sort by (group, value) and rank within each run of a group.
-                    s.idx.sort_unstable_by(|a, b| {
-                        g[*a as usize]
-                            .cmp(&g[*b as usize])
-                            .then(xr[*a as usize].total_cmp(&xr[*b as usize]))
-                    });
+                    // Sort by group, then rank by value within each run of a group.
+                    s.idx.sort_unstable_by_key(|a| g[*a as usize]);
                     let mut i = 0;
                     while i < n {
                         let mut j = i;
                         while j + 1 < n && g[s.idx[j + 1] as usize] == g[s.idx[i] as usize] {
                             j += 1;
                         }
-                        rank_into(xr, &mut s.idx[i..=j], row);
+                        s.keys.clear();
+                        s.keys
+                            .extend(s.idx[i..=j].iter().map(|&a| (order_key(xr[a as usize]), a)));
+                        rank_keys(&mut s.keys, row);
                         i = j + 1;
                     }
                 }

@@ -10,16 +10,6 @@ pub enum Operand<'a> {
     S(f64),
 }
 
-impl Operand<'_> {
-    #[inline]
-    fn at(&self, i: usize) -> f64 {
-        match self {
-            Operand::M(v) => v[i],
-            Operand::S(x) => *x,
-        }
-    }
-}
-
 #[inline]
 fn truth(x: f64) -> Option<bool> {
     if x.is_nan() { None } else { Some(x != 0.0) }
@@ -30,8 +20,6 @@ fn b(x: bool) -> f64 {
     x as u8 as f64
 }
 
-type F3 = fn(f64, f64, f64) -> f64;
-
 #[inline]
 fn cmp(x: f64, y: f64, r: bool) -> f64 {
     if x.is_nan() || y.is_nan() {
@@ -41,44 +29,58 @@ fn cmp(x: f64, y: f64, r: bool) -> f64 {
     }
 }
 
-/// The op as a function of (up to) three numbers; `None` if `name` is not element-wise.
-/// Resolved once per op, so the per-cell loop is a plain indirect call.
-pub fn func(name: &str) -> Option<F3> {
+/// Something to do with an op's function of (up to) three numbers. Each op's closure is
+/// its own type, so `visit` is monomorphised per op and the per-cell loop inlines it
+/// (no indirect call per cell).
+pub trait Visit {
+    type Out;
+    fn visit<F: Fn(f64, f64, f64) -> f64 + Sync + Copy>(self, f: F) -> Self::Out;
+}
+
+/// Call `v.visit(f)` with the function of op `name`; `None` if it is not element-wise.
+pub fn dispatch<V: Visit>(name: &str, v: V) -> Option<V::Out> {
     Some(match name {
-        "add" => |x, y, _| x + y,
-        "sub" => |x, y, _| x - y,
-        "mul" => |x, y, _| x * y,
-        "div" => |x, y, _| if y == 0.0 { f64::NAN } else { x / y },
-        "signed_power" => |x, y, _| {
+        "add" => v.visit(|x, y, _| x + y),
+        "sub" => v.visit(|x, y, _| x - y),
+        "mul" => v.visit(|x, y, _| x * y),
+        "div" => v.visit(|x, y, _| if y == 0.0 { f64::NAN } else { x / y }),
+        "signed_power" => v.visit(|x, y, _| {
             if x == 0.0 {
                 0.0
             } else {
                 x.signum() * x.abs().powf(y)
             }
-        },
-        "lt" => |x, y, _| cmp(x, y, x < y),
-        "le" => |x, y, _| cmp(x, y, x <= y),
-        "gt" => |x, y, _| cmp(x, y, x > y),
-        "ge" => |x, y, _| cmp(x, y, x >= y),
-        "eq" => |x, y, _| cmp(x, y, x == y),
-        "ne" => |x, y, _| cmp(x, y, x != y),
-        "and" => |x, y, _| match (truth(x), truth(y)) {
+        }),
+        "lt" => v.visit(|x, y, _| cmp(x, y, x < y)),
+        "le" => v.visit(|x, y, _| cmp(x, y, x <= y)),
+        "gt" => v.visit(|x, y, _| cmp(x, y, x > y)),
+        "ge" => v.visit(|x, y, _| cmp(x, y, x >= y)),
+        "eq" => v.visit(|x, y, _| cmp(x, y, x == y)),
+        "ne" => v.visit(|x, y, _| cmp(x, y, x != y)),
+        // numpy comparisons (Qlib): NaN compares false (and `!=` true)
+        "q_lt" => v.visit(|x, y, _| b(x < y)),
+        "q_le" => v.visit(|x, y, _| b(x <= y)),
+        "q_gt" => v.visit(|x, y, _| b(x > y)),
+        "q_ge" => v.visit(|x, y, _| b(x >= y)),
+        "q_eq" => v.visit(|x, y, _| b(x == y)),
+        "q_ne" => v.visit(|x, y, _| b(x != y)),
+        "and" => v.visit(|x, y, _| match (truth(x), truth(y)) {
             (Some(p), Some(q)) => b(p && q),
             _ => f64::NAN,
-        },
-        "or" => |x, y, _| match (truth(x), truth(y)) {
+        }),
+        "or" => v.visit(|x, y, _| match (truth(x), truth(y)) {
             (Some(p), Some(q)) => b(p || q),
             _ => f64::NAN,
-        },
-        "if_else" => |c, a, e| match truth(c) {
+        }),
+        "if_else" => v.visit(|c, a, e| match truth(c) {
             Some(true) => a,
             Some(false) => e,
             None => f64::NAN,
-        },
-        "neg" => |x, _, _| -x,
-        "abs" => |x, _, _| x.abs(),
-        "log" => |x, _, _| if x > 0.0 { x.ln() } else { f64::NAN },
-        "sign" => |x, _, _| {
+        }),
+        "neg" => v.visit(|x, _, _| -x),
+        "abs" => v.visit(|x, _, _| x.abs()),
+        "log" => v.visit(|x, _, _| if x > 0.0 { x.ln() } else { f64::NAN }),
+        "sign" => v.visit(|x, _, _| {
             if x.is_nan() {
                 f64::NAN
             } else if x > 0.0 {
@@ -88,60 +90,93 @@ pub fn func(name: &str) -> Option<F3> {
             } else {
                 0.0
             }
-        },
-        "sqrt" => |x, _, _| if x >= 0.0 { x.sqrt() } else { f64::NAN },
-        "exp" => |x, _, _| x.exp(),
-        "inv" => |x, _, _| if x == 0.0 { f64::NAN } else { 1.0 / x },
-        "max" => |x, y, _| {
+        }),
+        "sqrt" => v.visit(|x, _, _| if x >= 0.0 { x.sqrt() } else { f64::NAN }),
+        "exp" => v.visit(|x, _, _| x.exp()),
+        "inv" => v.visit(|x, _, _| if x == 0.0 { f64::NAN } else { 1.0 / x }),
+        "max" => v.visit(|x, y, _| {
             if x.is_nan() || y.is_nan() {
                 f64::NAN
             } else {
                 x.max(y)
             }
-        },
-        "min" => |x, y, _| {
+        }),
+        "min" => v.visit(|x, y, _| {
             if x.is_nan() || y.is_nan() {
                 f64::NAN
             } else {
                 x.min(y)
             }
-        },
-        "clip" => |x, lo, hi| {
+        }),
+        "clip" => v.visit(|x, lo, hi| {
             if x.is_nan() {
                 f64::NAN
             } else {
                 x.max(lo).min(hi)
             }
-        },
+        }),
         _ => return None,
     })
 }
 
 /// The op on numbers (constant folding); `None` for names that are not element-wise.
 pub fn scalar(name: &str, a: &[f64]) -> Option<f64> {
-    let f = func(name)?;
+    struct On([f64; 3]);
+    impl Visit for On {
+        type Out = f64;
+        fn visit<F: Fn(f64, f64, f64) -> f64 + Sync + Copy>(self, f: F) -> f64 {
+            f(self.0[0], self.0[1], self.0[2])
+        }
+    }
     let g = |i: usize| a.get(i).copied().unwrap_or(f64::NAN);
-    Some(finite_or_nan(f(g(0), g(1), g(2))))
+    dispatch(name, On([g(0), g(1), g(2)])).map(finite_or_nan)
 }
+
+const CHUNK: usize = 1 << 13;
 
 /// Apply an element-wise op over `n` cells.
 pub fn apply(name: &str, args: &[Operand], n: usize) -> Vec<f64> {
-    let f = func(name).unwrap_or(|_, _, _| f64::NAN);
+    struct Cells<'a> {
+        args: [Operand<'a>; 3],
+        n: usize,
+    }
+    impl Visit for Cells<'_> {
+        type Out = Vec<f64>;
+        fn visit<F: Fn(f64, f64, f64) -> f64 + Sync + Copy>(self, f: F) -> Vec<f64> {
+            let mut out = super::buf::take(self.n);
+            let args = self.args;
+            // Broadcast numbers into chunk-sized buffers once per task, so the loop is
+            // a plain zip over three slices the compiler can vectorise.
+            out.par_chunks_mut(CHUNK).enumerate().for_each_init(
+                || {
+                    args.map(|o| match o {
+                        Operand::S(x) => vec![x; CHUNK],
+                        Operand::M(_) => Vec::new(),
+                    })
+                },
+                |bc, (ch, o)| {
+                    let r = ch * CHUNK..ch * CHUNK + o.len();
+                    let s = |k: usize| match args[k] {
+                        Operand::M(m) => &m[r.clone()],
+                        Operand::S(_) => &bc[k][..o.len()],
+                    };
+                    let (a, b, c) = (s(0), s(1), s(2));
+                    for (((o, a), b), c) in o.iter_mut().zip(a).zip(b).zip(c) {
+                        *o = finite_or_nan(f(*a, *b, *c));
+                    }
+                },
+            );
+            out
+        }
+    }
     let nan = Operand::S(f64::NAN);
-    let (a, b2, c) = (
-        args.first().copied().unwrap_or(nan),
-        args.get(1).copied().unwrap_or(nan),
-        args.get(2).copied().unwrap_or(nan),
-    );
-    let mut out = vec![0.0; n];
-    out.par_chunks_mut(1 << 14)
-        .enumerate()
-        .for_each(|(ch, chunk)| {
-            let base = ch << 14;
-            for (k, o) in chunk.iter_mut().enumerate() {
-                let i = base + k;
-                *o = finite_or_nan(f(a.at(i), b2.at(i), c.at(i)));
-            }
-        });
-    out
+    let get = |i: usize| args.get(i).copied().unwrap_or(nan);
+    dispatch(
+        name,
+        Cells {
+            args: [get(0), get(1), get(2)],
+            n,
+        },
+    )
+    .unwrap_or_else(|| super::buf::filled(n, f64::NAN))
 }

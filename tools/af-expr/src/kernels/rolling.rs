@@ -1,0 +1,643 @@
+//! Row-wise rolling kernels for the statistics that need O(1) state per asset: lags,
+//! sums, means, moments (var, std, z-score, skew, kurt), counts, and pairwise
+//! covariance / correlation.
+//!
+//! The panel is date-major, so instead of gathering each asset's series these kernels
+//! walk the dates once and keep one running state per asset: every read and write is a
+//! contiguous run of a row (no transpose, no strided scatter), and the per-asset loops
+//! are plain slices the compiler vectorises. Columns are split into chunks of [`CW`]
+//! assets, one rayon task each, so both cores work and a chunk's last `d` rows stay in
+//! cache for the removal of the value leaving the window.
+//!
+//! Sums are of `x - K` with a per-asset shift `K` (the first value after the window was
+//! empty, refreshed at each exact recompute), so price-level series do not cancel
+//! digits; every `d` days all sums are recomputed exactly from the window, so there is
+//! no drift over 2500 days. A window is valid when it holds at least `minp` values
+//! (native: `minp = d`, every value present; Qlib: `minp = 1`, NaNs skipped). A window
+//! whose values are all equal has variance exactly 0 (as pandas), detected by counting
+//! consecutive equal values.
+
+use rayon::prelude::*;
+
+use super::{SharedOut, buf, finite_or_nan};
+
+/// Assets per task: a 2 KB run of each row.
+const CW: usize = 256;
+
+/// A window of `d` days that is valid with at least `minp` non-NaN values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Win {
+    pub d: usize,
+    pub minp: usize,
+}
+
+impl Win {
+    /// Native semantics: all `d` values present.
+    pub fn full(d: usize) -> Win {
+        Win { d, minp: d }
+    }
+}
+
+/// The columns `a0..a0 + w` of a `[n_dates][n_assets]` matrix.
+#[derive(Clone, Copy)]
+struct Cols<'a> {
+    m: &'a [f64],
+    na: usize,
+    a0: usize,
+    w: usize,
+}
+
+impl<'a> Cols<'a> {
+    #[inline]
+    fn row(&self, t: usize) -> &'a [f64] {
+        &self.m[t * self.na + self.a0..][..self.w]
+    }
+}
+
+/// The same columns of the output, written by one task only.
+struct OutCols {
+    p: SharedOut,
+    na: usize,
+    a0: usize,
+    w: usize,
+}
+
+impl OutCols {
+    #[inline]
+    fn row(&mut self, t: usize) -> &mut [f64] {
+        // SAFETY: each task owns columns a0..a0 + w of every row, and `by_cols` checks
+        // the buffer holds n_dates * n_assets cells.
+        unsafe { std::slice::from_raw_parts_mut(self.p.0.add(t * self.na + self.a0), self.w) }
+    }
+}
+
+/// Run `f` over column chunks in parallel; `f` writes every cell of its columns.
+fn by_cols<F>(x: &[f64], y: Option<&[f64]>, nd: usize, na: usize, f: F) -> Vec<f64>
+where
+    F: Fn(Cols, Option<Cols>, &mut OutCols) + Sync,
+{
+    let n = nd * na;
+    assert!(x.len() == n && y.is_none_or(|y| y.len() == n));
+    let mut out = buf::take(n);
+    let p = SharedOut(out.as_mut_ptr());
+    (0..na.div_ceil(CW)).into_par_iter().for_each(|c| {
+        let a0 = c * CW;
+        let w = CW.min(na - a0);
+        let cols = |m| Cols { m, na, a0, w };
+        let mut o = OutCols { p, na, a0, w };
+        f(cols(x), y.map(cols), &mut o);
+    });
+    out
+}
+
+/// `x` `d` days ago (`lag`) or the change since then.
+pub fn shift(x: &[f64], nd: usize, na: usize, d: usize, delta: bool) -> Vec<f64> {
+    by_cols(x, None, nd, na, |x, _, out| {
+        for t in 0..nd {
+            let o = out.row(t);
+            if t < d {
+                o.fill(f64::NAN);
+            } else if delta {
+                for ((o, a), b) in o.iter_mut().zip(x.row(t)).zip(x.row(t - d)) {
+                    *o = a - b;
+                }
+            } else {
+                o.copy_from_slice(x.row(t - d));
+            }
+        }
+    })
+}
+
+/// Days in the window where `x` is non-zero (NaN counts as false), or, with `present`,
+/// where it is not NaN; defined once the window has `minp` rows.
+pub fn count(x: &[f64], nd: usize, na: usize, win: Win, present: bool) -> Vec<f64> {
+    let Win { d, minp } = win;
+    by_cols(x, None, nd, na, |x, _, out| {
+        let mut c = vec![0u32; x.w];
+        let yes = |v: f64| ((present || v != 0.0) && !v.is_nan()) as u32;
+        for t in 0..nd {
+            for (c, v) in c.iter_mut().zip(x.row(t)) {
+                *c += yes(*v);
+            }
+            if t >= d {
+                for (c, v) in c.iter_mut().zip(x.row(t - d)) {
+                    *c -= yes(*v);
+                }
+            }
+            let ok = (t + 1).min(d) >= minp;
+            for (o, c) in out.row(t).iter_mut().zip(&c) {
+                *o = if ok { *c as f64 } else { f64::NAN };
+            }
+        }
+    })
+}
+
+/// Which statistic of the window's power sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    Sum,
+    Mean,
+    Var,
+    Std,
+    ZScore,
+    Skew,
+    Kurt,
+}
+
+impl Stat {
+    fn powers(self) -> usize {
+        match self {
+            Stat::Sum | Stat::Mean => 1,
+            Stat::Var | Stat::Std | Stat::ZScore => 2,
+            Stat::Skew => 3,
+            Stat::Kurt => 4,
+        }
+    }
+    /// Fewest values the statistic is defined for.
+    fn least(self) -> usize {
+        match self {
+            Stat::Sum | Stat::Mean => 1,
+            Stat::Var | Stat::Std | Stat::ZScore => 2,
+            Stat::Skew => 3,
+            Stat::Kurt => 4,
+        }
+    }
+}
+
+/// Per-asset running state of the power sums.
+struct Moments {
+    k: Vec<f64>,
+    cnt: Vec<u32>,
+    s: [Vec<f64>; 4],
+    run: Vec<u32>,
+    last: Vec<f64>,
+}
+
+impl Moments {
+    fn new(w: usize) -> Moments {
+        Moments {
+            k: vec![0.0; w],
+            cnt: vec![0; w],
+            s: std::array::from_fn(|_| vec![0.0; w]),
+            run: vec![0; w],
+            last: vec![f64::NAN; w],
+        }
+    }
+}
+
+/// A value leaving the window this much larger (in its highest power) than what stays
+/// would leave the running sums with its rounding error: recompute that asset exactly.
+const CANCEL: f64 = 1e4;
+
+/// Neumaier-compensated `acc += v` on a (sum, compensation) pair.
+/// Branch-free (selects), so loops over assets vectorise; adding 0 is a no-op.
+#[inline]
+fn comp_add(s: &mut f64, c: &mut f64, v: f64) {
+    let t = *s + v;
+    let (big, small) = if s.abs() >= v.abs() { (*s, v) } else { (v, *s) };
+    *c += (big - t) + small;
+    *s = t;
+}
+
+/// Rolling sum or mean of the raw values with compensated add/remove (as pandas): the
+/// result is the correctly rounded window sum in practice, so equal windows of
+/// different assets give bit-equal sums (ranks of such values tie as they should).
+fn sum_mean(x: &[f64], nd: usize, na: usize, win: Win, mean: bool) -> Vec<f64> {
+    let Win { d, minp } = win;
+    let need = minp.max(1) as u32;
+    by_cols(x, None, nd, na, |x, _, out| {
+        let w = x.w;
+        let (mut s, mut c) = (vec![0.0; w], vec![0.0; w]);
+        let mut cnt = vec![0u32; w];
+        let mut run = vec![0u32; w];
+        let mut last = vec![f64::NAN; w];
+        let mut redo: Vec<usize> = Vec::new();
+        for t in 0..nd {
+            redo.clear();
+            if t >= d {
+                for (j, &v) in x.row(t - d).iter().enumerate() {
+                    if !v.is_nan() {
+                        cnt[j] -= 1;
+                        comp_add(&mut s[j], &mut c[j], -v);
+                        if v.abs() > CANCEL * (s[j] + c[j]).abs() && cnt[j] > 0 {
+                            redo.push(j);
+                        }
+                    }
+                }
+            }
+            for (j, &v) in x.row(t).iter().enumerate() {
+                let ok = !v.is_nan();
+                // An emptied window restarts from exact zeros.
+                let fresh = ok && cnt[j] == 0;
+                s[j] = if fresh { 0.0 } else { s[j] };
+                c[j] = if fresh { 0.0 } else { c[j] };
+                cnt[j] += ok as u32;
+                run[j] = if !ok {
+                    run[j]
+                } else if v == last[j] {
+                    run[j] + 1
+                } else {
+                    1
+                };
+                last[j] = if ok { v } else { last[j] };
+                comp_add(&mut s[j], &mut c[j], if ok { v } else { 0.0 });
+            }
+            let all = (t + 1) % d == 0;
+            for j in (0..w).filter(|j| all || redo.contains(j)) {
+                s[j] = 0.0;
+                c[j] = 0.0;
+                for u in (t + 1).saturating_sub(d)..=t {
+                    let v = x.row(u)[j];
+                    if !v.is_nan() {
+                        comp_add(&mut s[j], &mut c[j], v);
+                    }
+                }
+            }
+            let o = out.row(t);
+            for j in 0..w {
+                let n = cnt[j];
+                o[j] = if n < need {
+                    f64::NAN
+                } else if run[j] >= n {
+                    // All values equal: exact (pandas returns the value for the mean).
+                    if mean { last[j] } else { n as f64 * last[j] }
+                } else {
+                    let sum = s[j] + c[j];
+                    if mean { sum / n as f64 } else { sum }
+                };
+            }
+        }
+    })
+}
+
+/// Rolling statistic from the power sums of each window.
+pub fn moments(x: &[f64], nd: usize, na: usize, win: Win, stat: Stat) -> Vec<f64> {
+    if stat.powers() == 1 {
+        return sum_mean(x, nd, na, win, stat == Stat::Mean);
+    }
+    let Win { d, minp } = win;
+    let p = stat.powers();
+    let need = minp.max(stat.least()) as u32;
+    by_cols(x, None, nd, na, |x, _, out| {
+        let mut m = Moments::new(x.w);
+        let Moments {
+            k,
+            cnt,
+            s,
+            run,
+            last,
+        } = &mut m;
+        // Sums of asset j's window ending at t, from scratch, centred on k[j].
+        let exact = |s: &mut [Vec<f64>; 4], k: &[f64], j: usize, t: usize| {
+            for sk in s.iter_mut().take(p) {
+                sk[j] = 0.0;
+            }
+            for u in (t + 1).saturating_sub(d)..=t {
+                let v = x.row(u)[j];
+                if !v.is_nan() {
+                    let y = v - k[j];
+                    let mut yk = y;
+                    for sk in s.iter_mut().take(p) {
+                        sk[j] += yk;
+                        yk *= y;
+                    }
+                }
+            }
+        };
+        let mut redo: Vec<usize> = Vec::new();
+        for t in 0..nd {
+            redo.clear();
+            if t >= d {
+                for (j, &v) in x.row(t - d).iter().enumerate() {
+                    if !v.is_nan() {
+                        cnt[j] -= 1;
+                        let y = v - k[j];
+                        let mut yk = y;
+                        for sk in s.iter_mut().take(p) {
+                            sk[j] -= yk;
+                            yk *= y;
+                        }
+                        let top = if p == 1 { y.abs() } else { y * y };
+                        let rest = if p == 1 { s[0][j].abs() } else { s[1][j] };
+                        if top > CANCEL * rest && cnt[j] > 0 {
+                            redo.push(j);
+                        }
+                    }
+                }
+            }
+            let xr = x.row(t);
+            for (j, &v) in xr.iter().enumerate() {
+                if v.is_nan() {
+                    continue;
+                }
+                if cnt[j] == 0 {
+                    k[j] = v;
+                    for sk in s.iter_mut().take(p) {
+                        sk[j] = 0.0;
+                    }
+                }
+                cnt[j] += 1;
+                run[j] = if v == last[j] { run[j] + 1 } else { 1 };
+                last[j] = v;
+                let y = v - k[j];
+                let mut yk = y;
+                for sk in s.iter_mut().take(p) {
+                    sk[j] += yk;
+                    yk *= y;
+                }
+            }
+            // Exact recompute: every asset each d days, re-centred on today's value;
+            // in between, only assets a huge value just left.
+            let all = (t + 1) % d == 0;
+            for j in (0..x.w).filter(|j| all || redo.contains(j)) {
+                if !xr[j].is_nan() {
+                    k[j] = xr[j];
+                }
+                exact(s, k, j, t);
+            }
+            let o = out.row(t);
+            for j in 0..x.w {
+                let c = cnt[j];
+                o[j] = if c < need {
+                    f64::NAN
+                } else {
+                    let n = c as f64;
+                    let a = s[0][j] / n;
+                    // All values equal: exact results (as pandas), no rounding noise.
+                    let constant = run[j] >= c;
+                    match stat {
+                        Stat::Sum if constant => n * last[j],
+                        Stat::Mean if constant => last[j],
+                        Stat::Sum => n * k[j] + s[0][j],
+                        Stat::Mean => k[j] + a,
+                        _ => {
+                            let b = if constant {
+                                0.0
+                            } else {
+                                (s[1][j] / n - a * a).max(0.0)
+                            };
+                            let var = b * n / (n - 1.0);
+                            match stat {
+                                Stat::Var => var,
+                                Stat::Std => var.sqrt(),
+                                Stat::ZScore => {
+                                    let sd = var.sqrt();
+                                    if sd > 0.0 {
+                                        (xr[j] - (k[j] + a)) / sd
+                                    } else {
+                                        f64::NAN
+                                    }
+                                }
+                                _ => {
+                                    if constant || b <= 1e-14 * (s[1][j] / n).max(1e-300) {
+                                        f64::NAN
+                                    } else {
+                                        let c3 = s[2][j] / n - a * a * a - 3.0 * a * b;
+                                        if stat == Stat::Skew {
+                                            let r = b.sqrt();
+                                            ((n * (n - 1.0)).sqrt() * c3) / ((n - 2.0) * r * r * r)
+                                        } else {
+                                            let d4 = s[3][j] / n
+                                                - a * a * a * a
+                                                - 6.0 * b * a * a
+                                                - 4.0 * c3 * a;
+                                            let kk = (n * n - 1.0) * d4 / (b * b)
+                                                - 3.0 * (n - 1.0) * (n - 1.0);
+                                            kk / ((n - 2.0) * (n - 3.0))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                };
+                o[j] = finite_or_nan(o[j]);
+            }
+        }
+    })
+}
+
+/// Rolling covariance (ddof 1) or Pearson correlation over the days where both series
+/// have a value; correlation is NaN when either side is (nearly) constant.
+pub fn pair(x: &[f64], y: &[f64], nd: usize, na: usize, win: Win, corr: bool) -> Vec<f64> {
+    let Win { d, minp } = win;
+    let need = minp.max(2) as u32;
+    by_cols(x, Some(y), nd, na, |xc, yc, out| {
+        let yc = yc.expect("pair has two inputs");
+        let w = xc.w;
+        let (mut kx, mut ky) = (vec![0.0; w], vec![0.0; w]);
+        let mut cnt = vec![0u32; w];
+        // sx, sy, sxy, sxx, syy
+        let mut s: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; w]);
+        let (mut runx, mut runy) = (vec![0u32; w], vec![0u32; w]);
+        let (mut lastx, mut lasty) = (vec![f64::NAN; w], vec![f64::NAN; w]);
+        let add = |s: &mut [Vec<f64>; 5], j: usize, a: f64, b: f64, sign: f64| {
+            s[0][j] += sign * a;
+            s[1][j] += sign * b;
+            s[2][j] += sign * a * b;
+            s[3][j] += sign * a * a;
+            s[4][j] += sign * b * b;
+        };
+        let mut redo: Vec<usize> = Vec::new();
+        for t in 0..nd {
+            redo.clear();
+            if t >= d {
+                let (xo, yo) = (xc.row(t - d), yc.row(t - d));
+                for j in 0..w {
+                    if !xo[j].is_nan() && !yo[j].is_nan() {
+                        cnt[j] -= 1;
+                        let (a, b) = (xo[j] - kx[j], yo[j] - ky[j]);
+                        add(&mut s, j, a, b, -1.0);
+                        if (a * a > CANCEL * s[3][j] || b * b > CANCEL * s[4][j]) && cnt[j] > 0 {
+                            redo.push(j);
+                        }
+                    }
+                }
+            }
+            let (xr, yr) = (xc.row(t), yc.row(t));
+            for j in 0..w {
+                let (a, b) = (xr[j], yr[j]);
+                if a.is_nan() || b.is_nan() {
+                    continue;
+                }
+                if cnt[j] == 0 {
+                    kx[j] = a;
+                    ky[j] = b;
+                    for v in s.iter_mut() {
+                        v[j] = 0.0;
+                    }
+                }
+                cnt[j] += 1;
+                runx[j] = if a == lastx[j] { runx[j] + 1 } else { 1 };
+                runy[j] = if b == lasty[j] { runy[j] + 1 } else { 1 };
+                lastx[j] = a;
+                lasty[j] = b;
+                add(&mut s, j, a - kx[j], b - ky[j], 1.0);
+            }
+            let all = (t + 1) % d == 0;
+            for j in (0..w).filter(|j| all || redo.contains(j)) {
+                if !xr[j].is_nan() && !yr[j].is_nan() {
+                    kx[j] = xr[j];
+                    ky[j] = yr[j];
+                }
+                for v in s.iter_mut() {
+                    v[j] = 0.0;
+                }
+                for u in (t + 1).saturating_sub(d)..=t {
+                    let (a, b) = (xc.row(u)[j], yc.row(u)[j]);
+                    if !a.is_nan() && !b.is_nan() {
+                        add(&mut s, j, a - kx[j], b - ky[j], 1.0);
+                    }
+                }
+            }
+            let o = out.row(t);
+            for j in 0..w {
+                let c = cnt[j];
+                if c < need {
+                    o[j] = f64::NAN;
+                    continue;
+                }
+                let n = c as f64;
+                let cov = (n * s[2][j] - s[0][j] * s[1][j]) / (n * (n - 1.0));
+                let cx = runx[j] >= c;
+                let cy = runy[j] >= c;
+                o[j] = finite_or_nan(if !corr {
+                    if cx || cy { 0.0 } else { cov }
+                } else {
+                    let vx = n * s[3][j] - s[0][j] * s[0][j];
+                    let vy = n * s[4][j] - s[1][j] * s[1][j];
+                    if cx
+                        || cy
+                        || vx <= 1e-12 * (n * s[3][j]).max(1e-300)
+                        || vy <= 1e-12 * (n * s[4][j]).max(1e-300)
+                    {
+                        f64::NAN
+                    } else {
+                        ((n * s[2][j] - s[0][j] * s[1][j]) / (vx * vy).sqrt()).clamp(-1.0, 1.0)
+                    }
+                });
+            }
+        }
+    })
+}
+
+/// What [`linreg`] reports from the regression of the window's values on their
+/// positions 1..d (oldest = 1, today = d; missing days keep their position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reg {
+    Slope,
+    Rsquare,
+    /// Today's residual (NaN when today's value is missing).
+    Resi,
+    /// Position-weighted mean Σ i·x / Σ i (`ts_decay_linear`, today heaviest).
+    Decay,
+}
+
+/// Regression of each window on time, from running sums that are re-indexed as the
+/// window slides (every position drops by one), exactly recomputed every `d` days.
+pub fn linreg(x: &[f64], nd: usize, na: usize, win: Win, what: Reg) -> Vec<f64> {
+    let Win { d, minp } = win;
+    let need = minp.max(if what == Reg::Decay { 1 } else { 2 }) as u32;
+    let dn = d as f64;
+    by_cols(x, None, nd, na, |x, _, out| {
+        let w = x.w;
+        let mut k = vec![0.0; w];
+        let mut cnt = vec![0u32; w];
+        // si, sii, sy, siy, syy over present values, y = x - k
+        let mut s: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; w]);
+        let mut redo: Vec<usize> = Vec::new();
+        for t in 0..nd {
+            redo.clear();
+            // Slide: positions drop by one; the value at position 0 leaves.
+            for j in 0..w {
+                let c = cnt[j] as f64;
+                s[1][j] += c - 2.0 * s[0][j];
+                s[0][j] -= c;
+                s[3][j] -= s[2][j];
+            }
+            if t >= d {
+                for (j, &v) in x.row(t - d).iter().enumerate() {
+                    if !v.is_nan() {
+                        cnt[j] -= 1;
+                        let y = v - k[j];
+                        s[2][j] -= y;
+                        s[4][j] -= y * y;
+                        if y * y > CANCEL * s[4][j] && cnt[j] > 0 {
+                            redo.push(j);
+                        }
+                    }
+                }
+            }
+            let xr = x.row(t);
+            for (j, &v) in xr.iter().enumerate() {
+                if v.is_nan() {
+                    continue;
+                }
+                if cnt[j] == 0 {
+                    k[j] = v;
+                    for sk in s.iter_mut() {
+                        sk[j] = 0.0;
+                    }
+                }
+                cnt[j] += 1;
+                let y = v - k[j];
+                s[0][j] += dn;
+                s[1][j] += dn * dn;
+                s[2][j] += y;
+                s[3][j] += dn * y;
+                s[4][j] += y * y;
+            }
+            let all = (t + 1) % d == 0;
+            for j in (0..w).filter(|j| all || redo.contains(j)) {
+                if !xr[j].is_nan() {
+                    k[j] = xr[j];
+                }
+                for sk in s.iter_mut() {
+                    sk[j] = 0.0;
+                }
+                // Positions: today is d, the window's oldest day is d - (t - u).
+                for u in (t + 1).saturating_sub(d)..=t {
+                    let v = x.row(u)[j];
+                    if !v.is_nan() {
+                        let i = (d - (t - u)) as f64;
+                        let y = v - k[j];
+                        s[0][j] += i;
+                        s[1][j] += i * i;
+                        s[2][j] += y;
+                        s[3][j] += i * y;
+                        s[4][j] += y * y;
+                    }
+                }
+            }
+            let o = out.row(t);
+            for j in 0..w {
+                let c = cnt[j];
+                if c < need {
+                    o[j] = f64::NAN;
+                    continue;
+                }
+                let n = c as f64;
+                let (si, sii, sy, siy, syy) = (s[0][j], s[1][j], s[2][j], s[3][j], s[4][j]);
+                let sxx = n * sii - si * si;
+                let sxy = n * siy - si * sy;
+                let slope = sxy / sxx;
+                o[j] = finite_or_nan(match what {
+                    Reg::Decay => siy / si + k[j],
+                    Reg::Slope => slope,
+                    Reg::Resi => {
+                        let icpt = (sy - slope * si) / n;
+                        (xr[j] - k[j]) - (icpt + slope * dn)
+                    }
+                    Reg::Rsquare => {
+                        let syy_c = n * syy - sy * sy;
+                        if syy_c <= 1e-12 * (n * syy).max(1e-300) {
+                            f64::NAN
+                        } else {
+                            sxy * sxy / (sxx * syy_c)
+                        }
+                    }
+                });
+            }
+        }
+    })
+}
