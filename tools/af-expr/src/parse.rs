@@ -142,6 +142,13 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize, usize)>, ParseError> {
             let v: f64 = text
                 .parse()
                 .map_err(|_| err(format!("malformed number {text:?}"), start, i))?;
+            if !v.is_finite() {
+                return Err(err(
+                    format!("number {text} is out of range (largest is about 1.8e308)"),
+                    start,
+                    i,
+                ));
+            }
             out.push((Tok::Num(v), start, i));
             continue;
         }

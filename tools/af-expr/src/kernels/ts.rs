@@ -273,7 +273,13 @@ pub fn median(x: &[f64], win: Win, out: &mut [f64]) {
 }
 
 /// The window's `q` quantile, linear interpolation (pandas `rolling().quantile(q)`).
+/// `q` outside [0, 1] is clamped to it (a NaN `q` gives NaN).
 pub fn quantile(x: &[f64], win: Win, q: f64, out: &mut [f64]) {
+    if q.is_nan() {
+        out.fill(f64::NAN);
+        return;
+    }
+    let q = q.clamp(0.0, 1.0);
     sorted_window(x, win, out, |w, _| quantile_sorted(w, q))
 }
 
