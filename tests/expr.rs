@@ -95,3 +95,14 @@ fn shared_subexpressions_are_merged() {
     );
     assert!(text.contains("after merging"), "{text}");
 }
+
+#[test]
+fn operator_table_in_the_docs_is_the_registry() {
+    let out = ok(bin("expr").args(["ops", "--markdown"]));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let doc = fs::read_to_string(root().join("docs/expression_language.md")).unwrap();
+    assert!(
+        doc.contains(table.as_ref()),
+        "docs/expression_language.md is stale: regenerate its table with `expr ops --markdown`"
+    );
+}

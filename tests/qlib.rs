@@ -71,3 +71,44 @@ fn qlib_spellings_and_errors() {
     let err = fails(bin("expr").args(["check", "--dialect", "qlib", "Mean(close, 5)"]));
     assert!(err.contains("`$`"), "{err}");
 }
+
+#[test]
+fn every_evaluated_qlib_operator_matches_qlib_semantics() {
+    // One probe per Qlib operator the dialect evaluates (tests/fixtures/qlib_ops.txt),
+    // on fields with NaN, -inf inputs and booleans.
+    let fx = root().join("tests/fixtures/qlib_ops.txt");
+    let dir = scratch("qlib_ops");
+    let (_, panel) = small_market(&dir, 2);
+    let eval = dir.join("ops.parquet");
+    ok(bin("expr").args([
+        "eval",
+        "--panel",
+        &s(&panel),
+        "--file",
+        &s(&fx),
+        "--out",
+        &s(&eval),
+    ]));
+    let n = std::fs::read_to_string(&fx)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count();
+    // Skew of near-symmetric windows is ~1e-13: compare it with an absolute floor.
+    let res = ok(python().args([
+        "check_alpha158.py",
+        &s(&panel),
+        &s(&eval),
+        "--fixture",
+        &s(&fx),
+        "--atol",
+        "1e-11",
+        "--min-match",
+        &n.to_string(),
+    ]));
+    let text = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        text.contains(&format!("{n} features match Qlib semantics")),
+        "{text}"
+    );
+}

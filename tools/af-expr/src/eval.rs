@@ -133,7 +133,18 @@ impl Program {
         }
         let mut stats = RunStats::default();
         // Assets' listed spans, for Qlib-semantics ops; computed once, on first use.
-        let span: OnceCell<Arc<Vec<(usize, usize)>>> = OnceCell::new();
+        let span_cell: OnceCell<Arc<Vec<(usize, usize)>>> = OnceCell::new();
+        let span = || {
+            span_cell
+                .get_or_init(|| {
+                    let f = panel.field("close").map(|m| m.data);
+                    Arc::new(match f {
+                        Ok(c) => kernels::spans(c, nd, na),
+                        Err(_) => vec![(0, nd.saturating_sub(1)); na],
+                    })
+                })
+                .clone()
+        };
         let mut live = 0usize;
         for (i, node) in self.nodes.iter().enumerate() {
             let v = match &node.expr {
@@ -178,7 +189,12 @@ impl Program {
                                     .collect();
                                 Val::Scalar(elementwise::scalar(op.name, &xs).unwrap_or(f64::NAN))
                             } else {
-                                Val::Owned(elementwise::apply(op.name, &ops, n))
+                                let mut v = elementwise::apply(op.name, &ops, n);
+                                if op.name.starts_with("q_") {
+                                    // Qlib's comparisons: 0/1 inside the span, NaN outside.
+                                    kernels::clip_to_span(&mut v, &span(), na);
+                                }
+                                Val::Owned(v)
                             }
                         }
                         Kind::TimeSeries => {
@@ -195,16 +211,6 @@ impl Program {
                                 Some(dense(mat(1)?, n))
                             } else {
                                 None
-                            };
-                            let span = || {
-                                span.get_or_init(|| {
-                                    let f = panel.field("close").map(|m| m.data);
-                                    Arc::new(match f {
-                                        Ok(c) => kernels::spans(c, nd, na),
-                                        Err(_) => vec![(0, nd.saturating_sub(1)); na],
-                                    })
-                                })
-                                .clone()
                             };
                             Val::Owned(
                                 kernels::time_series(

@@ -79,6 +79,12 @@ enum Cmd {
         #[arg(long)]
         dump_dir: Option<PathBuf>,
     },
+    /// List every operator of the registry (the table in docs/expression_language.md).
+    Ops {
+        /// Print a Markdown table.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Show the merged DAG: nodes, shared sub-expressions, estimated cost.
     Explain {
         #[arg(long, default_value = "native")]
@@ -243,6 +249,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("wrote {}", out.display());
         }
+        Cmd::Ops { markdown } => print_ops(markdown),
         Cmd::Bench {
             panel,
             file,
@@ -296,6 +303,37 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The registry as a table: one row per operator.
+fn print_ops(markdown: bool) {
+    use af_expr::registry::{Arg, OPS};
+    if markdown {
+        println!("| operator | arguments | kind | cost | definition |");
+        println!("| --- | --- | --- | --- | --- |");
+    }
+    for op in OPS {
+        let mut series = ["x", "y", "z"].iter();
+        let args: Vec<&str> = op
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::Series => series.next().copied().unwrap_or("w"),
+                Arg::Window => "d",
+                Arg::Scalar => "a",
+                Arg::Group => "group",
+            })
+            .collect();
+        let (name, args, kind) = (op.name, args.join(", "), format!("{:?}", op.kind));
+        if markdown {
+            println!(
+                "| `{name}` | `{args}` | {kind} | {} | {} |",
+                op.cost, op.doc
+            );
+        } else {
+            println!("{name}({args})\t{kind}\t{}\t{}", op.cost, op.doc);
+        }
+    }
 }
 
 fn bench(

@@ -53,7 +53,7 @@ pub fn spans(field: &[f64], nd: usize, na: usize) -> Vec<(usize, usize)> {
 }
 
 /// NaN outside each asset's span.
-fn clip_to_span(v: &mut [f64], span: &Span, na: usize) {
+pub fn clip_to_span(v: &mut [f64], span: &Span, na: usize) {
     for (t, row) in v.chunks_mut(na).enumerate() {
         for (a, x) in row.iter_mut().enumerate() {
             if t < span[a].0 || t > span[a].1 {
