@@ -9,7 +9,7 @@ SEED ?= 42
 NAME ?= csi500
 REL := target/release
 
-.PHONY: mine test venv build release bench-data clean-data fmt
+.PHONY: mine test venv build release bench bench-data clean-data fmt
 
 ## mine: build (release) and run the pipeline on the csi500-sized synthetic market
 mine: release
@@ -35,6 +35,25 @@ build:
 
 release:
 	$(CARGO) build --release --bins
+
+## bench: expression evaluation on `full` vs polars_ta, numpy+bottleneck and KunQuant
+## (bench.md item 1); results in out/bench/expr.json and a table on stdout
+BENCH_VENV := .venv-bench
+bench: release $(BENCH_VENV)/.stamp data/panel/full.arrow
+	mkdir -p out/bench
+	/usr/bin/time -v $(REL)/expr bench --panel data/panel/full.arrow --file tests/bench/exprs.txt \
+	  --repeat 5 --json out/bench/expr-ours.json --dump-dir out/bench/values 2> out/bench/expr-ours.time
+	@grep -hE "Maximum resident" out/bench/expr-ours.time
+	$(BENCH_VENV)/bin/python tests/bench/peers.py --panel data/panel/full.arrow --exprs tests/bench/exprs.txt \
+	  --ours out/bench/expr-ours.json --values-dir out/bench/values --out out/bench/expr.json --repeat 3
+
+$(BENCH_VENV)/.stamp: tests/bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bench/requirements.txt
+	touch $@
+
+data/panel/full.arrow:
+	$(MAKE) bench-data
 
 ## bench-data: the `full` market (5000 x 2500) with wall time and peak memory
 bench-data: release

@@ -124,7 +124,17 @@ impl Program {
     {
         let (nd, na) = (panel.n_dates(), panel.n_assets());
         let n = nd * na;
-        let universe = panel.mask("in_universe").unwrap_or_else(|_| vec![true; n]);
+        // Read by cross-sectional nodes only; unpacked once per panel.
+        let universe_cell: OnceCell<Arc<Vec<bool>>> = OnceCell::new();
+        let universe = || {
+            universe_cell
+                .get_or_init(|| {
+                    panel
+                        .mask_shared("in_universe")
+                        .unwrap_or_else(|_| Arc::new(vec![true; n]))
+                })
+                .clone()
+        };
         let mut vals: Vec<Option<Val>> = (0..self.nodes.len()).map(|_| None).collect();
         let mut left: Vec<usize> = self.nodes.iter().map(|n| n.consumers).collect();
         let mut pending_out: Vec<usize> = vec![0; self.nodes.len()];
@@ -248,7 +258,7 @@ impl Program {
                                 other => bail!("no kernel for {other}"),
                             };
                             let x = dense(mat(0)?, n);
-                            Val::Owned(cs::apply(csop, &x, &universe, groups, nd, na))
+                            Val::Owned(cs::apply(csop, &x, &universe(), groups, nd, na))
                         }
                     };
                     stats.nodes_evaluated += 1;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use af_store::Provenance;
 use anyhow::{Context, Result, anyhow, bail};
@@ -69,6 +69,10 @@ pub struct Panel {
     content_hash: String,
     metadata: BTreeMap<String, String>,
     group_names: BTreeMap<String, Vec<String>>,
+    /// Masks unpacked to one bool per cell, kept: evaluation reads `in_universe` for
+    /// every cross-sectional node, and unpacking 12.5 M bits each time costs more than
+    /// many kernels.
+    masks: Mutex<BTreeMap<String, Arc<Vec<bool>>>>,
 }
 
 struct MmapOwner(#[allow(dead_code)] Arc<Mmap>);
@@ -204,6 +208,7 @@ impl Panel {
             content_hash: desc.content_hash,
             metadata,
             group_names,
+            masks: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -282,6 +287,14 @@ impl Panel {
 
     /// A boolean mask (`tradable`, `in_universe`) unpacked to one bool per cell.
     pub fn mask(&self, name: &str) -> Result<Vec<bool>> {
+        Ok(self.mask_shared(name)?.as_ref().clone())
+    }
+
+    /// As [`Panel::mask`], unpacked once per panel and shared.
+    pub fn mask_shared(&self, name: &str) -> Result<Arc<Vec<bool>>> {
+        if let Some(m) = self.masks.lock().ok().and_then(|c| c.get(name).cloned()) {
+            return Ok(m);
+        }
         let col = self
             .batch
             .column_by_name(name)
@@ -289,7 +302,11 @@ impl Panel {
         let arr = col
             .as_boolean_opt()
             .ok_or_else(|| anyhow!("panel column {name:?} is not a mask"))?;
-        Ok(arr.values().iter().collect())
+        let m: Arc<Vec<bool>> = Arc::new(arr.values().iter().collect());
+        if let Ok(mut c) = self.masks.lock() {
+            c.insert(name.to_string(), m.clone());
+        }
+        Ok(m)
     }
 
     /// A group field (`industry`): per-cell keys (zero-copy) and the group names.

@@ -21,7 +21,7 @@ pub enum CsOp {
 
 struct Scratch {
     idx: Vec<u32>,
-    keys: Vec<(u64, u32)>,
+    packed: Vec<u64>,
     vals: Vec<f64>,
     gsum: Vec<f64>,
     gcnt: Vec<u32>,
@@ -35,23 +35,49 @@ pub fn order_key(x: f64) -> u64 {
     if b >> 63 == 1 { !b } else { b | (1 << 63) }
 }
 
-/// Average-tie percentile ranks (rank / n) of the cells in `keys` written to `out`.
-/// Sorting (key, cell) pairs by an integer key keeps the sort free of indirect loads
-/// and float compares, which is what dominates cross-sectional ranks.
-fn rank_keys(keys: &mut [(u64, u32)], out: &mut [f64]) {
-    keys.sort_unstable_by_key(|k| k.0);
-    let n = keys.len();
+/// Average-tie percentile ranks (rank / n) of the cells `idx` of row `xr`, written to
+/// `out`. Cells are packed with the top 32 bits of their order key into one u64 and
+/// sorted as plain integers (no indirection, no float compares: what dominates
+/// cross-sectional ranks); the rare runs that share those 32 bits are then ordered by
+/// the full key, so ranks and ties are exact.
+fn rank_row(xr: &[f64], idx: &[u32], packed: &mut Vec<u64>, out: &mut [f64]) {
+    const LOW: u64 = 0xffff_ffff;
+    packed.clear();
+    packed.extend(
+        idx.iter()
+            .map(|&a| (order_key(xr[a as usize]) & !LOW) | a as u64),
+    );
+    packed.sort_unstable();
+    let n = packed.len();
+    let nf = n as f64;
+    let full = |p: u64| order_key(xr[(p & LOW) as usize]);
     let mut i = 0;
     while i < n {
-        let mut j = i;
-        while j + 1 < n && keys[j + 1].0 == keys[i].0 {
+        let hi = packed[i] >> 32;
+        let mut j = i + 1;
+        while j < n && packed[j] >> 32 == hi {
             j += 1;
         }
-        let r = ((i + j) as f64 / 2.0 + 1.0) / n as f64;
-        for k in &keys[i..=j] {
-            out[k.1 as usize] = r;
+        if j == i + 1 {
+            out[(packed[i] & LOW) as usize] = (i + 1) as f64 / nf;
+            i = j;
+            continue;
         }
-        i = j + 1;
+        packed[i..j].sort_unstable_by_key(|p| full(*p));
+        let mut a = i;
+        while a < j {
+            let ka = full(packed[a]);
+            let mut b = a + 1;
+            while b < j && full(packed[b]) == ka {
+                b += 1;
+            }
+            let r = ((a + b - 1) as f64 / 2.0 + 1.0) / nf;
+            for p in &packed[a..b] {
+                out[(p & LOW) as usize] = r;
+            }
+            a = b;
+        }
+        i = j;
     }
 }
 
@@ -78,7 +104,7 @@ pub fn apply(
     out.par_chunks_mut(na).enumerate().for_each_init(
         || Scratch {
             idx: Vec::with_capacity(na),
-            keys: Vec::with_capacity(na),
+            packed: Vec::with_capacity(na),
             vals: Vec::with_capacity(na),
             gsum: vec![0.0; ngroups],
             gcnt: vec![0; ngroups],
@@ -97,12 +123,7 @@ pub fn apply(
                 return;
             }
             match op {
-                CsOp::Rank => {
-                    s.keys.clear();
-                    s.keys
-                        .extend(s.idx.iter().map(|&a| (order_key(xr[a as usize]), a)));
-                    rank_keys(&mut s.keys, row);
-                }
+                CsOp::Rank => rank_row(xr, &s.idx, &mut s.packed, row),
                 CsOp::ZScore | CsOp::Demean | CsOp::Scale(_) => {
                     let m = s.idx.iter().map(|&a| xr[a as usize]).sum::<f64>() / n as f64;
                     match op {
@@ -176,10 +197,7 @@ pub fn apply(
                         while j + 1 < n && g[s.idx[j + 1] as usize] == g[s.idx[i] as usize] {
                             j += 1;
                         }
-                        s.keys.clear();
-                        s.keys
-                            .extend(s.idx[i..=j].iter().map(|&a| (order_key(xr[a as usize]), a)));
-                        rank_keys(&mut s.keys, row);
+                        rank_row(xr, &s.idx[i..=j], &mut s.packed, row);
                         i = j + 1;
                     }
                 }
@@ -190,4 +208,31 @@ pub fn apply(
         },
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_are_exact_with_ties_and_shared_high_bits() {
+        // Values that share their top 32 key bits but differ below, exact ties, -0/+0.
+        let base = 1000.0f64;
+        let mut x: Vec<f64> = (0..3000)
+            .map(|i| base + ((i * 7919) % 997) as f64 * 1e-9 * if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        x[5] = -0.0;
+        x[6] = 0.0;
+        x[7] = f64::MAX;
+        let idx: Vec<u32> = (0..x.len() as u32).collect();
+        let mut out = vec![0.0; x.len()];
+        rank_row(&x, &idx, &mut Vec::new(), &mut out);
+        let n = x.len() as f64;
+        for (i, v) in x.iter().enumerate().step_by(37) {
+            let lt = x.iter().filter(|u| *u < v).count() as f64;
+            let eq = x.iter().filter(|u| *u == v).count() as f64;
+            assert_eq!(out[i], (lt + (eq + 1.0) / 2.0) / n, "cell {i}");
+        }
+        assert_eq!(out[5], out[6]);
+    }
 }

@@ -132,6 +132,8 @@ pub fn time_series(
             }
             Some(r)
         }
+        "max" if !qlib => Some(rolling::extreme(x, nd, na, d, true)),
+        "min" if !qlib => Some(rolling::extreme(x, nd, na, d, false)),
         "slope" => Some(rolling::linreg(x, nd, na, win, Reg::Slope)),
         "rsquare" => {
             let mut r = rolling::linreg(x, nd, na, win, Reg::Rsquare);
@@ -382,6 +384,26 @@ mod tests {
             .collect();
         let win = Win { d: 7, minp: 3 };
         let all = moments(&m, nd, na, win, Stat::Var);
+        for d in [1, 2, 7, 13] {
+            let mx = rolling::extreme(&m, nd, na, d, true);
+            let mn = rolling::extreme(&m, nd, na, d, false);
+            for a in [0, 3, 150, 299] {
+                let col: Vec<f64> = (0..nd).map(|t| m[t * na + a]).collect();
+                let (mut hi, mut lo) = (vec![0.0; nd], vec![0.0; nd]);
+                ts::max(&col, Win::full(d), &mut hi);
+                ts::min(&col, Win::full(d), &mut lo);
+                close(
+                    &(0..nd).map(|t| mx[t * na + a]).collect::<Vec<_>>(),
+                    &hi,
+                    0.0,
+                );
+                close(
+                    &(0..nd).map(|t| mn[t * na + a]).collect::<Vec<_>>(),
+                    &lo,
+                    0.0,
+                );
+            }
+        }
         for a in [0, 1, 255, 256, 299] {
             let col: Vec<f64> = (0..nd).map(|t| m[t * na + a]).collect();
             let one = moments(&col, nd, 1, win, Stat::Var);

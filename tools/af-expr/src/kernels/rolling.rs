@@ -21,8 +21,9 @@ use rayon::prelude::*;
 
 use super::{SharedOut, buf, finite_or_nan};
 
-/// Assets per task: a 2 KB run of each row.
-const CW: usize = 256;
+/// Target assets per task: long contiguous runs of each row (8 KB spans pages, so the
+/// hardware prefetcher keeps streaming), while the last `d` rows of a chunk stay in L2.
+const CW: usize = 1024;
 
 /// A window of `d` days that is valid with at least `minp` non-NaN values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +81,12 @@ where
     assert!(x.len() == n && y.is_none_or(|y| y.len() == n));
     let mut out = buf::take(n);
     let p = SharedOut(out.as_mut_ptr());
-    (0..na.div_ceil(CW)).into_par_iter().for_each(|c| {
-        let a0 = c * CW;
-        let w = CW.min(na - a0);
+    // An even number of near-equal chunks keeps both cores busy to the end.
+    let chunks = na.div_ceil(CW).next_multiple_of(2).min(na);
+    let cw = na.div_ceil(chunks);
+    (0..na.div_ceil(cw)).into_par_iter().for_each(|c| {
+        let a0 = c * cw;
+        let w = cw.min(na - a0);
         let cols = |m| Cols { m, na, a0, w };
         let mut o = OutCols { p, na, a0, w };
         f(cols(x), y.map(cols), &mut o);
@@ -189,82 +193,106 @@ impl Moments {
 /// would leave the running sums with its rounding error: recompute that asset exactly.
 const CANCEL: f64 = 1e4;
 
-/// Neumaier-compensated `acc += v` on a (sum, compensation) pair.
-/// Branch-free (selects), so loops over assets vectorise; adding 0 is a no-op.
-#[inline]
-fn comp_add(s: &mut f64, c: &mut f64, v: f64) {
-    let t = *s + v;
-    let (big, small) = if s.abs() >= v.abs() { (*s, v) } else { (v, *s) };
-    *c += (big - t) + small;
-    *s = t;
+/// Knuth's TwoSum: `a + b` and its exact rounding error, branch-free (vectorises).
+#[inline(always)]
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bp = s - a;
+    (s, (a - (s - bp)) + (b - bp))
 }
 
-/// Rolling sum or mean of the raw values with compensated add/remove (as pandas): the
-/// result is the correctly rounded window sum in practice, so equal windows of
-/// different assets give bit-equal sums (ranks of such values tie as they should).
+/// Rolling sum or mean over the window's non-NaN values, van Herk style: rows are cut
+/// into blocks of `d`; each window is the tail of one block plus the head of the next,
+/// so its sum is (suffix sum at its start) + (prefix sum at its end). Nothing is ever
+/// subtracted, so there is no drift and no residue when a huge value leaves; partial
+/// sums carry their TwoSum rounding error, so results are the correctly rounded window
+/// sums in practice (as pandas' Kahan sums), and equal windows give equal sums — ties in
+/// later ranks and comparisons stay ties. Plain branch-free loops over contiguous rows,
+/// which the compiler vectorises. A window whose values are all equal gives exactly that
+/// value (mean), as pandas.
 fn sum_mean(x: &[f64], nd: usize, na: usize, win: Win, mean: bool) -> Vec<f64> {
     let Win { d, minp } = win;
-    let need = minp.max(1) as u32;
-    by_cols(x, None, nd, na, |x, _, out| {
+    let need = minp.max(1) as f64;
+    by_cols(x, None, nd, na, move |x, _, out| {
         let w = x.w;
-        let (mut s, mut c) = (vec![0.0; w], vec![0.0; w]);
-        let mut cnt = vec![0u32; w];
-        let mut run = vec![0u32; w];
-        let mut last = vec![f64::NAN; w];
-        let mut redo: Vec<usize> = Vec::new();
-        for t in 0..nd {
-            redo.clear();
-            if t >= d {
-                for (j, &v) in x.row(t - d).iter().enumerate() {
-                    if !v.is_nan() {
-                        cnt[j] -= 1;
-                        comp_add(&mut s[j], &mut c[j], -v);
-                        if v.abs() > CANCEL * (s[j] + c[j]).abs() && cnt[j] > 0 {
-                            redo.push(j);
-                        }
+        // Per slot row: sum, its error, count (suffixes of the current/previous block).
+        let mut suf = vec![0.0; 2 * d * w];
+        let mut sufc = vec![0.0; 2 * d * w];
+        let mut sufn = vec![0.0; 2 * d * w];
+        let (mut pre, mut prec, mut pren) = (vec![0.0; w], vec![0.0; w], vec![0.0; w]);
+        let (mut run, mut last) = (vec![0.0f64; w], vec![f64::NAN; w]);
+        for k in 0..nd.div_ceil(d) {
+            let (b0, b1) = (k * d, ((k + 1) * d).min(nd));
+            let slot = (k % 2) * d * w;
+            for t in (b0..b1).rev() {
+                let r = &x.row(t)[..w];
+                let at = slot + (t - b0) * w;
+                // The block's last row starts the suffix sums from zero.
+                let span = if t + 1 < b1 { 2 * w } else { w };
+                let (cur, next) = suf[at..at + span].split_at_mut(w);
+                let (curc, nextc) = sufc[at..at + span].split_at_mut(w);
+                let (curn, nextn) = sufn[at..at + span].split_at_mut(w);
+                if next.is_empty() {
+                    for j in 0..w {
+                        let ok = !r[j].is_nan();
+                        cur[j] = if ok { r[j] } else { 0.0 };
+                        curc[j] = 0.0;
+                        curn[j] = if ok { 1.0 } else { 0.0 };
+                    }
+                } else {
+                    for j in 0..w {
+                        let ok = !r[j].is_nan();
+                        let (s, e) = two_sum(next[j], if ok { r[j] } else { 0.0 });
+                        cur[j] = s;
+                        curc[j] = nextc[j] + e;
+                        curn[j] = nextn[j] + if ok { 1.0 } else { 0.0 };
                     }
                 }
             }
-            for (j, &v) in x.row(t).iter().enumerate() {
-                let ok = !v.is_nan();
-                // An emptied window restarts from exact zeros.
-                let fresh = ok && cnt[j] == 0;
-                s[j] = if fresh { 0.0 } else { s[j] };
-                c[j] = if fresh { 0.0 } else { c[j] };
-                cnt[j] += ok as u32;
-                run[j] = if !ok {
-                    run[j]
-                } else if v == last[j] {
-                    run[j] + 1
-                } else {
-                    1
-                };
-                last[j] = if ok { v } else { last[j] };
-                comp_add(&mut s[j], &mut c[j], if ok { v } else { 0.0 });
-            }
-            let all = (t + 1) % d == 0;
-            for j in (0..w).filter(|j| all || redo.contains(j)) {
-                s[j] = 0.0;
-                c[j] = 0.0;
-                for u in (t + 1).saturating_sub(d)..=t {
-                    let v = x.row(u)[j];
-                    if !v.is_nan() {
-                        comp_add(&mut s[j], &mut c[j], v);
-                    }
+            for t in b0..b1 {
+                let r = &x.row(t)[..w];
+                let keep = if t == b0 { 0.0 } else { 1.0 };
+                let (pre, prec, pren) = (&mut pre[..w], &mut prec[..w], &mut pren[..w]);
+                let (run, last) = (&mut run[..w], &mut last[..w]);
+                for j in 0..w {
+                    let v = r[j];
+                    let ok = !v.is_nan();
+                    let (s, e) = two_sum(pre[j] * keep, if ok { v } else { 0.0 });
+                    pre[j] = s;
+                    prec[j] = prec[j] * keep + e;
+                    pren[j] = pren[j] * keep + if ok { 1.0 } else { 0.0 };
+                    run[j] = if !ok {
+                        run[j]
+                    } else if v == last[j] {
+                        run[j] + 1.0
+                    } else {
+                        1.0
+                    };
+                    last[j] = if ok { v } else { last[j] };
                 }
-            }
-            let o = out.row(t);
-            for j in 0..w {
-                let n = cnt[j];
-                o[j] = if n < need {
-                    f64::NAN
-                } else if run[j] >= n {
-                    // All values equal: exact (pandas returns the value for the mean).
-                    if mean { last[j] } else { n as f64 * last[j] }
-                } else {
-                    let sum = s[j] + c[j];
-                    if mean { sum / n as f64 } else { sum }
-                };
+                let o = &mut out.row(t)[..w];
+                // The window [t + 1 - d, t]: within this block, or a tail + this head.
+                let tail = (t + 1 >= d && (t + 1 - d) % d != 0).then(|| {
+                    let s0 = t + 1 - d;
+                    ((s0 / d) % 2) * d * w + (s0 % d) * w
+                });
+                for j in 0..w {
+                    let (ts, tc, tn) = match tail {
+                        Some(at) => (suf[at + j], sufc[at + j], sufn[at + j]),
+                        None => (0.0, 0.0, 0.0),
+                    };
+                    let (s, e) = two_sum(ts, pre[j]);
+                    let sum = s + (e + tc + prec[j]);
+                    let n = tn + pren[j];
+                    let v = if run[j] >= n {
+                        if mean { last[j] } else { n * last[j] }
+                    } else if mean {
+                        sum / n
+                    } else {
+                        sum
+                    };
+                    o[j] = if n < need { f64::NAN } else { v };
+                }
             }
         }
     })
@@ -637,6 +665,65 @@ pub fn linreg(x: &[f64], nd: usize, na: usize, win: Win, what: Reg) -> Vec<f64> 
                         }
                     }
                 });
+            }
+        }
+    })
+}
+
+/// Rolling max (or min) over full windows, NaN if the window has a NaN: van Herk /
+/// Gil-Werman. Rows are cut into blocks of `d`; a window spans the tail of one block and
+/// the head of the next, so its extreme is max(suffix max at its start, prefix max at its
+/// end): three comparisons per cell whatever `d`, on contiguous rows.
+pub fn extreme(x: &[f64], nd: usize, na: usize, d: usize, want_max: bool) -> Vec<f64> {
+    let m = move |a: f64, b: f64| {
+        if a.is_nan() || b.is_nan() {
+            f64::NAN
+        } else if want_max {
+            a.max(b)
+        } else {
+            a.min(b)
+        }
+    };
+    by_cols(x, None, nd, na, move |x, _, out| {
+        let w = x.w;
+        // Suffix maxima of the current and the previous block (two slots of d rows).
+        let mut suf = vec![0.0; 2 * d * w];
+        let mut pre = vec![0.0; w];
+        for k in 0..nd.div_ceil(d) {
+            let (b0, b1) = (k * d, ((k + 1) * d).min(nd));
+            let slot = (k % 2) * d * w;
+            for t in (b0..b1).rev() {
+                let r = &x.row(t)[..w];
+                let at = slot + (t - b0) * w;
+                if t + 1 < b1 {
+                    let (cur, next) = suf[at..at + 2 * w].split_at_mut(w);
+                    for j in 0..w {
+                        cur[j] = m(r[j], next[j]);
+                    }
+                } else {
+                    suf[at..at + w].copy_from_slice(r);
+                }
+            }
+            for t in b0..b1 {
+                let r = &x.row(t)[..w];
+                if t == b0 {
+                    pre.copy_from_slice(r);
+                } else {
+                    for j in 0..w {
+                        pre[j] = m(pre[j], r[j]);
+                    }
+                }
+                let o = &mut out.row(t)[..w];
+                if t + 1 < d {
+                    o.fill(f64::NAN);
+                    continue;
+                }
+                let s0 = t + 1 - d;
+                let at = ((s0 / d) % 2) * d * w + (s0 % d) * w;
+                let s = &suf[at..at + w];
+                for j in 0..w {
+                    o[j] = m(s[j], pre[j]);
+                }
             }
         }
     })
