@@ -21,7 +21,7 @@ pub enum CsOp {
 
 struct Scratch {
     idx: Vec<u32>,
-    packed: Vec<u64>,
+    rank: RankScratch,
     vals: Vec<f64>,
     gsum: Vec<f64>,
     gcnt: Vec<u32>,
@@ -35,19 +35,63 @@ pub fn order_key(x: f64) -> u64 {
     if b >> 63 == 1 { !b } else { b | (1 << 63) }
 }
 
+/// Reused buffers of [`rank_row`].
+#[derive(Default)]
+pub struct RankScratch {
+    packed: Vec<u64>,
+    tmp: Vec<u64>,
+}
+
+/// Sort by the high 32 bits only (LSD radix, 8 bits a pass, skipping bytes that every
+/// key shares: a cross-section shares its sign and most exponent bits). O(n), stable.
+fn radix_high(v: &mut Vec<u64>, tmp: &mut Vec<u64>) {
+    let n = v.len();
+    if n < 128 {
+        v.sort_unstable_by_key(|k| k >> 32);
+        return;
+    }
+    let mut hist = [[0u32; 256]; 4];
+    for k in v.iter() {
+        for (p, h) in hist.iter_mut().enumerate() {
+            h[(k >> (32 + 8 * p)) as usize & 255] += 1;
+        }
+    }
+    tmp.clear();
+    tmp.resize(n, 0);
+    for (p, h) in hist.iter_mut().enumerate() {
+        if h.contains(&(n as u32)) {
+            continue;
+        }
+        let mut sum = 0u32;
+        for c in h.iter_mut() {
+            let x = *c;
+            *c = sum;
+            sum += x;
+        }
+        let shift = 32 + 8 * p;
+        for &k in v.iter() {
+            let b = (k >> shift) as usize & 255;
+            tmp[h[b] as usize] = k;
+            h[b] += 1;
+        }
+        std::mem::swap(v, tmp);
+    }
+}
+
 /// Average-tie percentile ranks (rank / n) of the cells `idx` of row `xr`, written to
 /// `out`. Cells are packed with the top 32 bits of their order key into one u64 and
 /// sorted as plain integers (no indirection, no float compares: what dominates
 /// cross-sectional ranks); the rare runs that share those 32 bits are then ordered by
 /// the full key, so ranks and ties are exact.
-fn rank_row(xr: &[f64], idx: &[u32], packed: &mut Vec<u64>, out: &mut [f64]) {
+fn rank_row(xr: &[f64], idx: &[u32], sc: &mut RankScratch, out: &mut [f64]) {
     const LOW: u64 = 0xffff_ffff;
+    let packed = &mut sc.packed;
     packed.clear();
     packed.extend(
         idx.iter()
             .map(|&a| (order_key(xr[a as usize]) & !LOW) | a as u64),
     );
-    packed.sort_unstable();
+    radix_high(packed, &mut sc.tmp);
     let n = packed.len();
     let nf = n as f64;
     let full = |p: u64| order_key(xr[(p & LOW) as usize]);
@@ -104,7 +148,7 @@ pub fn apply(
     out.par_chunks_mut(na).enumerate().for_each_init(
         || Scratch {
             idx: Vec::with_capacity(na),
-            packed: Vec::with_capacity(na),
+            rank: RankScratch::default(),
             vals: Vec::with_capacity(na),
             gsum: vec![0.0; ngroups],
             gcnt: vec![0; ngroups],
@@ -123,7 +167,7 @@ pub fn apply(
                 return;
             }
             match op {
-                CsOp::Rank => rank_row(xr, &s.idx, &mut s.packed, row),
+                CsOp::Rank => rank_row(xr, &s.idx, &mut s.rank, row),
                 CsOp::ZScore | CsOp::Demean | CsOp::Scale(_) => {
                     let m = s.idx.iter().map(|&a| xr[a as usize]).sum::<f64>() / n as f64;
                     match op {
@@ -197,7 +241,7 @@ pub fn apply(
                         while j + 1 < n && g[s.idx[j + 1] as usize] == g[s.idx[i] as usize] {
                             j += 1;
                         }
-                        rank_row(xr, &s.idx[i..=j], &mut s.packed, row);
+                        rank_row(xr, &s.idx[i..=j], &mut s.rank, row);
                         i = j + 1;
                     }
                 }
@@ -226,7 +270,7 @@ mod tests {
         x[7] = f64::MAX;
         let idx: Vec<u32> = (0..x.len() as u32).collect();
         let mut out = vec![0.0; x.len()];
-        rank_row(&x, &idx, &mut Vec::new(), &mut out);
+        rank_row(&x, &idx, &mut RankScratch::default(), &mut out);
         let n = x.len() as f64;
         for (i, v) in x.iter().enumerate().step_by(37) {
             let lt = x.iter().filter(|u| *u < v).count() as f64;

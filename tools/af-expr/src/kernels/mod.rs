@@ -132,8 +132,10 @@ pub fn time_series(
             }
             Some(r)
         }
-        "max" if !qlib => Some(rolling::extreme(x, nd, na, d, true)),
-        "min" if !qlib => Some(rolling::extreme(x, nd, na, d, false)),
+        "max" if !qlib => Some(rolling::extreme(x, nd, na, d, true, false)),
+        "min" if !qlib => Some(rolling::extreme(x, nd, na, d, false, false)),
+        "argmax" => Some(rolling::extreme(x, nd, na, d, true, true)),
+        "argmin" => Some(rolling::extreme(x, nd, na, d, false, true)),
         "slope" => Some(rolling::linreg(x, nd, na, win, Reg::Slope)),
         "rsquare" => {
             let mut r = rolling::linreg(x, nd, na, win, Reg::Rsquare);
@@ -385,23 +387,26 @@ mod tests {
         let win = Win { d: 7, minp: 3 };
         let all = moments(&m, nd, na, win, Stat::Var);
         for d in [1, 2, 7, 13] {
-            let mx = rolling::extreme(&m, nd, na, d, true);
-            let mn = rolling::extreme(&m, nd, na, d, false);
-            for a in [0, 3, 150, 299] {
-                let col: Vec<f64> = (0..nd).map(|t| m[t * na + a]).collect();
-                let (mut hi, mut lo) = (vec![0.0; nd], vec![0.0; nd]);
-                ts::max(&col, Win::full(d), &mut hi);
-                ts::min(&col, Win::full(d), &mut lo);
-                close(
-                    &(0..nd).map(|t| mx[t * na + a]).collect::<Vec<_>>(),
-                    &hi,
-                    0.0,
-                );
-                close(
-                    &(0..nd).map(|t| mn[t * na + a]).collect::<Vec<_>>(),
-                    &lo,
-                    0.0,
-                );
+            // Row-wise block extremes equal the per-series deque kernels (ties: earliest).
+            type Series = fn(&[f64], Win, &mut [f64]);
+            let cases: [(bool, bool, Series); 4] = [
+                (true, false, ts::max),
+                (false, false, ts::min),
+                (true, true, ts::argmax),
+                (false, true, ts::argmin),
+            ];
+            for (want_max, arg, k) in cases {
+                let rows = rolling::extreme(&m, nd, na, d, want_max, arg);
+                for a in [0, 3, 150, 299] {
+                    let col: Vec<f64> = (0..nd).map(|t| m[t * na + a]).collect();
+                    let mut one = vec![0.0; nd];
+                    k(&col, Win::full(d), &mut one);
+                    close(
+                        &(0..nd).map(|t| rows[t * na + a]).collect::<Vec<_>>(),
+                        &one,
+                        0.0,
+                    );
+                }
             }
         }
         for a in [0, 1, 255, 256, 299] {

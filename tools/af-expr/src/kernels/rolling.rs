@@ -670,47 +670,77 @@ pub fn linreg(x: &[f64], nd: usize, na: usize, win: Win, what: Reg) -> Vec<f64> 
     })
 }
 
-/// Rolling max (or min) over full windows, NaN if the window has a NaN: van Herk /
-/// Gil-Werman. Rows are cut into blocks of `d`; a window spans the tail of one block and
-/// the head of the next, so its extreme is max(suffix max at its start, prefix max at its
-/// end): three comparisons per cell whatever `d`, on contiguous rows.
-pub fn extreme(x: &[f64], nd: usize, na: usize, d: usize, want_max: bool) -> Vec<f64> {
-    let m = move |a: f64, b: f64| {
-        if a.is_nan() || b.is_nan() {
-            f64::NAN
-        } else if want_max {
-            a.max(b)
-        } else {
-            a.min(b)
-        }
-    };
+/// Rolling max (or min) over full windows, or days since it (`arg`; ties: the earliest),
+/// NaN if the window has a NaN: van Herk / Gil-Werman. Rows are cut into blocks of `d`;
+/// a window spans the tail of one block and the head of the next, so its extreme is the
+/// better of (suffix extreme at its start, prefix extreme at its end): a few branch-free
+/// comparisons per cell whatever `d`, on contiguous rows (vectorised).
+pub fn extreme(x: &[f64], nd: usize, na: usize, d: usize, want_max: bool, arg: bool) -> Vec<f64> {
+    if arg {
+        extreme_of::<true>(x, nd, na, d, want_max)
+    } else {
+        extreme_of::<false>(x, nd, na, d, want_max)
+    }
+}
+
+/// [`extreme`], compiled twice so the value-only version carries no positions.
+fn extreme_of<const ARG: bool>(
+    x: &[f64],
+    nd: usize,
+    na: usize,
+    d: usize,
+    want_max: bool,
+) -> Vec<f64> {
+    // Is `b` strictly better than `a`? NaN beats everything, so it propagates.
+    let better =
+        move |a: f64, b: f64| b.is_nan() || (!a.is_nan() && if want_max { b > a } else { b < a });
     by_cols(x, None, nd, na, move |x, _, out| {
         let w = x.w;
-        // Suffix maxima of the current and the previous block (two slots of d rows).
+        // Suffix extremes (value, day) of the current and the previous block.
         let mut suf = vec![0.0; 2 * d * w];
-        let mut pre = vec![0.0; w];
+        let mut sufp = vec![0.0; 2 * d * w];
+        let (mut pre, mut prep) = (vec![0.0; w], vec![0.0; w]);
         for k in 0..nd.div_ceil(d) {
             let (b0, b1) = (k * d, ((k + 1) * d).min(nd));
             let slot = (k % 2) * d * w;
             for t in (b0..b1).rev() {
                 let r = &x.row(t)[..w];
                 let at = slot + (t - b0) * w;
-                if t + 1 < b1 {
-                    let (cur, next) = suf[at..at + 2 * w].split_at_mut(w);
-                    for j in 0..w {
-                        cur[j] = m(r[j], next[j]);
+                let span = if t + 1 < b1 { 2 * w } else { w };
+                let (cur, next) = suf[at..at + span].split_at_mut(w);
+                let (curp, nextp) = sufp[at..at + span].split_at_mut(w);
+                let tf = t as f64;
+                if next.is_empty() {
+                    cur.copy_from_slice(r);
+                    if ARG {
+                        curp.fill(tf);
                     }
                 } else {
-                    suf[at..at + w].copy_from_slice(r);
+                    for j in 0..w {
+                        // Today is earlier than the suffix: it wins ties.
+                        let later = better(r[j], next[j]);
+                        cur[j] = if later { next[j] } else { r[j] };
+                        if ARG {
+                            curp[j] = if later { nextp[j] } else { tf };
+                        }
+                    }
                 }
             }
             for t in b0..b1 {
                 let r = &x.row(t)[..w];
+                let tf = t as f64;
                 if t == b0 {
                     pre.copy_from_slice(r);
+                    if ARG {
+                        prep.fill(tf);
+                    }
                 } else {
                     for j in 0..w {
-                        pre[j] = m(pre[j], r[j]);
+                        let now = better(pre[j], r[j]);
+                        pre[j] = if now { r[j] } else { pre[j] };
+                        if ARG {
+                            prep[j] = if now { tf } else { prep[j] };
+                        }
                     }
                 }
                 let o = &mut out.row(t)[..w];
@@ -720,9 +750,19 @@ pub fn extreme(x: &[f64], nd: usize, na: usize, d: usize, want_max: bool) -> Vec
                 }
                 let s0 = t + 1 - d;
                 let at = ((s0 / d) % 2) * d * w + (s0 % d) * w;
-                let s = &suf[at..at + w];
+                let (s, sp) = (&suf[at..at + w], &sufp[at..at + w]);
                 for j in 0..w {
-                    o[j] = m(s[j], pre[j]);
+                    // The suffix part is earlier than the prefix part.
+                    let head = better(s[j], pre[j]);
+                    let v = if head { pre[j] } else { s[j] };
+                    let p = if head { prep[j] } else { sp[j] };
+                    o[j] = if v.is_nan() {
+                        f64::NAN
+                    } else if ARG {
+                        tf - p
+                    } else {
+                        v
+                    };
                 }
             }
         }
