@@ -168,31 +168,6 @@ impl Stat {
     }
 }
 
-/// Per-asset running state of the power sums.
-struct Moments {
-    k: Vec<f64>,
-    cnt: Vec<u32>,
-    s: [Vec<f64>; 4],
-    run: Vec<u32>,
-    last: Vec<f64>,
-}
-
-impl Moments {
-    fn new(w: usize) -> Moments {
-        Moments {
-            k: vec![0.0; w],
-            cnt: vec![0; w],
-            s: std::array::from_fn(|_| vec![0.0; w]),
-            run: vec![0; w],
-            last: vec![f64::NAN; w],
-        }
-    }
-}
-
-/// A value leaving the window this much larger (in its highest power) than what stays
-/// would leave the running sums with its rounding error: recompute that asset exactly.
-const CANCEL: f64 = 1e4;
-
 /// Knuth's TwoSum: `a + b` and its exact rounding error, branch-free (vectorises).
 #[inline(always)]
 fn two_sum(a: f64, b: f64) -> (f64, f64) {
@@ -300,150 +275,223 @@ fn sum_mean(x: &[f64], nd: usize, na: usize, win: Win, mean: bool) -> Vec<f64> {
 
 /// Rolling statistic from the power sums of each window.
 pub fn moments(x: &[f64], nd: usize, na: usize, win: Win, stat: Stat) -> Vec<f64> {
-    if stat.powers() == 1 {
-        return sum_mean(x, nd, na, win, stat == Stat::Mean);
+    match stat.powers() {
+        1 => sum_mean(x, nd, na, win, stat == Stat::Mean),
+        2 => block_moments::<2>(x, nd, na, win, stat),
+        3 => block_moments::<3>(x, nd, na, win, stat),
+        _ => block_moments::<4>(x, nd, na, win, stat),
     }
-    let Win { d, minp } = win;
-    let p = stat.powers();
-    let need = minp.max(stat.least()) as u32;
-    by_cols(x, None, nd, na, |x, _, out| {
-        let mut m = Moments::new(x.w);
-        let Moments {
-            k,
-            cnt,
-            s,
-            run,
-            last,
-        } = &mut m;
-        // Sums of asset j's window ending at t, from scratch, centred on k[j].
-        let exact = |s: &mut [Vec<f64>; 4], k: &[f64], j: usize, t: usize| {
-            for sk in s.iter_mut().take(p) {
-                sk[j] = 0.0;
+}
+
+/// A statistic from the window's count `n` and power sums `s[q] = Σ (x - k)^(q+1)`.
+/// `constant`: all the window's values are equal (exact results, as pandas).
+#[inline(always)]
+fn stat_of(stat: Stat, n: f64, s: [f64; 4], k: f64, today: f64, constant: bool) -> f64 {
+    let a = s[0] / n;
+    let b = if constant {
+        0.0
+    } else {
+        (s[1] / n - a * a).max(0.0)
+    };
+    let var = b * n / (n - 1.0);
+    let v = match stat {
+        Stat::Sum => n * k + s[0],
+        Stat::Mean => k + a,
+        Stat::Var => var,
+        Stat::Std => var.sqrt(),
+        Stat::ZScore => {
+            let sd = var.sqrt();
+            if sd > 0.0 {
+                (today - (k + a)) / sd
+            } else {
+                f64::NAN
             }
-            for u in (t + 1).saturating_sub(d)..=t {
-                let v = x.row(u)[j];
-                if !v.is_nan() {
-                    let y = v - k[j];
-                    let mut yk = y;
-                    for sk in s.iter_mut().take(p) {
-                        sk[j] += yk;
-                        yk *= y;
-                    }
+        }
+        Stat::Skew | Stat::Kurt => {
+            if constant || b <= 1e-14 * (s[1] / n).max(1e-300) {
+                f64::NAN
+            } else {
+                let c3 = s[2] / n - a * a * a - 3.0 * a * b;
+                if stat == Stat::Skew {
+                    let r = b.sqrt();
+                    ((n * (n - 1.0)).sqrt() * c3) / ((n - 2.0) * r * r * r)
+                } else {
+                    let d4 = s[3] / n - a * a * a * a - 6.0 * b * a * a - 4.0 * c3 * a;
+                    let kk = (n * n - 1.0) * d4 / (b * b) - 3.0 * (n - 1.0) * (n - 1.0);
+                    kk / ((n - 2.0) * (n - 3.0))
+                }
+            }
+        }
+    };
+    finite_or_nan(v)
+}
+
+/// Power sums of each window (count and Σ y^q, q = 1..P, y = x - k), van Herk style as
+/// [`sum_mean`]: the window is the tail of the previous block plus the head of the
+/// current one. Both parts are summed relative to one shift `k` per asset and block
+/// (the block's first value), recomputed from scratch for every block: no subtraction
+/// of values leaving the window, so no drift and no residue after a huge value, and the
+/// shift keeps price-level series from cancelling digits. Branch-free loops over
+/// contiguous rows.
+fn block_moments<const P: usize>(
+    x: &[f64],
+    nd: usize,
+    na: usize,
+    win: Win,
+    stat: Stat,
+) -> Vec<f64> {
+    let Win { d, minp } = win;
+    let need = minp.max(stat.least()) as f64;
+    by_cols(x, None, nd, na, move |x, _, out| {
+        let w = x.w;
+        // suf[(q * d + r) * w + j]: sums over rows r.. of the previous block (q = 0: count).
+        let mut suf = vec![0.0; (P + 1) * d * w];
+        let mut pre = vec![0.0; (P + 1) * w];
+        let mut tot = vec![0.0; (P + 1) * w];
+        let mut k = vec![0.0; w];
+        let mut first = vec![f64::NAN; w];
+        let (mut run, mut last) = (vec![0.0f64; w], vec![f64::NAN; w]);
+        // One row's terms: pw[q * w + j] = (x - k)^q (q = 0: 1), 0 where x is NaN.
+        let mut yv = vec![0.0; w];
+        let mut pw = vec![0.0; (P + 1) * w];
+        let powers = |r: &[f64], k: &[f64], yv: &mut [f64], pw: &mut [f64]| {
+            let r = &r[..w];
+            let (ones, rest) = pw.split_at_mut(w);
+            for j in 0..w {
+                let ok = !r[j].is_nan();
+                ones[j] = if ok { 1.0 } else { 0.0 };
+                yv[j] = if ok { r[j] - k[j] } else { 0.0 };
+            }
+            rest[..w].copy_from_slice(&yv[..w]);
+            for q in 2..=P {
+                let (prev, cur) = rest[(q - 2) * w..q * w].split_at_mut(w);
+                for j in 0..w {
+                    cur[j] = prev[j] * yv[j];
                 }
             }
         };
-        let mut redo: Vec<usize> = Vec::new();
-        for t in 0..nd {
-            redo.clear();
-            if t >= d {
-                for (j, &v) in x.row(t - d).iter().enumerate() {
-                    if !v.is_nan() {
-                        cnt[j] -= 1;
-                        let y = v - k[j];
-                        let mut yk = y;
-                        for sk in s.iter_mut().take(p) {
-                            sk[j] -= yk;
-                            yk *= y;
-                        }
-                        let top = if p == 1 { y.abs() } else { y * y };
-                        let rest = if p == 1 { s[0][j].abs() } else { s[1][j] };
-                        if top > CANCEL * rest && cnt[j] > 0 {
-                            redo.push(j);
+        for kb in 0..nd.div_ceil(d) {
+            let (b0, b1) = (kb * d, ((kb + 1) * d).min(nd));
+            // This block's shift: its first value per asset (else the previous shift).
+            first.fill(f64::NAN);
+            for t in b0..b1 {
+                let r = &x.row(t)[..w];
+                for (f, v) in first.iter_mut().zip(r) {
+                    *f = if f.is_nan() { *v } else { *f };
+                }
+            }
+            for j in 0..w {
+                k[j] = if first[j].is_nan() { k[j] } else { first[j] };
+            }
+            // Suffix sums of the previous block, relative to this block's shift.
+            if kb > 0 {
+                let p0 = b0 - d;
+                for t in (p0..b0).rev() {
+                    let row = t - p0;
+                    powers(x.row(t), &k, &mut yv, &mut pw);
+                    for q in 0..=P {
+                        let at = (q * d + row) * w;
+                        let src = &pw[q * w..(q + 1) * w];
+                        if row + 1 < d {
+                            let (cur, next) = suf[at..at + 2 * w].split_at_mut(w);
+                            for j in 0..w {
+                                cur[j] = next[j] + src[j];
+                            }
+                        } else {
+                            suf[at..at + w].copy_from_slice(src);
                         }
                     }
                 }
             }
-            let xr = x.row(t);
-            for (j, &v) in xr.iter().enumerate() {
-                if v.is_nan() {
-                    continue;
-                }
-                if cnt[j] == 0 {
-                    k[j] = v;
-                    for sk in s.iter_mut().take(p) {
-                        sk[j] = 0.0;
+            for t in b0..b1 {
+                let r = &x.row(t)[..w];
+                let keep = if t == b0 { 0.0 } else { 1.0 };
+                powers(r, &k, &mut yv, &mut pw);
+                for q in 0..=P {
+                    let p = &mut pre[q * w..(q + 1) * w];
+                    let src = &pw[q * w..(q + 1) * w];
+                    for j in 0..w {
+                        p[j] = p[j] * keep + src[j];
                     }
                 }
-                cnt[j] += 1;
-                run[j] = if v == last[j] { run[j] + 1 } else { 1 };
-                last[j] = v;
-                let y = v - k[j];
-                let mut yk = y;
-                for sk in s.iter_mut().take(p) {
-                    sk[j] += yk;
-                    yk *= y;
+                for j in 0..w {
+                    let v = r[j];
+                    let ok = !v.is_nan();
+                    run[j] = if !ok {
+                        run[j]
+                    } else if v == last[j] {
+                        run[j] + 1.0
+                    } else {
+                        1.0
+                    };
+                    last[j] = if ok { v } else { last[j] };
                 }
-            }
-            // Exact recompute: every asset each d days, re-centred on today's value;
-            // in between, only assets a huge value just left.
-            let all = (t + 1) % d == 0;
-            for j in (0..x.w).filter(|j| all || redo.contains(j)) {
-                if !xr[j].is_nan() {
-                    k[j] = xr[j];
-                }
-                exact(s, k, j, t);
-            }
-            let o = out.row(t);
-            for j in 0..x.w {
-                let c = cnt[j];
-                o[j] = if c < need {
-                    f64::NAN
-                } else {
-                    let n = c as f64;
-                    let a = s[0][j] / n;
-                    // All values equal: exact results (as pandas), no rounding noise.
-                    let constant = run[j] >= c;
-                    match stat {
-                        Stat::Sum if constant => n * last[j],
-                        Stat::Mean if constant => last[j],
-                        Stat::Sum => n * k[j] + s[0][j],
-                        Stat::Mean => k[j] + a,
-                        _ => {
-                            let b = if constant {
-                                0.0
-                            } else {
-                                (s[1][j] / n - a * a).max(0.0)
-                            };
-                            let var = b * n / (n - 1.0);
-                            match stat {
-                                Stat::Var => var,
-                                Stat::Std => var.sqrt(),
-                                Stat::ZScore => {
-                                    let sd = var.sqrt();
-                                    if sd > 0.0 {
-                                        (xr[j] - (k[j] + a)) / sd
-                                    } else {
-                                        f64::NAN
-                                    }
-                                }
-                                _ => {
-                                    if constant || b <= 1e-14 * (s[1][j] / n).max(1e-300) {
-                                        f64::NAN
-                                    } else {
-                                        let c3 = s[2][j] / n - a * a * a - 3.0 * a * b;
-                                        if stat == Stat::Skew {
-                                            let r = b.sqrt();
-                                            ((n * (n - 1.0)).sqrt() * c3) / ((n - 2.0) * r * r * r)
-                                        } else {
-                                            let d4 = s[3][j] / n
-                                                - a * a * a * a
-                                                - 6.0 * b * a * a
-                                                - 4.0 * c3 * a;
-                                            let kk = (n * n - 1.0) * d4 / (b * b)
-                                                - 3.0 * (n - 1.0) * (n - 1.0);
-                                            kk / ((n - 2.0) * (n - 3.0))
-                                        }
-                                    }
-                                }
+                let o = &mut out.row(t)[..w];
+                // Window [t + 1 - d, t]: a tail of the previous block, or this block alone.
+                let tail = (t + 1 >= d && (t + 1 - d) % d != 0).then(|| t + 1 - d - (b0 - d));
+                for q in 0..=P {
+                    let (tq, pq) = (&mut tot[q * w..(q + 1) * w], &pre[q * w..(q + 1) * w]);
+                    match tail {
+                        Some(row) => {
+                            let sq = &suf[(q * d + row) * w..(q * d + row + 1) * w];
+                            for j in 0..w {
+                                tq[j] = pq[j] + sq[j];
                             }
                         }
+                        None => tq.copy_from_slice(pq),
                     }
-                };
-                o[j] = finite_or_nan(o[j]);
+                }
+                let (n, s1) = (&tot[..w], &tot[w..2 * w]);
+                let s2 = &tot[2 * w..3 * w];
+                match stat {
+                    // Simple per-stat loops (no per-cell dispatch) so sqrt and division
+                    // vectorise.
+                    Stat::Var | Stat::Std | Stat::ZScore => {
+                        for j in 0..w {
+                            let a = s1[j] / n[j];
+                            let b = (s2[j] / n[j] - a * a).max(0.0);
+                            let b = if run[j] >= n[j] { 0.0 } else { b };
+                            let var = b * n[j] / (n[j] - 1.0);
+                            o[j] = if n[j] < need { f64::NAN } else { var };
+                        }
+                        if stat != Stat::Var {
+                            for v in o.iter_mut() {
+                                *v = v.sqrt();
+                            }
+                        }
+                        if stat == Stat::ZScore {
+                            for j in 0..w {
+                                let m = k[j] + s1[j] / n[j];
+                                let z = (r[j] - m) / o[j];
+                                o[j] = if o[j] > 0.0 { z } else { f64::NAN };
+                            }
+                        }
+                        for v in o.iter_mut() {
+                            *v = finite_or_nan(*v);
+                        }
+                    }
+                    _ => {
+                        for j in 0..w {
+                            let mut sv = [0.0; 4];
+                            for q in 1..=P {
+                                sv[q - 1] = tot[q * w + j];
+                            }
+                            o[j] = if n[j] < need {
+                                f64::NAN
+                            } else {
+                                stat_of(stat, n[j], sv, k[j], r[j], run[j] >= n[j])
+                            };
+                        }
+                    }
+                }
             }
         }
     })
 }
+
+/// A value leaving the window this much larger (in its square) than what stays would
+/// leave the running sums with its rounding error: recompute that asset exactly.
+const CANCEL: f64 = 1e4;
 
 /// Rolling covariance (ddof 1) or Pearson correlation over the days where both series
 /// have a value; correlation is NaN when either side is (nearly) constant.
