@@ -168,6 +168,21 @@ impl Stat {
     }
 }
 
+/// Track how many consecutive non-NaN values equal the last one (NaNs do not break a
+/// run, as in pandas): a window of `n` values is constant when `run >= n`.
+#[inline(always)]
+fn equal_run(v: f64, run: &mut f64, last: &mut f64) {
+    let ok = !v.is_nan();
+    *run = if !ok {
+        *run
+    } else if v == *last {
+        *run + 1.0
+    } else {
+        1.0
+    };
+    *last = if ok { v } else { *last };
+}
+
 /// Knuth's TwoSum: `a + b` and its exact rounding error, branch-free (vectorises).
 #[inline(always)]
 fn two_sum(a: f64, b: f64) -> (f64, f64) {
@@ -236,14 +251,7 @@ fn sum_mean(x: &[f64], nd: usize, na: usize, win: Win, mean: bool) -> Vec<f64> {
                     pre[j] = s;
                     prec[j] = prec[j] * keep + e;
                     pren[j] = pren[j] * keep + if ok { 1.0 } else { 0.0 };
-                    run[j] = if !ok {
-                        run[j]
-                    } else if v == last[j] {
-                        run[j] + 1.0
-                    } else {
-                        1.0
-                    };
-                    last[j] = if ok { v } else { last[j] };
+                    equal_run(v, &mut run[j], &mut last[j]);
                 }
                 let o = &mut out.row(t)[..w];
                 // The window [t + 1 - d, t]: within this block, or a tail + this head.
@@ -415,16 +423,7 @@ fn block_moments<const P: usize>(
                     }
                 }
                 for j in 0..w {
-                    let v = r[j];
-                    let ok = !v.is_nan();
-                    run[j] = if !ok {
-                        run[j]
-                    } else if v == last[j] {
-                        run[j] + 1.0
-                    } else {
-                        1.0
-                    };
-                    last[j] = if ok { v } else { last[j] };
+                    equal_run(r[j], &mut run[j], &mut last[j]);
                 }
                 let o = &mut out.row(t)[..w];
                 // Window [t + 1 - d, t]: a tail of the previous block, or this block alone.
