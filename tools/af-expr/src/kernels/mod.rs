@@ -134,6 +134,7 @@ pub fn time_series(
         }
         "max" if !qlib => Some(rolling::extreme(x, nd, na, d, true, false)),
         "min" if !qlib => Some(rolling::extreme(x, nd, na, d, false, false)),
+        "rank" if !qlib && d <= 24 => Some(rolling::rank_by_count(x, nd, na, d)),
         "argmax" => Some(rolling::extreme(x, nd, na, d, true, true)),
         "argmin" => Some(rolling::extreme(x, nd, na, d, false, true)),
         "slope" => Some(rolling::linreg(x, nd, na, win, Reg::Slope)),
@@ -395,6 +396,17 @@ mod tests {
                 (true, true, ts::argmax),
                 (false, true, ts::argmin),
             ];
+            let rows = rolling::rank_by_count(&m, nd, na, d);
+            for a in [0, 3, 150, 299] {
+                let col: Vec<f64> = (0..nd).map(|t| m[t * na + a]).collect();
+                let mut one = vec![0.0; nd];
+                ts::rank(&col, Win::full(d), &mut one);
+                close(
+                    &(0..nd).map(|t| rows[t * na + a]).collect::<Vec<_>>(),
+                    &one,
+                    0.0,
+                );
+            }
             for (want_max, arg, k) in cases {
                 let rows = rolling::extreme(&m, nd, na, d, want_max, arg);
                 for a in [0, 3, 150, 299] {

@@ -815,3 +815,38 @@ fn extreme_of<const ARG: bool>(
         }
     })
 }
+
+/// Native `ts_rank` (full windows) for short windows: today's value counted against
+/// each of the window's rows (`lt`, `eq`), row by row over contiguous runs, so the
+/// compares vectorise; the window's rows stay in cache. O(d) per cell: on `full` it
+/// beats the per-series kernel up to d ≈ 24 (d = 10: 54 vs 79 ms), where the caller
+/// switches.
+pub fn rank_by_count(x: &[f64], nd: usize, na: usize, d: usize) -> Vec<f64> {
+    by_cols(x, None, nd, na, move |x, _, out| {
+        let w = x.w;
+        let (mut lt, mut eq, mut bad) = (vec![0.0; w], vec![0.0; w], vec![0.0; w]);
+        for t in 0..nd {
+            let o = &mut out.row(t)[..w];
+            if t + 1 < d {
+                o.fill(f64::NAN);
+                continue;
+            }
+            let r = &x.row(t)[..w];
+            lt.fill(0.0);
+            eq.fill(0.0);
+            bad.fill(0.0);
+            for u in t + 1 - d..=t {
+                let q = &x.row(u)[..w];
+                for j in 0..w {
+                    lt[j] += if q[j] < r[j] { 1.0 } else { 0.0 };
+                    eq[j] += if q[j] == r[j] { 1.0 } else { 0.0 };
+                    bad[j] += if q[j].is_nan() { 1.0 } else { 0.0 };
+                }
+            }
+            for j in 0..w {
+                let rank = (lt[j] + (eq[j] + 1.0) / 2.0) / d as f64;
+                o[j] = if bad[j] > 0.0 { f64::NAN } else { rank };
+            }
+        }
+    })
+}
