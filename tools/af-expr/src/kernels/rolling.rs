@@ -1,6 +1,6 @@
-//! Row-wise rolling kernels for the statistics that need O(1) state per asset: lags,
-//! sums, means, moments (var, std, z-score, skew, kurt), counts, and pairwise
-//! covariance / correlation.
+//! Row-wise rolling kernels: lags, sums, means, moments (var, std, z-score, skew,
+//! kurt), counts, min/max and where they are, short-window ranks, pairwise covariance /
+//! correlation, and regressions on time.
 //!
 //! The panel is date-major, so instead of gathering each asset's series these kernels
 //! walk the dates once and keep one running state per asset: every read and write is a
@@ -9,13 +9,14 @@
 //! assets, one rayon task each, so both cores work and a chunk's last `d` rows stay in
 //! cache for the removal of the value leaving the window.
 //!
-//! Sums are of `x - K` with a per-asset shift `K` (the first value after the window was
-//! empty, refreshed at each exact recompute), so price-level series do not cancel
-//! digits; every `d` days all sums are recomputed exactly from the window, so there is
-//! no drift over 2500 days. A window is valid when it holds at least `minp` values
-//! (native: `minp = d`, every value present; Qlib: `minp = 1`, NaNs skipped). A window
-//! whose values are all equal has variance exactly 0 (as pandas), detected by counting
-//! consecutive equal values.
+//! Two schemes keep long series exact. Sums, means, moments and min/max/argmin/argmax
+//! use van Herk blocks (a window = the tail of one block of `d` rows + the head of the
+//! next; suffix and prefix aggregates, nothing subtracted). Covariance/correlation and
+//! regressions on time keep running sums of `x - K` (a per-asset shift), recomputed
+//! exactly every `d` days and at once when a huge value leaves the window. A window is
+//! valid when it holds at least `minp` values (native: `minp = d`, every value present;
+//! Qlib: `minp = 1`, NaNs skipped). A window whose values are all equal has variance
+//! exactly 0 (as pandas), detected by counting consecutive equal values.
 
 use rayon::prelude::*;
 
