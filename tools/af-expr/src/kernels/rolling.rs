@@ -184,6 +184,14 @@ fn equal_run(v: f64, run: &mut f64, last: &mut f64) {
     *last = if ok { v } else { *last };
 }
 
+/// Van Herk geometry: rows in blocks of `d`; the window `[t + 1 - d, t]` is the head of
+/// t's block up to t, plus — unless it starts exactly at a block start — the tail of the
+/// previous block from the returned row (its index within that block).
+#[inline]
+fn tail_row(t: usize, d: usize) -> Option<usize> {
+    (t + 1 >= d && (t + 1 - d) % d != 0).then(|| (t + 1 - d) % d)
+}
+
 /// Knuth's TwoSum: `a + b` and its exact rounding error, branch-free (vectorises).
 #[inline(always)]
 fn two_sum(a: f64, b: f64) -> (f64, f64) {
@@ -255,11 +263,7 @@ fn sum_mean(x: &[f64], nd: usize, na: usize, win: Win, mean: bool) -> Vec<f64> {
                     equal_run(v, &mut run[j], &mut last[j]);
                 }
                 let o = &mut out.row(t)[..w];
-                // The window [t + 1 - d, t]: within this block, or a tail + this head.
-                let tail = (t + 1 >= d && (t + 1 - d) % d != 0).then(|| {
-                    let s0 = t + 1 - d;
-                    ((s0 / d) % 2) * d * w + (s0 % d) * w
-                });
+                let tail = tail_row(t, d).map(|row| ((k + 1) % 2) * d * w + row * w);
                 for j in 0..w {
                     let (ts, tc, tn) = match tail {
                         Some(at) => (suf[at + j], sufc[at + j], sufn[at + j]),
@@ -427,8 +431,7 @@ fn block_moments<const P: usize>(
                     equal_run(r[j], &mut run[j], &mut last[j]);
                 }
                 let o = &mut out.row(t)[..w];
-                // Window [t + 1 - d, t]: a tail of the previous block, or this block alone.
-                let tail = (t + 1 >= d && (t + 1 - d) % d != 0).then(|| t + 1 - d - (b0 - d));
+                let tail = tail_row(t, d);
                 for q in 0..=P {
                     let (tq, pq) = (&mut tot[q * w..(q + 1) * w], &pre[q * w..(q + 1) * w]);
                     match tail {
