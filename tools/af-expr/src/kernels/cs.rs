@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::finite_or_nan;
+use super::ts::quantile_sorted;
 
 /// Which cross-sectional op, with its parameter.
 #[derive(Debug, Clone, Copy)]
@@ -125,14 +126,6 @@ fn rank_row(xr: &[f64], idx: &[u32], sc: &mut RankScratch, out: &mut [f64]) {
     }
 }
 
-/// numpy's default (linear) quantile of sorted values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-}
-
 pub fn apply(
     op: CsOp,
     x: &[f64],
@@ -207,7 +200,10 @@ pub fn apply(
                     s.vals.clear();
                     s.vals.extend(s.idx.iter().map(|&a| xr[a as usize]));
                     s.vals.sort_unstable_by(f64::total_cmp);
-                    let (lo, hi) = (quantile(&s.vals, q), quantile(&s.vals, 1.0 - q));
+                    let (lo, hi) = (
+                        quantile_sorted(&s.vals, q),
+                        quantile_sorted(&s.vals, 1.0 - q),
+                    );
                     s.idx
                         .iter()
                         .for_each(|&a| row[a as usize] = xr[a as usize].clamp(lo, hi));

@@ -361,10 +361,10 @@ pub type Kernel = fn(&[f64], Win, &mut [f64]);
 /// [`super::rolling`]), by canonical name.
 pub fn series(name: &str) -> Option<Kernel> {
     Some(match name {
-        "ts_min" | "q_min" => min,
-        "ts_max" | "q_max" => max,
-        "ts_argmin" => argmin,
-        "ts_argmax" => argmax,
+        // ts_min/ts_max/ts_argmin/ts_argmax are row-wise (rolling::extreme); the series
+        // versions stay as the Qlib partial-window kernels and as test references.
+        "q_min" => min,
+        "q_max" => max,
         "q_idxmin" => qlib_idxmin,
         "q_idxmax" => qlib_idxmax,
         "ts_rank" | "q_rank" => rank,
