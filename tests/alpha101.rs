@@ -64,17 +64,7 @@ fn alphas_evaluate_on_small_and_match_pandas() {
     let dir = scratch("alpha101");
     let (_, panel) = small_market(&dir, 1);
     let out = dir.join("alpha101.parquet");
-    ok(bin("expr").args([
-        "eval",
-        "--dialect",
-        "alpha101",
-        "--panel",
-        &s(&panel),
-        "--file",
-        &s(&fixture()),
-        "--out",
-        &s(&out),
-    ]));
+    expr_eval(&panel, &fixture(), &out);
     // An independent pandas re-implementation, cell by cell to 1e-9 relative.
     let res = ok(python().args(["check_alpha101.py", &s(&panel), &s(&out)]));
     let text = String::from_utf8_lossy(&res.stdout);

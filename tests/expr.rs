@@ -10,15 +10,7 @@ fn every_native_operator_matches_pandas() {
     let (_, panel) = small_market(&dir, 1);
     let out = dir.join("ops.parquet");
     let ops = root().join("tests/fixtures/ops_native.txt");
-    ok(bin("expr").args([
-        "eval",
-        "--panel",
-        &s(&panel),
-        "--file",
-        &s(&ops),
-        "--out",
-        &s(&out),
-    ]));
+    expr_eval(&panel, &ops, &out);
     let res = ok(python().args(["check_ops.py", &s(&panel), &s(&out)]));
     let text = String::from_utf8_lossy(&res.stdout);
     assert!(text.contains("all operators match pandas"), "{text}");
@@ -29,15 +21,7 @@ fn every_native_operator_matches_pandas() {
     }
     // Same inputs, same bytes.
     let out2 = dir.join("ops2.parquet");
-    ok(bin("expr").args([
-        "eval",
-        "--panel",
-        &s(&panel),
-        "--file",
-        &s(&ops),
-        "--out",
-        &s(&out2),
-    ]));
+    expr_eval(&panel, &ops, &out2);
     assert_eq!(
         af_store::sha256_file(&out).unwrap(),
         af_store::sha256_file(&out2).unwrap()

@@ -24,15 +24,7 @@ fn all_158_alpha158_features_parse_evaluate_and_match_qlib_semantics() {
     let dir = scratch("qlib_alpha158");
     let (_, panel) = small_market(&dir, 1);
     let eval = dir.join("alpha158.parquet");
-    ok(bin("expr").args([
-        "eval",
-        "--panel",
-        &s(&panel),
-        "--file",
-        &s(&fixture()),
-        "--out",
-        &s(&eval),
-    ]));
+    expr_eval(&panel, &fixture(), &eval);
     let res = ok(python().args([
         "check_alpha158.py",
         &s(&panel),
@@ -80,15 +72,7 @@ fn every_evaluated_qlib_operator_matches_qlib_semantics() {
     let dir = scratch("qlib_ops");
     let (_, panel) = small_market(&dir, 2);
     let eval = dir.join("ops.parquet");
-    ok(bin("expr").args([
-        "eval",
-        "--panel",
-        &s(&panel),
-        "--file",
-        &s(&fx),
-        "--out",
-        &s(&eval),
-    ]));
+    expr_eval(&panel, &fx, &eval);
     let n = std::fs::read_to_string(&fx)
         .unwrap()
         .lines()

@@ -48,6 +48,20 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// `expr eval --panel PANEL --file FILE --out OUT` (the file's `# dialect:` line picks
+/// the dialect), panicking with both streams unless it succeeded.
+pub fn expr_eval(panel: &Path, file: &Path, out: &Path) -> Output {
+    ok(bin("expr").args([
+        "eval",
+        "--panel",
+        &s(panel),
+        "--file",
+        &s(file),
+        "--out",
+        &s(out),
+    ]))
+}
+
 /// Run, and panic with both streams unless it succeeded.
 pub fn ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn");
