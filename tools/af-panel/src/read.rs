@@ -212,6 +212,88 @@ impl Panel {
         })
     }
 
+    /// A smaller panel: dates `rows` and the assets at positions `assets` (ascending),
+    /// copied out of the mapping. Used for screening passes (fitness FAST) that trade
+    /// exactness for speed; its content hash is derived from this panel's hash and the
+    /// selection, so nothing keyed by hash mistakes it for the whole panel.
+    pub fn subset(&self, rows: std::ops::Range<usize>, assets: &[usize]) -> Result<Panel> {
+        use arrow_array::types::{Date32Type, Float64Type};
+        use arrow_array::{BooleanArray, Date32Array, DictionaryArray, Float64Array, Int32Array};
+        let na = self.n_assets();
+        if rows.end > self.n_dates() || rows.is_empty() {
+            bail!("subset rows {rows:?} outside 0..{}", self.n_dates());
+        }
+        if assets.is_empty()
+            || assets.windows(2).any(|w| w[0] >= w[1])
+            || assets[assets.len() - 1] >= na
+        {
+            bail!("subset assets must be ascending positions below {na}");
+        }
+        let cells = || {
+            rows.clone()
+                .flat_map(move |t| assets.iter().map(move |&a| t * na + a))
+        };
+        let mut cols: Vec<arrow_array::ArrayRef> = Vec::new();
+        for (f, c) in self
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(self.batch.columns())
+        {
+            let a: arrow_array::ArrayRef = match f.data_type() {
+                DataType::Float64 => {
+                    let v = c.as_primitive::<Float64Type>().values();
+                    Arc::new(Float64Array::from_iter_values(cells().map(|i| v[i])))
+                }
+                DataType::Date32 => {
+                    let v = c.as_primitive::<Date32Type>().values();
+                    Arc::new(Date32Array::from_iter_values(cells().map(|i| v[i])))
+                }
+                DataType::Boolean => {
+                    let v = c.as_boolean();
+                    Arc::new(BooleanArray::from_iter(cells().map(|i| Some(v.value(i)))))
+                }
+                DataType::Dictionary(_, _) => {
+                    let d = c
+                        .as_dictionary_opt::<Int32Type>()
+                        .ok_or_else(|| anyhow!("column {} is not an Int32 dictionary", f.name()))?;
+                    let k = d.keys().values();
+                    let keys = Int32Array::from_iter_values(cells().map(|i| k[i]));
+                    Arc::new(DictionaryArray::<Int32Type>::try_new(
+                        keys,
+                        d.values().clone(),
+                    )?)
+                }
+                t => bail!("cannot subset column {} of type {t}", f.name()),
+            };
+            cols.push(a);
+        }
+        let batch = RecordBatch::try_new(self.batch.schema(), cols)?;
+        let spec = format!(
+            "{}|rows={}..{}|assets={}",
+            self.content_hash,
+            rows.start,
+            rows.end,
+            assets
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        Ok(Panel {
+            path: self.path.clone(),
+            map: self.map.clone(),
+            batch,
+            dates: self.dates[rows.clone()].to_vec(),
+            codes: assets.iter().map(|&a| self.codes[a].clone()).collect(),
+            content_hash: af_store::sha256_bytes(spec.as_bytes()),
+            metadata: self.metadata.clone(),
+            group_names: self.group_names.clone(),
+            masks: Mutex::new(BTreeMap::new()),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

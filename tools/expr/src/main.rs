@@ -7,14 +7,9 @@ use std::sync::Arc;
 use af_expr::{Dialect, Expr, Fields, Program, parse_canonical};
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, write_atomic};
+use af_table::{Table, write_parquet};
 use anyhow::{Context, Result, anyhow, bail};
-use arrow_array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
 use clap::{Parser, Subcommand};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -199,23 +194,17 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             })?;
             let secs = t0.elapsed().as_secs_f64();
-            let mut fields_s = vec![
-                Field::new("date", DataType::Date32, false),
-                Field::new("code", DataType::Utf8, false),
-            ];
-            let mut arrays: Vec<ArrayRef> = vec![
-                Arc::new(Date32Array::from_iter_values(
-                    p.dates().iter().flat_map(|d| std::iter::repeat_n(*d, na)),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    (0..nd).flat_map(|_| p.codes().iter()),
-                )),
-            ];
+            let mut table = Table::new()
+                .date(
+                    "date",
+                    p.dates()
+                        .iter()
+                        .flat_map(|d| std::iter::repeat_n(*d, na))
+                        .collect(),
+                )
+                .str("code", (0..nd).flat_map(|_| p.codes().iter()));
             for ((n, _), c) in src.iter().zip(cols) {
-                fields_s.push(Field::new(n, DataType::Float64, false));
-                arrays.push(Arc::new(Float64Array::from(
-                    c.unwrap_or_else(|| vec![f64::NAN; nd * na]),
-                )));
+                table = table.f64(n, c.unwrap_or_else(|| vec![f64::NAN; nd * na]));
             }
             let mut prov = Provenance::new("expr", env!("CARGO_PKG_VERSION"))
                 .param("dialect", d.name())
@@ -223,23 +212,7 @@ fn run(cli: Cli) -> Result<()> {
             for ((n, _), e) in src.iter().zip(&es) {
                 prov = prov.param(&format!("expr.{n}"), e.canonical_text());
             }
-            let schema = Arc::new(Schema::new(fields_s));
-            let batch = RecordBatch::try_new(schema.clone(), arrays)?;
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-                .set_key_value_metadata(Some(
-                    prov.to_kv()
-                        .into_iter()
-                        .map(|(k, v)| KeyValue::new(k, v))
-                        .collect(),
-                ))
-                .build();
-            write_atomic(&out, |w| {
-                let mut aw = ArrowWriter::try_new(w, schema.clone(), Some(props))?;
-                aw.write(&batch)?;
-                aw.close()?;
-                Ok(())
-            })?;
+            write_parquet(&out, table, &prov)?;
             eprintln!(
                 "{} expressions, {} nodes evaluated in {:.3} s, peak intermediate memory {:.1} MB",
                 es.len(),

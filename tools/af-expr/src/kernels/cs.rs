@@ -43,6 +43,15 @@ pub struct RankScratch {
     tmp: Vec<u64>,
 }
 
+impl RankScratch {
+    /// After [`rank_row`]: the cell holding the `k`-th smallest value (0-based), so
+    /// callers can read order statistics (quantile edges) without sorting again.
+    #[inline]
+    pub fn sorted_cell(&self, k: usize) -> usize {
+        (self.packed[k] & 0xffff_ffff) as usize
+    }
+}
+
 /// Sort by the high 32 bits only (LSD radix, 8 bits a pass, skipping bytes that every
 /// key shares: a cross-section shares its sign and most exponent bits). O(n), stable.
 fn radix_high(v: &mut Vec<u64>, tmp: &mut Vec<u64>) {
@@ -84,7 +93,7 @@ fn radix_high(v: &mut Vec<u64>, tmp: &mut Vec<u64>) {
 /// sorted as plain integers (no indirection, no float compares: what dominates
 /// cross-sectional ranks); the rare runs that share those 32 bits are then ordered by
 /// the full key, so ranks and ties are exact.
-fn rank_row(xr: &[f64], idx: &[u32], sc: &mut RankScratch, out: &mut [f64]) {
+pub fn rank_row(xr: &[f64], idx: &[u32], sc: &mut RankScratch, out: &mut [f64]) {
     const LOW: u64 = 0xffff_ffff;
     let packed = &mut sc.packed;
     packed.clear();

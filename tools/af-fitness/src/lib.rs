@@ -1,0 +1,713 @@
+//! Factor fitness: how good is a factor, measured the way a careful quant would.
+//!
+//! For each date of a split (semantics.md §3): mask the factor to the universe,
+//! winsorize and z-score it ([`prep`]), neutralize it against industry and size, then
+//! correlate it with the forward return (IC, RankIC), sort it into quintiles
+//! (long-short return) and compare it with the previous day (rank autocorrelation,
+//! top-quintile turnover). [`Context`] holds everything that depends on the panel
+//! only — the universe, the label's ranks, the neutralization design of each date — so
+//! scoring a candidate is one pass over its matrix, parallel over dates.
+//!
+//! The crate never links polars or parquet; the `fitness` tool does the I/O.
+
+pub mod prep;
+pub mod split;
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use af_expr::kernels::cs::{RankScratch, rank_row};
+use af_panel::Panel;
+use af_panel::dates::year_of;
+use anyhow::{Result, anyhow};
+use rayon::prelude::*;
+
+use prep::{Design, Winsor};
+use stats::{mean_std, pearson_by};
+
+/// Quantile buckets for long-short returns and top-quantile turnover.
+pub const QUANTILES: usize = 5;
+
+/// Preprocessing and metric parameters.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub horizon: usize,
+    pub winsor: Winsor,
+    /// Neutralize on industry dummies / log(cap).
+    pub industry: bool,
+    pub size: bool,
+    /// Dates with fewer assets are dropped (and counted).
+    pub min_assets: usize,
+    pub ridge: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            horizon: 1,
+            winsor: Winsor::Quantile(0.01),
+            industry: true,
+            size: true,
+            min_assets: 30,
+            ridge: 1e-6,
+        }
+    }
+}
+
+/// What every candidate shares on one date: the assets that can be scored, those with
+/// a label, the label's ranks and the neutralization design.
+struct Base {
+    cells: Vec<u32>,
+    pairs: Vec<u32>,
+    /// Percentile ranks of the label over `pairs`, in `pairs` order.
+    label_rank: Vec<f64>,
+    design: Design,
+}
+
+/// Panel-level precomputation, built once per panel and configuration.
+pub struct Context<'p> {
+    pub cfg: Config,
+    nd: usize,
+    na: usize,
+    dates: &'p [i32],
+    universe: Arc<Vec<bool>>,
+    label: &'p [f64],
+    groups: Option<&'p [i32]>,
+    n_groups: usize,
+    logcap: Option<Vec<f64>>,
+    base: Vec<Option<Base>>,
+    /// Things the user should know (e.g. size neutralization skipped: no caps).
+    pub warnings: Vec<String>,
+}
+
+/// Why a date was not used.
+pub const DROP_FEW: &str = "fewer assets than --min-assets";
+pub const DROP_CONSTANT: &str = "factor constant across assets";
+
+/// One date's figures for one candidate.
+#[derive(Debug, Clone)]
+pub struct DateStat {
+    pub t: usize,
+    pub dropped: Option<&'static str>,
+    pub ic: f64,
+    pub rank_ic: f64,
+    /// Mean forward return of each quantile (1 = lowest factor).
+    pub q_mean: [f64; QUANTILES],
+    pub long_short: f64,
+    /// Assets with both factor and label.
+    pub n: u32,
+    /// Universe members with a finite factor, and universe size.
+    pub n_cov: u32,
+    pub n_univ: u32,
+    /// Against the previous trading day.
+    pub rank_autocorr: f64,
+    pub top_turnover: f64,
+}
+
+impl DateStat {
+    fn empty(t: usize) -> Self {
+        DateStat {
+            t,
+            dropped: None,
+            ic: f64::NAN,
+            rank_ic: f64::NAN,
+            q_mean: [f64::NAN; QUANTILES],
+            long_short: f64::NAN,
+            n: 0,
+            n_cov: 0,
+            n_univ: 0,
+            rank_autocorr: f64::NAN,
+            top_turnover: f64::NAN,
+        }
+    }
+}
+
+/// A split's figures (semantics.md §3 item 5).
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub ic_mean: f64,
+    pub ic_std: f64,
+    pub icir: f64,
+    pub ic_tstat: f64,
+    pub rank_ic_mean: f64,
+    pub rank_ic_std: f64,
+    pub rank_icir: f64,
+    pub rank_ic_tstat: f64,
+    /// Share of used dates with RankIC > 0.
+    pub rank_ic_positive: f64,
+    pub rank_autocorr: f64,
+    /// 1 − mean lag-1 rank autocorrelation.
+    pub turnover: f64,
+    /// Mean share of the top quintile that is new since the previous day.
+    pub top_turnover: f64,
+    pub long_short_mean: f64,
+    pub coverage: f64,
+    pub dates_used: usize,
+    pub dates_dropped: usize,
+    /// Dropped dates by reason.
+    pub dropped: BTreeMap<&'static str, usize>,
+    /// Mean RankIC per calendar year.
+    pub rank_ic_by_year: BTreeMap<i32, f64>,
+    /// Library correlation: max |mean per-date corr| and the factor's index.
+    pub lib_corr: f64,
+    pub lib_corr_which: Option<usize>,
+}
+
+/// One split of one candidate.
+#[derive(Debug, Clone)]
+pub struct SplitEval {
+    pub name: String,
+    pub dates: Vec<DateStat>,
+    pub summary: Summary,
+}
+
+/// Reused matrices, so scoring thousands of candidates allocates nothing per candidate.
+#[derive(Default)]
+pub struct Workspace {
+    /// The processed (neutralized) factor; rows of processed dates only.
+    pub resid: Vec<f64>,
+    rank: Vec<f64>,
+    quint: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Scratch {
+    sel: Vec<u32>,
+    pairs: Vec<u32>,
+    v: Vec<f64>,
+    w: Vec<f64>,
+    sz: Vec<f64>,
+    design: Design,
+    rank: RankScratch,
+    rank2: RankScratch,
+    lrow: Vec<f64>,
+    lr: Vec<f64>,
+}
+
+impl<'p> Context<'p> {
+    /// Precompute for `panel` on the dates `needed` (and the day before each, for
+    /// turnover). Errors when the label horizon is missing.
+    pub fn new(panel: &'p Panel, cfg: Config, needed: &[usize]) -> Result<Context<'p>> {
+        let (nd, na) = (panel.n_dates(), panel.n_assets());
+        let lname = format!("fwd_ret_{}", cfg.horizon);
+        if !panel.has_field(&lname) {
+            let have: Vec<&str> = panel
+                .field_names()
+                .into_iter()
+                .filter(|f| f.starts_with("fwd_ret_"))
+                .collect();
+            return Err(anyhow!(
+                "panel {} has no label for horizon {} ({lname}); it has {} — rebuild it with \
+                 `panel-build --horizons ...,{}` or pick one of those",
+                panel.path().display(),
+                cfg.horizon,
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                },
+                cfg.horizon
+            ));
+        }
+        let label = panel.field(&lname)?.data;
+        let mut warnings = Vec::new();
+        let universe = match panel.mask_shared("in_universe") {
+            Ok(u) => u,
+            Err(_) => {
+                warnings.push("the panel has no in_universe mask: every asset counts".into());
+                Arc::new(vec![true; nd * na])
+            }
+        };
+        let (groups, n_groups) = match (cfg.industry, panel.groups("industry")) {
+            (true, Ok(g)) => (Some(g.keys), g.names.len().max(1)),
+            (true, Err(_)) => {
+                warnings.push("industry neutralization skipped: the panel has no industry".into());
+                (None, 1)
+            }
+            (false, _) => (None, 1),
+        };
+        let logcap = if cfg.size {
+            match panel.field("cap") {
+                Ok(c) if c.data.iter().any(|x| x.is_finite() && *x > 0.0) => Some(
+                    c.data
+                        .par_iter()
+                        .map(|&x| {
+                            if x.is_finite() && x > 0.0 {
+                                x.ln()
+                            } else {
+                                f64::NAN
+                            }
+                        })
+                        .collect::<Vec<f64>>(),
+                ),
+                _ => {
+                    warnings
+                        .push("size neutralization skipped: the panel has no market caps".into());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut want = vec![false; nd];
+        for &t in needed {
+            if t < nd {
+                want[t] = true;
+                if t > 0 {
+                    want[t - 1] = true;
+                }
+            }
+        }
+        let mut ctx = Context {
+            cfg,
+            nd,
+            na,
+            dates: panel.dates(),
+            universe,
+            label,
+            groups,
+            n_groups,
+            logcap,
+            base: Vec::new(),
+            warnings,
+        };
+        let base: Vec<Option<Base>> = (0..nd)
+            .into_par_iter()
+            .map_init(RankScratch::default, |rs, t| {
+                want[t].then(|| ctx.base_for(t, rs))
+            })
+            .collect();
+        ctx.base = base;
+        Ok(ctx)
+    }
+
+    fn row<'a, T>(&self, m: &'a [T], t: usize) -> &'a [T] {
+        &m[t * self.na..(t + 1) * self.na]
+    }
+
+    fn neutralizing(&self) -> bool {
+        self.groups.is_some() || self.logcap.is_some()
+    }
+
+    fn base_for(&self, t: usize, rs: &mut RankScratch) -> Base {
+        let ur = self.row(&self.universe, t);
+        let gr = self.groups.map(|g| self.row(g, t));
+        let cr = self.logcap.as_deref().map(|c| self.row(c, t));
+        let lr = self.row(self.label, t);
+        let cells: Vec<u32> = (0..self.na)
+            .filter(|&a| {
+                ur[a] && gr.is_none_or(|g| g[a] >= 0) && cr.is_none_or(|c| c[a].is_finite())
+            })
+            .map(|a| a as u32)
+            .collect();
+        let pairs: Vec<u32> = cells
+            .iter()
+            .copied()
+            .filter(|&a| lr[a as usize].is_finite())
+            .collect();
+        let mut full = vec![f64::NAN; self.na];
+        rank_row(lr, &pairs, rs, &mut full);
+        let label_rank = pairs.iter().map(|&a| full[a as usize]).collect();
+        let mut design = Design::default();
+        if self.neutralizing() {
+            design.build(&cells, gr, cr, self.n_groups, self.cfg.ridge);
+        }
+        Base {
+            cells,
+            pairs,
+            label_rank,
+            design,
+        }
+    }
+
+    pub fn n_dates(&self) -> usize {
+        self.nd
+    }
+
+    /// Score one candidate's values (`[n_dates][n_assets]`) on `splits` (name, usable
+    /// dates). `library` holds stored, processed factor values for the correlation
+    /// check. Deterministic: per-date work is parallel, every sum runs in date order.
+    pub fn evaluate(
+        &self,
+        x: &[f64],
+        splits: &[(String, Vec<usize>)],
+        library: &[&[f64]],
+        ws: &mut Workspace,
+    ) -> Vec<SplitEval> {
+        let (nd, na) = (self.nd, self.na);
+        let n = nd * na;
+        let mut process = vec![false; nd];
+        for (_, ds) in splits {
+            for &t in ds {
+                process[t] = true;
+                if t > 0 && self.base[t - 1].is_some() {
+                    process[t - 1] = true;
+                }
+            }
+        }
+        ws.resid.resize(n, f64::NAN);
+        ws.rank.resize(n, f64::NAN);
+        ws.quint.resize(n, 0);
+        let stats: Vec<Option<DateStat>> = ws
+            .resid
+            .par_chunks_mut(na)
+            .zip(ws.rank.par_chunks_mut(na))
+            .zip(ws.quint.par_chunks_mut(na))
+            .enumerate()
+            .map_init(Scratch::default, |s, (t, ((res, rk), q))| {
+                process[t].then(|| self.process_date(t, self.row(x, t), res, rk, q, s))
+            })
+            .collect();
+        // Turnover against the previous day, and library correlations, per used date.
+        let (resid, rank, quint) = (&ws.resid, &ws.rank, &ws.quint);
+        let follow: Vec<(f64, f64, Vec<f64>)> = (0..nd)
+            .into_par_iter()
+            .map(|t| {
+                let used = stats[t].as_ref().is_some_and(|s| s.dropped.is_none());
+                if !used {
+                    return (f64::NAN, f64::NAN, Vec::new());
+                }
+                let (mut ac, mut tt) = (f64::NAN, f64::NAN);
+                if t > 0 && stats[t - 1].as_ref().is_some_and(|s| s.dropped.is_none()) {
+                    let (r0, r1) = (self.row(rank, t - 1), self.row(rank, t));
+                    ac = pearson_by(na, |a| {
+                        (r0[a].is_finite() && r1[a].is_finite()).then(|| (r1[a], r0[a]))
+                    });
+                    let (q0, q1) = (self.row(quint, t - 1), self.row(quint, t));
+                    if q0.iter().any(|&v| v > 0) {
+                        let top = QUANTILES as u8;
+                        let now = q1.iter().filter(|&&v| v == top).count();
+                        let new = q1
+                            .iter()
+                            .zip(q0)
+                            .filter(|&(&a, &b)| a == top && b != top)
+                            .count();
+                        if now > 0 {
+                            tt = new as f64 / now as f64;
+                        }
+                    }
+                }
+                let r = self.row(resid, t);
+                let lc = library
+                    .iter()
+                    .map(|l| {
+                        let lr = self.row(l, t);
+                        pearson_by(na, |a| {
+                            (r[a].is_finite() && lr[a].is_finite()).then(|| (r[a], lr[a]))
+                        })
+                    })
+                    .collect();
+                (ac, tt, lc)
+            })
+            .collect();
+        splits
+            .iter()
+            .map(|(name, ds)| {
+                let dates: Vec<DateStat> = ds
+                    .iter()
+                    .map(|&t| {
+                        let mut d = stats[t].clone().unwrap_or_else(|| DateStat::empty(t));
+                        d.rank_autocorr = follow[t].0;
+                        d.top_turnover = follow[t].1;
+                        d
+                    })
+                    .collect();
+                let mut summary = self.summarise(&dates);
+                for k in 0..library.len() {
+                    let (m, _, c) = mean_std(
+                        dates
+                            .iter()
+                            .filter(|d| d.dropped.is_none())
+                            .map(|d| follow[d.t].2[k]),
+                    );
+                    if c > 0 && (summary.lib_corr_which.is_none() || m.abs() > summary.lib_corr) {
+                        summary.lib_corr = m.abs();
+                        summary.lib_corr_which = Some(k);
+                    }
+                }
+                SplitEval {
+                    name: name.clone(),
+                    dates,
+                    summary,
+                }
+            })
+            .collect()
+    }
+
+    fn process_date(
+        &self,
+        t: usize,
+        xr: &[f64],
+        res: &mut [f64],
+        rk: &mut [f64],
+        q: &mut [u8],
+        s: &mut Scratch,
+    ) -> DateStat {
+        res.fill(f64::NAN);
+        rk.fill(f64::NAN);
+        q.fill(0);
+        let mut d = DateStat::empty(t);
+        let ur = self.row(&self.universe, t);
+        for a in 0..self.na {
+            if ur[a] {
+                d.n_univ += 1;
+                d.n_cov += xr[a].is_finite() as u32;
+            }
+        }
+        let Some(base) = self.base[t].as_ref() else {
+            d.dropped = Some(DROP_FEW);
+            return d;
+        };
+        s.sel.clear();
+        s.sel.extend(
+            base.cells
+                .iter()
+                .copied()
+                .filter(|&a| xr[a as usize].is_finite()),
+        );
+        let m = s.sel.len();
+        if m < self.cfg.min_assets.max(2) {
+            d.dropped = Some(DROP_FEW);
+            return d;
+        }
+        s.v.clear();
+        s.v.extend(s.sel.iter().map(|&a| xr[a as usize]));
+        prep::winsorize(&mut s.v, self.cfg.winsor, &mut s.w);
+        if !prep::zscore(&mut s.v) {
+            d.dropped = Some(DROP_CONSTANT);
+            return d;
+        }
+        let gr = self.groups.map(|g| self.row(g, t));
+        let cr = self.logcap.as_deref().map(|c| self.row(c, t));
+        let covers = m == base.cells.len();
+        if self.neutralizing() {
+            let design = if covers {
+                &base.design
+            } else {
+                s.design
+                    .build(&s.sel, gr, cr, self.n_groups, self.cfg.ridge);
+                &s.design
+            };
+            design.residualize(&mut s.v, &s.sel, gr, cr, &mut s.sz);
+        }
+        for (&a, &v) in s.sel.iter().zip(&s.v) {
+            res[a as usize] = v;
+        }
+        let lr = self.row(self.label, t);
+        let pairs: &[u32] = if covers {
+            &base.pairs
+        } else {
+            s.pairs.clear();
+            s.pairs.extend(
+                s.sel
+                    .iter()
+                    .copied()
+                    .filter(|&a| lr[a as usize].is_finite()),
+            );
+            &s.pairs
+        };
+        let np = pairs.len();
+        d.n = np as u32;
+        if np < self.cfg.min_assets.max(2) {
+            d.dropped = Some(DROP_FEW);
+            return d;
+        }
+        d.ic = pearson_by(np, |k| {
+            let a = pairs[k] as usize;
+            Some((res[a], lr[a]))
+        });
+        if d.ic.is_nan() {
+            d.dropped = Some(DROP_CONSTANT);
+            return d;
+        }
+        rank_row(res, pairs, &mut s.rank, rk);
+        let label_rank: &[f64] = if covers {
+            &base.label_rank
+        } else {
+            s.lrow.clear();
+            s.lrow.resize(self.na, f64::NAN);
+            rank_row(lr, pairs, &mut s.rank2, &mut s.lrow);
+            s.lr.clear();
+            s.lr.extend(pairs.iter().map(|&a| s.lrow[a as usize]));
+            &s.lr
+        };
+        d.rank_ic = pearson_by(np, |k| Some((rk[pairs[k] as usize], label_rank[k])));
+        // Quantiles as pandas.qcut(factor, 5) (alphalens): edges at the linear quantiles
+        // 0, .2, …, 1 of the day's values; a day whose edges repeat gets none.
+        let at = |k: usize| res[s.rank.sorted_cell(k)];
+        let mut edges = [0.0; QUANTILES + 1];
+        for (i, e) in edges.iter_mut().enumerate() {
+            let p = i as f64 * (1.0 / QUANTILES as f64);
+            let pos = p * (np - 1) as f64;
+            let k = (pos.floor() as usize).min(np - 1);
+            *e = prep::lerp(at(k), at((k + 1).min(np - 1)), pos - k as f64);
+        }
+        if edges.windows(2).all(|w| w[0] < w[1]) {
+            let mut sum = [0.0; QUANTILES];
+            let mut cnt = [0usize; QUANTILES];
+            for &a in pairs {
+                let v = res[a as usize];
+                let b = edges[1..QUANTILES].iter().filter(|&&e| e < v).count();
+                q[a as usize] = b as u8 + 1;
+                sum[b] += lr[a as usize];
+                cnt[b] += 1;
+            }
+            for b in 0..QUANTILES {
+                d.q_mean[b] = if cnt[b] > 0 {
+                    sum[b] / cnt[b] as f64
+                } else {
+                    f64::NAN
+                };
+            }
+            d.long_short = d.q_mean[QUANTILES - 1] - d.q_mean[0];
+        }
+        d
+    }
+
+    fn summarise(&self, dates: &[DateStat]) -> Summary {
+        let used: Vec<&DateStat> = dates.iter().filter(|d| d.dropped.is_none()).collect();
+        let n = used.len();
+        let mut s = Summary {
+            dates_used: n,
+            dates_dropped: dates.len() - n,
+            lib_corr: f64::NAN,
+            ..Default::default()
+        };
+        for d in dates {
+            if let Some(r) = d.dropped {
+                *s.dropped.entry(r).or_default() += 1;
+            }
+        }
+        let (m, sd, _) = mean_std(used.iter().map(|d| d.ic));
+        s.ic_mean = m;
+        s.ic_std = sd;
+        s.icir = m / sd;
+        s.ic_tstat = m / sd * (n as f64).sqrt();
+        let (m, sd, _) = mean_std(used.iter().map(|d| d.rank_ic));
+        s.rank_ic_mean = m;
+        s.rank_ic_std = sd;
+        s.rank_icir = m / sd;
+        s.rank_ic_tstat = m / sd * (n as f64).sqrt();
+        s.rank_ic_positive = if n > 0 {
+            used.iter().filter(|d| d.rank_ic > 0.0).count() as f64 / n as f64
+        } else {
+            f64::NAN
+        };
+        s.rank_autocorr = mean_std(used.iter().map(|d| d.rank_autocorr)).0;
+        s.turnover = 1.0 - s.rank_autocorr;
+        s.top_turnover = mean_std(used.iter().map(|d| d.top_turnover)).0;
+        s.long_short_mean = mean_std(used.iter().map(|d| d.long_short)).0;
+        let (c, u) = dates.iter().fold((0u64, 0u64), |(c, u), d| {
+            (c + d.n_cov as u64, u + d.n_univ as u64)
+        });
+        s.coverage = if u > 0 { c as f64 / u as f64 } else { f64::NAN };
+        let mut years: BTreeMap<i32, (f64, usize)> = BTreeMap::new();
+        for d in &used {
+            let e = years.entry(year_of(self.dates[d.t])).or_default();
+            e.0 += d.rank_ic;
+            e.1 += 1;
+        }
+        s.rank_ic_by_year = years
+            .into_iter()
+            .map(|(y, (s, c))| (y, s / c as f64))
+            .collect();
+        s
+    }
+}
+
+/// How the score is made from a candidate's train figures (semantics.md §3 item 6).
+#[derive(Debug, Clone)]
+pub struct ScoreConfig {
+    /// Subtracted per expression node (parsimony).
+    pub size_penalty: f64,
+    /// Turnover above this bound costs `turnover_penalty` per unit.
+    pub max_turnover: f64,
+    pub turnover_penalty: f64,
+    /// |corr| with a library factor at or above this ⇒ score 0.
+    pub max_corr: f64,
+    /// The `valid` admission rule: valid RankIC with the train sign and at least this.
+    pub admit_ic: f64,
+    /// |RankIC| above this on any split is implausible for daily data: look-ahead.
+    pub leak_ic: f64,
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        ScoreConfig {
+            size_penalty: 1e-4,
+            max_turnover: 0.5,
+            turnover_penalty: 0.02,
+            max_corr: 0.7,
+            admit_ic: 0.005,
+            leak_ic: 0.2,
+        }
+    }
+}
+
+/// A candidate's score and the rules it passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    pub score: f64,
+    pub penalty_size: f64,
+    pub penalty_turnover: f64,
+    /// 1 when the library correlation bound zeroed the score, else 0.
+    pub penalty_corr: f64,
+    /// The library admission rule (`valid` split) held.
+    pub admit: bool,
+    /// Set when the figures look like look-ahead.
+    pub suspect: Option<String>,
+}
+
+/// Score from the split that selection may see (`train`, or `all`), the `valid` split
+/// for admission, and every split for the look-ahead check.
+pub fn score(evals: &[SplitEval], size: usize, cfg: &ScoreConfig) -> Score {
+    let find = |n: &str| evals.iter().find(|e| e.name == n).map(|e| &e.summary);
+    let train = find("train").or_else(|| find("all"));
+    let ric = train.map_or(f64::NAN, |s| s.rank_ic_mean);
+    let penalty_size = cfg.size_penalty * size as f64;
+    let turnover = train.map_or(f64::NAN, |s| s.turnover);
+    let penalty_turnover = if turnover.is_finite() {
+        cfg.turnover_penalty * (turnover - cfg.max_turnover).max(0.0)
+    } else {
+        0.0
+    };
+    let corr = train.map_or(f64::NAN, |s| s.lib_corr);
+    let penalty_corr = if corr >= cfg.max_corr { 1.0 } else { 0.0 };
+    let suspect = evals
+        .iter()
+        .find(|e| e.summary.rank_ic_mean.abs() > cfg.leak_ic)
+        .map(|e| {
+            format!(
+                "mean RankIC {:.3} on {} is implausible for daily data (look-ahead?)",
+                e.summary.rank_ic_mean, e.name
+            )
+        });
+    let mut score = if ric.is_finite() {
+        (ric.abs() - penalty_size - penalty_turnover).max(0.0)
+    } else {
+        0.0
+    };
+    if penalty_corr > 0.0 || suspect.is_some() {
+        score = 0.0;
+    }
+    let admit = suspect.is_none()
+        && match find("valid") {
+            Some(v) => {
+                ric.is_finite()
+                    && v.rank_ic_mean.is_finite()
+                    && v.rank_ic_mean.signum() == ric.signum()
+                    && v.rank_ic_mean.abs() >= cfg.admit_ic
+            }
+            // No valid split (`--split all`): admission is on the score alone.
+            None => score > 0.0,
+        };
+    Score {
+        score,
+        penalty_size,
+        penalty_turnover,
+        penalty_corr,
+        admit,
+        suspect,
+    }
+}

@@ -1,0 +1,64 @@
+//! Small statistics on slices, written once so every figure uses the same definition.
+
+/// Pearson correlation of `x` and `y` over the indices where `keep` is true (two-pass,
+/// as numpy). NaN when fewer than 2 pairs or a side is constant.
+pub fn pearson_by(n: usize, mut get: impl FnMut(usize) -> Option<(f64, f64)>) -> f64 {
+    let (mut sx, mut sy, mut k) = (0.0, 0.0, 0usize);
+    for i in 0..n {
+        if let Some((x, y)) = get(i) {
+            sx += x;
+            sy += y;
+            k += 1;
+        }
+    }
+    if k < 2 {
+        return f64::NAN;
+    }
+    let (mx, my) = (sx / k as f64, sy / k as f64);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        if let Some((x, y)) = get(i) {
+            let (dx, dy) = (x - mx, y - my);
+            sxy += dx * dy;
+            sxx += dx * dx;
+            syy += dy * dy;
+        }
+    }
+    let d = (sxx * syy).sqrt();
+    if d > 0.0 { sxy / d } else { f64::NAN }
+}
+
+/// Mean, sample std (ddof 1) and count of the finite values.
+pub fn mean_std(v: impl Iterator<Item = f64> + Clone) -> (f64, f64, usize) {
+    let (mut s, mut n) = (0.0, 0usize);
+    for x in v.clone().filter(|x| x.is_finite()) {
+        s += x;
+        n += 1;
+    }
+    if n == 0 {
+        return (f64::NAN, f64::NAN, 0);
+    }
+    let m = s / n as f64;
+    if n < 2 {
+        return (m, f64::NAN, n);
+    }
+    let ss: f64 = v.filter(|x| x.is_finite()).map(|x| (x - m) * (x - m)).sum();
+    (m, (ss / (n - 1) as f64).sqrt(), n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pearson_and_moments() {
+        let x = [1.0, 2.0, 3.0, 4.0, f64::NAN];
+        let y = [2.0, 4.1, 5.9, 8.2, 1.0];
+        let r = pearson_by(5, |i| (x[i].is_finite()).then(|| (x[i], y[i])));
+        assert!((r - 0.998_867_1).abs() < 1e-6, "{r}");
+        assert!(pearson_by(3, |_| Some((1.0, 2.0))).is_nan());
+        let (m, s, n) = mean_std(x.iter().copied());
+        assert_eq!((m, n), (2.5, 4));
+        assert!((s - 1.290_994_448_7).abs() < 1e-9);
+    }
+}

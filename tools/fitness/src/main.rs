@@ -1,0 +1,792 @@
+//! `fitness`: score candidate factors on a panel. Argument parsing, candidate I/O and
+//! the FAST→FULL schedule; the figures themselves are `af-fitness`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use af_expr::{Dialect, Expr, Program, parse_canonical};
+use af_fitness::prep::Winsor;
+use af_fitness::split::{self, Split};
+use af_fitness::{Config, Context, QUANTILES, Score, ScoreConfig, SplitEval, Workspace, score};
+use af_panel::Panel;
+use af_store::{OutputLock, Provenance, sha256_file};
+use af_table::{Table, read_parquet, write_parquet};
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::Parser;
+use serde_json::json;
+
+const ABOUT: &str = "Score candidate factors: per date winsorize, z-score, neutralize on industry \
+and size, then IC / RankIC / ICIR, turnover and quintile returns on train/valid/test \
+splits. The score (what GP selects on) comes from the train split only.";
+
+const EXAMPLES: &str = "\
+Examples:
+  fitness --panel data/panel/csi500.arrow --candidates out/candidates/gen-000.parquet \\
+          --horizon 5 --out out/candidates/gen-000.fitness.parquet
+  fitness --panel data/panel/csi500.arrow --candidates ideas.txt --horizon 1 --split all \\
+          --out out/look.parquet --ic-series out/look.ic.parquet
+  fitness ... --splits 'train=..2019-12-31,valid=2020-01-02..2020-12-31,test=2021-01-04..'
+  fitness ... --fast --fast-threshold 0.01      # screen on a subsample, full pass for the best
+
+Candidates: a Parquet table with an `expression` column (gp-gen's output), or a text
+file with one expression per line (`#` comments, optional `name = expr`).
+Output: one row per (candidate, split) in candidate order; see docs/fitness.md.";
+
+#[derive(Parser, Debug)]
+#[command(name = "fitness", version, about = ABOUT, after_help = EXAMPLES)]
+struct Cli {
+    /// Panel (Arrow IPC) built by panel-build.
+    #[arg(long)]
+    panel: PathBuf,
+    /// Candidates: Parquet with an `expression` column, or a text file.
+    #[arg(long)]
+    candidates: PathBuf,
+    /// Dialect of text candidates (Parquet candidates are canonical native).
+    #[arg(long, default_value = "native")]
+    dialect: String,
+    /// Factor library (library-merge's snapshot) for the correlation penalty.
+    #[arg(long)]
+    library: Option<PathBuf>,
+    /// Label horizon in days: scores against the panel's fwd_ret_{H}.
+    #[arg(long)]
+    horizon: usize,
+    /// Date splits, e.g. 'train=..2019-12-31,valid=2020-01-02..2020-12-31,test=2021-01-04..'
+    /// (inclusive; default: the panel's dates 60/20/20 in time order).
+    #[arg(long, conflicts_with = "split")]
+    splits: Option<String>,
+    /// `all`: the whole panel as one split, for quick looks.
+    #[arg(long, value_parser = ["all"])]
+    split: Option<String>,
+    /// Screen every candidate on a subsample first; only those with train |RankIC| at
+    /// or above --fast-threshold get the full pass.
+    #[arg(long)]
+    fast: bool,
+    #[arg(long, default_value_t = 0.01)]
+    fast_threshold: f64,
+    /// FAST: every k-th date of the train split…
+    #[arg(long, default_value_t = 5)]
+    fast_date_step: usize,
+    /// …and every k-th asset of the panel (evaluation on the subsample).
+    #[arg(long, default_value_t = 2)]
+    fast_asset_step: usize,
+    /// industry,size | industry | size | none
+    #[arg(long, default_value = "industry,size")]
+    neutralize: String,
+    /// quantile:P | mad:K | none
+    #[arg(long, default_value = "quantile:0.01")]
+    winsor: String,
+    /// Dates with fewer scorable assets are dropped and counted.
+    #[arg(long, default_value_t = 30)]
+    min_assets: usize,
+    /// |corr| with a library factor at or above this makes the score 0.
+    #[arg(long, default_value_t = 0.7)]
+    max_corr: f64,
+    /// Score penalty per expression node.
+    #[arg(long, default_value_t = 1e-4)]
+    size_penalty: f64,
+    /// Turnover (1 − rank autocorrelation) above this is penalised…
+    #[arg(long, default_value_t = 0.5)]
+    max_turnover: f64,
+    /// …by this much per unit.
+    #[arg(long, default_value_t = 0.02)]
+    turnover_penalty: f64,
+    /// Admission (`valid` split): RankIC with the train sign and |RankIC| at least this.
+    #[arg(long, default_value_t = 0.005)]
+    admit_ic: f64,
+    /// |mean RankIC| above this on any split is flagged as look-ahead (score 0).
+    #[arg(long, default_value_t = 0.2)]
+    leak_ic: f64,
+    /// Score only shard i of n (contiguous blocks of candidates), e.g. 0/4.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Candidates evaluated together (shared sub-expressions are computed once).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write per-date IC, RankIC, quintile mean returns, long-short and turnover.
+    #[arg(long)]
+    ic_series: Option<PathBuf>,
+}
+
+/// One candidate as read, and what became of it.
+struct Cand {
+    source: String,
+    expr: Result<Expr, String>,
+    /// Set when nothing could be scored (NaN everywhere, constant …).
+    degenerate: Option<String>,
+    fast: Option<Vec<SplitEval>>,
+    full: Option<Vec<SplitEval>>,
+}
+
+fn read_candidates(path: &Path) -> Result<(Vec<String>, Option<Dialect>)> {
+    let is_parquet = std::fs::File::open(path)
+        .and_then(|mut f| {
+            use std::io::Read;
+            let mut m = [0u8; 4];
+            f.read_exact(&mut m).map(|_| &m == b"PAR1")
+        })
+        .unwrap_or(false);
+    if is_parquet {
+        let t = read_parquet(path)?;
+        let v = t
+            .strings("expression")
+            .with_context(|| format!("candidates {}", path.display()))?;
+        return Ok((v, Some(Dialect::Native)));
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read candidates {}", path.display()))?;
+    let mut d = None;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(h) = l.strip_prefix('#') {
+            if let Some(v) = h.trim().strip_prefix("dialect:") {
+                d = Some(
+                    Dialect::from_name(v.trim())
+                        .ok_or_else(|| anyhow!("{}: unknown dialect {v:?}", path.display()))?,
+                );
+            }
+            continue;
+        }
+        if l.is_empty() {
+            continue;
+        }
+        let e = match l.split_once('=') {
+            Some((n, e))
+                if n.trim()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !n.trim().is_empty()
+                    && !e.starts_with('=') =>
+            {
+                e.trim()
+            }
+            _ => l,
+        };
+        out.push(e.to_string());
+    }
+    Ok((out, d))
+}
+
+fn shard(spec: &str, n: usize) -> Result<std::ops::Range<usize>> {
+    let bad = || anyhow!("--shard {spec}: expected I/N with 0 <= I < N, e.g. 0/4");
+    let (i, k) = spec.split_once('/').ok_or_else(bad)?;
+    let (i, k): (usize, usize) = (i.parse().map_err(|_| bad())?, k.parse().map_err(|_| bad())?);
+    if k == 0 || i >= k {
+        return Err(bad());
+    }
+    Ok(n * i / k..n * (i + 1) / k)
+}
+
+/// Evaluate `idx` candidates on `panel` in batches and score each on `splits`.
+fn score_pass(
+    panel: &Panel,
+    ctx: &Context,
+    cands: &mut [Cand],
+    idx: &[usize],
+    splits: &[(String, Vec<usize>)],
+    library: &[&[f64]],
+    batch: usize,
+    fast: bool,
+) -> Result<usize> {
+    let mut ws = Workspace::default();
+    let mut peak = 0;
+    for chunk in idx.chunks(batch.max(1)) {
+        let exprs: Vec<Expr> = chunk
+            .iter()
+            .map(|&i| {
+                cands[i]
+                    .expr
+                    .clone()
+                    .expect("only valid candidates are scored")
+            })
+            .collect();
+        let prog = Program::compile(&exprs);
+        let mut results: Vec<(usize, Result<Vec<SplitEval>, String>)> = Vec::new();
+        let run = prog.run(panel, |k, v| {
+            let evals = ctx.evaluate(v, splits, library, &mut ws);
+            let cov: u64 = evals
+                .iter()
+                .flat_map(|e| &e.dates)
+                .map(|d| d.n_cov as u64)
+                .sum();
+            let r = if cov == 0 {
+                Err("degenerate: NaN everywhere in the universe on the split dates".to_string())
+            } else if evals.iter().all(|e| e.summary.dates_used == 0) {
+                let mut why: std::collections::BTreeMap<&str, usize> = Default::default();
+                for e in &evals {
+                    for (r, c) in &e.summary.dropped {
+                        *why.entry(r).or_default() += c;
+                    }
+                }
+                let why: Vec<String> = why.iter().map(|(r, c)| format!("{c} dates {r}")).collect();
+                Err(format!("degenerate: no usable date ({})", why.join(", ")))
+            } else {
+                Ok(evals)
+            };
+            results.push((chunk[k], r));
+            Ok(())
+        });
+        match run {
+            Ok(st) => peak = peak.max(st.peak_bytes),
+            Err(e) => {
+                for &i in chunk {
+                    cands[i].expr = Err(format!("invalid: {e:#}"));
+                }
+                continue;
+            }
+        }
+        for (i, r) in results {
+            match r {
+                Ok(ev) if fast => cands[i].fast = Some(ev),
+                Ok(ev) => cands[i].full = Some(ev),
+                Err(msg) => cands[i].degenerate = Some(msg),
+            }
+        }
+    }
+    Ok(peak)
+}
+
+fn usable(splits: &[Split], horizon: usize, step: usize) -> Vec<(String, Vec<usize>)> {
+    splits
+        .iter()
+        .map(|s| (s.name.clone(), s.usable(horizon, step)))
+        .collect()
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let t0 = Instant::now();
+    if cli.horizon == 0 {
+        bail!("--horizon must be at least 1 day");
+    }
+    let panel = Panel::open(&cli.panel)?;
+    let winsor = Winsor::parse(&cli.winsor)?;
+    let (industry, size) = match cli.neutralize.as_str() {
+        "industry,size" | "size,industry" => (true, true),
+        "industry" => (true, false),
+        "size" => (false, true),
+        "none" => (false, false),
+        o => bail!("--neutralize {o}: expected industry,size | industry | size | none"),
+    };
+    let cfg = Config {
+        horizon: cli.horizon,
+        winsor,
+        industry,
+        size,
+        min_assets: cli.min_assets,
+        ridge: 1e-6,
+    };
+    let scfg = ScoreConfig {
+        size_penalty: cli.size_penalty,
+        max_turnover: cli.max_turnover,
+        turnover_penalty: cli.turnover_penalty,
+        max_corr: cli.max_corr,
+        admit_ic: cli.admit_ic,
+        leak_ic: cli.leak_ic,
+    };
+    let splits = match (&cli.splits, &cli.split) {
+        (Some(s), _) => split::parse_splits(s, panel.dates())?,
+        (None, Some(_)) => split::all(panel.n_dates()),
+        (None, None) => split::default_splits(panel.n_dates()),
+    };
+    for s in &splits {
+        if s.usable(cli.horizon, 1).is_empty() {
+            bail!(
+                "split {} has {} dates, none left after purging the last {} (label horizon): \
+                 make it longer or the horizon shorter",
+                s.name,
+                s.end - s.start,
+                cli.horizon
+            );
+        }
+    }
+    if cli.library.is_some() {
+        bail!("--library: not available yet (library-merge snapshots come with issue 5)");
+    }
+    let library: Vec<&[f64]> = Vec::new();
+    let library_ids: Vec<String> = Vec::new();
+
+    let (sources, file_dialect) = read_candidates(&cli.candidates)?;
+    let d = file_dialect
+        .unwrap_or(Dialect::from_name(&cli.dialect).ok_or_else(|| {
+            anyhow!("unknown dialect {:?} (native, qlib, alpha101)", cli.dialect)
+        })?);
+    let range = match &cli.shard {
+        Some(s) => shard(s, sources.len())?,
+        None => 0..sources.len(),
+    };
+    let fields = af_expr::fields_of(&panel);
+    let mut cands: Vec<Cand> = sources[range.clone()]
+        .iter()
+        .map(|s| Cand {
+            source: s.clone(),
+            expr: parse_canonical(s, d, &fields).map_err(|e| {
+                format!(
+                    "invalid: {} at column {}",
+                    e.message,
+                    s[..e.start.min(s.len())].chars().count() + 1
+                )
+            }),
+            degenerate: None,
+            fast: None,
+            full: None,
+        })
+        .collect();
+    let _lock = OutputLock::acquire(&cli.out)?;
+    let valid: Vec<usize> = (0..cands.len())
+        .filter(|&i| cands[i].expr.is_ok())
+        .collect();
+
+    // FAST: the train split only, on every k-th asset, metrics on every k-th date.
+    let mut full_idx = valid.clone();
+    let mut fast_secs = 0.0;
+    if cli.fast && !valid.is_empty() {
+        let tf = Instant::now();
+        let train = splits
+            .iter()
+            .find(|s| s.name == "train" || s.name == "all")
+            .ok_or_else(|| anyhow!("FAST needs a train split"))?;
+        let assets: Vec<usize> = (0..panel.n_assets())
+            .step_by(cli.fast_asset_step.max(1))
+            .collect();
+        let sub = panel.subset(0..train.end, &assets)?;
+        let fsplit = vec![(
+            train.name.clone(),
+            Split {
+                name: train.name.clone(),
+                start: train.start,
+                end: train.end,
+            }
+            .usable(cli.horizon, cli.fast_date_step.max(1)),
+        )];
+        let fcfg = Config {
+            min_assets: (cli.min_assets / cli.fast_asset_step.max(1)).max(10),
+            ..cfg.clone()
+        };
+        let fctx = Context::new(&sub, fcfg, &fsplit[0].1)?;
+        score_pass(
+            &sub,
+            &fctx,
+            &mut cands,
+            &valid,
+            &fsplit,
+            &[],
+            cli.batch,
+            true,
+        )?;
+        full_idx = valid
+            .iter()
+            .copied()
+            .filter(|&i| {
+                cands[i]
+                    .fast
+                    .as_ref()
+                    .is_some_and(|ev| ev[0].summary.rank_ic_mean.abs() >= cli.fast_threshold)
+            })
+            .collect();
+        fast_secs = tf.elapsed().as_secs_f64();
+    }
+    let tfull = Instant::now();
+    let full_splits = usable(&splits, cli.horizon, 1);
+    let needed: Vec<usize> = full_splits
+        .iter()
+        .flat_map(|(_, d)| d.iter().copied())
+        .collect();
+    let ctx = Context::new(&panel, cfg.clone(), &needed)?;
+    for w in &ctx.warnings {
+        eprintln!("warning: {w}");
+    }
+    let peak = score_pass(
+        &panel,
+        &ctx,
+        &mut cands,
+        &full_idx,
+        &full_splits,
+        &library,
+        cli.batch,
+        false,
+    )?;
+    let full_secs = tfull.elapsed().as_secs_f64();
+
+    write_outputs(
+        &cli,
+        &panel,
+        &splits,
+        &cands,
+        &scfg,
+        &library_ids,
+        range.start,
+    )?;
+    let n_full = cands.iter().filter(|c| c.full.is_some()).count();
+    let n_fast = cands
+        .iter()
+        .filter(|c| c.fast.is_some() && c.full.is_none())
+        .count();
+    let n_bad = cands.iter().filter(|c| c.expr.is_err()).count();
+    let n_deg = cands.iter().filter(|c| c.degenerate.is_some()).count();
+    eprintln!(
+        "{} candidates: {n_full} full, {n_fast} fast only, {n_bad} invalid, {n_deg} degenerate; \
+         fast {:.2} s, full {:.2} s ({:.1} candidates/s), total {:.2} s, peak intermediate {:.0} MB",
+        cands.len(),
+        fast_secs,
+        full_secs,
+        if full_secs > 0.0 {
+            full_idx.len() as f64 / full_secs
+        } else {
+            0.0
+        },
+        t0.elapsed().as_secs_f64(),
+        peak as f64 / 1e6
+    );
+    println!("wrote {}", cli.out.display());
+    Ok(())
+}
+
+fn write_outputs(
+    cli: &Cli,
+    panel: &Panel,
+    splits: &[Split],
+    cands: &[Cand],
+    scfg: &ScoreConfig,
+    library_ids: &[String],
+    offset: usize,
+) -> Result<()> {
+    let mut r = Rows::default();
+    for (ci, c) in cands.iter().enumerate() {
+        let (id, canon, size, depth) = match &c.expr {
+            Ok(e) => (e.id(), e.canonical_text(), e.size(), e.depth()),
+            Err(_) => (String::new(), c.source.clone(), 0, 0),
+        };
+        let evals = c.full.as_ref().or(c.fast.as_ref());
+        let pass = if c.full.is_some() {
+            "full"
+        } else if c.fast.is_some() {
+            "fast"
+        } else {
+            ""
+        };
+        let sc: Option<Score> = evals.map(|ev| {
+            let mut s = score(ev, size, scfg);
+            if c.full.is_none() {
+                s.admit = false;
+            }
+            s
+        });
+        let fast_ric = c
+            .fast
+            .as_ref()
+            .map_or(f64::NAN, |ev| ev[0].summary.rank_ic_mean);
+        for sp in splits {
+            let status = match (&c.expr, &c.degenerate, &sc) {
+                (Err(m), _, _) => m.clone(),
+                (_, Some(m), _) => m.clone(),
+                (
+                    _,
+                    _,
+                    Some(Score {
+                        suspect: Some(m), ..
+                    }),
+                ) => format!("suspect: {m}"),
+                _ => "ok".to_string(),
+            };
+            let e = evals.and_then(|ev| ev.iter().find(|e| e.name == sp.name));
+            let status = match e {
+                Some(e) if status == "ok" && e.summary.dates_used == 0 => {
+                    let why: Vec<String> = e
+                        .summary
+                        .dropped
+                        .iter()
+                        .map(|(r, n)| format!("{n} dates {r}"))
+                        .collect();
+                    format!(
+                        "degenerate: no usable date on this split ({})",
+                        why.join(", ")
+                    )
+                }
+                _ => status,
+            };
+            r.push(RowIn {
+                index: offset + ci,
+                id: &id,
+                expr: &canon,
+                split: &sp.name,
+                status,
+                pass,
+                size,
+                depth,
+                summary: e.map(|e| &e.summary),
+                fast_ric,
+                score: sc.as_ref(),
+                library_ids,
+            });
+        }
+    }
+    let horizon = cli.horizon;
+    let mut prov = Provenance::new("fitness", env!("CARGO_PKG_VERSION"))
+        .input_hash("panel", panel.content_hash())
+        .input_hash("candidates", &sha256_file(&cli.candidates)?)
+        .param("horizon", horizon)
+        .param("neutralize", cli.neutralize.clone())
+        .param("winsor", Winsor::parse(&cli.winsor)?.name())
+        .param("min_assets", cli.min_assets)
+        .param("max_corr", cli.max_corr)
+        .param("size_penalty", cli.size_penalty)
+        .param("max_turnover", cli.max_turnover)
+        .param("turnover_penalty", cli.turnover_penalty)
+        .param("admit_ic", cli.admit_ic)
+        .param("leak_ic", cli.leak_ic)
+        .param(
+            "splits",
+            json!(
+                splits
+                    .iter()
+                    .map(|s| json!({
+                        "name": s.name,
+                        "first": af_panel::dates::format_date(panel.dates()[s.start]),
+                        "last": af_panel::dates::format_date(panel.dates()[s.end - 1]),
+                    }))
+                    .collect::<Vec<_>>()
+            ),
+        );
+    if cli.fast {
+        prov = prov
+            .param("fast_threshold", cli.fast_threshold)
+            .param("fast_date_step", cli.fast_date_step)
+            .param("fast_asset_step", cli.fast_asset_step);
+    }
+    if let Some(s) = &cli.shard {
+        prov = prov.param("shard", s.clone());
+    }
+    if let Some(l) = &cli.library {
+        prov = prov.input_file("library", l)?;
+    }
+    write_parquet(&cli.out, r.into_table(), &prov)?;
+    if let Some(path) = &cli.ic_series {
+        write_parquet(path, ic_series(panel, cands, offset), &prov)?;
+    }
+    Ok(())
+}
+
+struct RowIn<'a> {
+    index: usize,
+    id: &'a str,
+    expr: &'a str,
+    split: &'a str,
+    status: String,
+    pass: &'a str,
+    size: usize,
+    depth: usize,
+    summary: Option<&'a af_fitness::Summary>,
+    fast_ric: f64,
+    score: Option<&'a Score>,
+    library_ids: &'a [String],
+}
+
+/// The output table, column by column (docs/fitness.md lists them).
+#[derive(Default)]
+struct Rows {
+    index: Vec<u32>,
+    id: Vec<String>,
+    expression: Vec<String>,
+    split: Vec<String>,
+    status: Vec<String>,
+    pass: Vec<String>,
+    size: Vec<u32>,
+    depth: Vec<u32>,
+    nums: Vec<Vec<f64>>,
+    dates_used: Vec<u32>,
+    dates_dropped: Vec<u32>,
+    by_year: Vec<String>,
+    lib_id: Vec<Option<String>>,
+    admit: Vec<bool>,
+}
+
+/// Numeric columns in output order, read from a split summary and the score.
+const NUMS: [&str; 21] = [
+    "ic_mean",
+    "ic_std",
+    "icir",
+    "ic_tstat",
+    "rank_ic_mean",
+    "rank_ic_std",
+    "rank_icir",
+    "rank_ic_tstat",
+    "rank_ic_positive",
+    "rank_autocorr",
+    "turnover",
+    "top_turnover",
+    "long_short_mean",
+    "coverage",
+    "fast_rank_ic",
+    "library_max_corr",
+    "penalty_size",
+    "penalty_turnover",
+    "penalty_corr",
+    "score",
+    "rank_ic_min_year",
+];
+
+impl Rows {
+    fn push(&mut self, r: RowIn) {
+        self.index.push(r.index as u32);
+        self.id.push(r.id.to_string());
+        self.expression.push(r.expr.to_string());
+        self.split.push(r.split.to_string());
+        self.status.push(r.status);
+        self.pass.push(r.pass.to_string());
+        self.size.push(r.size as u32);
+        self.depth.push(r.depth as u32);
+        let nan = f64::NAN;
+        let s = r.summary;
+        let g = |f: fn(&af_fitness::Summary) -> f64| s.map_or(nan, f);
+        let sc = |f: fn(&Score) -> f64| r.score.map_or(nan, f);
+        let used = s.map_or(0, |s| s.dates_used);
+        let vals = [
+            g(|s| s.ic_mean),
+            g(|s| s.ic_std),
+            g(|s| s.icir),
+            g(|s| s.ic_tstat),
+            g(|s| s.rank_ic_mean),
+            g(|s| s.rank_ic_std),
+            g(|s| s.rank_icir),
+            g(|s| s.rank_ic_tstat),
+            g(|s| s.rank_ic_positive),
+            g(|s| s.rank_autocorr),
+            g(|s| s.turnover),
+            g(|s| s.top_turnover),
+            g(|s| s.long_short_mean),
+            g(|s| s.coverage),
+            r.fast_ric,
+            g(|s| s.lib_corr),
+            sc(|s| s.penalty_size),
+            sc(|s| s.penalty_turnover),
+            sc(|s| s.penalty_corr),
+            r.score.map_or(0.0, |s| s.score),
+            s.map_or(nan, |s| {
+                s.rank_ic_by_year.values().copied().fold(f64::NAN, f64::min)
+            }),
+        ];
+        if self.nums.is_empty() {
+            self.nums = vec![Vec::new(); NUMS.len()];
+        }
+        for (c, v) in self.nums.iter_mut().zip(vals) {
+            c.push(v);
+        }
+        self.dates_used.push(used as u32);
+        self.dates_dropped
+            .push(s.map_or(0, |s| s.dates_dropped as u32));
+        let years: serde_json::Map<String, serde_json::Value> = s
+            .map(|s| {
+                s.rank_ic_by_year
+                    .iter()
+                    .map(|(y, v)| (y.to_string(), json!(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.by_year
+            .push(serde_json::Value::Object(years).to_string());
+        self.lib_id.push(
+            s.and_then(|s| s.lib_corr_which)
+                .and_then(|k| r.library_ids.get(k).cloned()),
+        );
+        self.admit.push(r.score.is_some_and(|s| s.admit));
+    }
+
+    fn into_table(mut self) -> Table {
+        if self.nums.is_empty() {
+            self.nums = vec![Vec::new(); NUMS.len()];
+        }
+        let mut t = Table::new()
+            .u32("candidate", self.index)
+            .str("id", self.id)
+            .str("expression", self.expression)
+            .str("split", self.split)
+            .str("status", self.status)
+            .str("pass", self.pass)
+            .u32("size", self.size)
+            .u32("depth", self.depth);
+        for (name, v) in NUMS.iter().zip(self.nums) {
+            t = t.f64(name, v);
+        }
+        t.u32("dates_used", self.dates_used)
+            .u32("dates_dropped", self.dates_dropped)
+            .str("rank_ic_by_year", self.by_year)
+            .opt_str("library_max_corr_id", self.lib_id)
+            .bool("admit", self.admit)
+    }
+}
+
+/// Per (candidate, split, usable date): the series reports draw.
+fn ic_series(panel: &Panel, cands: &[Cand], offset: usize) -> Table {
+    let mut cand = Vec::new();
+    let mut id = Vec::new();
+    let mut split = Vec::new();
+    let mut date = Vec::new();
+    let mut used = Vec::new();
+    let mut n = Vec::new();
+    let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 5 + QUANTILES];
+    for (ci, c) in cands.iter().enumerate() {
+        let (Some(ev), Ok(e)) = (&c.full, &c.expr) else {
+            continue;
+        };
+        let eid = e.id();
+        for s in ev {
+            for d in &s.dates {
+                cand.push((offset + ci) as u32);
+                id.push(eid.clone());
+                split.push(s.name.clone());
+                date.push(panel.dates()[d.t]);
+                used.push(d.dropped.is_none());
+                n.push(d.n);
+                let vals = [
+                    d.ic,
+                    d.rank_ic,
+                    d.long_short,
+                    d.rank_autocorr,
+                    d.top_turnover,
+                ];
+                for (k, v) in vals.into_iter().chain(d.q_mean).enumerate() {
+                    cols[k].push(v);
+                }
+            }
+        }
+    }
+    let mut t = Table::new()
+        .u32("candidate", cand)
+        .str("id", id)
+        .str("split", split)
+        .date("date", date)
+        .bool("used", used)
+        .u32("n_assets", n);
+    let names = [
+        "ic",
+        "rank_ic",
+        "long_short",
+        "rank_autocorr",
+        "top_turnover",
+    ];
+    let qn: Vec<String> = (1..=QUANTILES).map(|q| format!("q{q}_mean_ret")).collect();
+    for (k, v) in cols.into_iter().enumerate() {
+        let name = if k < names.len() {
+            names[k]
+        } else {
+            qn[k - names.len()].as_str()
+        };
+        t = t.f64(name, v);
+    }
+    t
+}
+
+fn main() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE action before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
