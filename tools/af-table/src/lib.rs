@@ -213,6 +213,17 @@ impl ReadTable {
         }
         Ok(out)
     }
+    /// A boolean column; nulls become false.
+    pub fn bools(&self, name: &str) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(self.num_rows());
+        for c in self.columns(name)? {
+            let a = c.as_boolean_opt().ok_or_else(|| {
+                anyhow::anyhow!("column {name:?} is {}, not boolean", c.data_type())
+            })?;
+            out.extend((0..a.len()).map(|i| a.is_valid(i) && a.value(i)));
+        }
+        Ok(out)
+    }
     /// A numeric column as f64 (integers converted); nulls become NaN.
     pub fn f64s(&self, name: &str) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(self.num_rows());

@@ -2,7 +2,6 @@
 //! only; the engine is `af-expr`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use af_expr::{Dialect, Expr, Fields, Program, parse_canonical};
 use af_panel::Panel;
