@@ -179,6 +179,14 @@ fn shard(spec: &str, n: usize) -> Result<std::ops::Range<usize>> {
     Ok(n * i / k..n * (i + 1) / k)
 }
 
+/// Where a pass spent its time, and its peak intermediate memory.
+#[derive(Default)]
+struct PassStats {
+    peak: usize,
+    eval_secs: f64,
+    score_secs: f64,
+}
+
 /// Evaluate `idx` candidates on `panel` in batches and score each on `splits`.
 fn score_pass(
     panel: &Panel,
@@ -189,9 +197,10 @@ fn score_pass(
     library: &[&[f64]],
     batch: usize,
     fast: bool,
-) -> Result<usize> {
+) -> Result<PassStats> {
     let mut ws = Workspace::default();
     let mut peak = 0;
+    let (mut total, mut scoring) = (0.0, 0.0);
     for chunk in idx.chunks(batch.max(1)) {
         let exprs: Vec<Expr> = chunk
             .iter()
@@ -204,8 +213,11 @@ fn score_pass(
             .collect();
         let prog = Program::compile(&exprs);
         let mut results: Vec<(usize, Result<Vec<SplitEval>, String>)> = Vec::new();
+        let t_run = Instant::now();
         let run = prog.run(panel, |k, v| {
+            let t_score = Instant::now();
             let evals = ctx.evaluate(v, splits, library, &mut ws);
+            scoring += t_score.elapsed().as_secs_f64();
             let cov: u64 = evals
                 .iter()
                 .flat_map(|e| &e.dates)
@@ -228,6 +240,7 @@ fn score_pass(
             results.push((chunk[k], r));
             Ok(())
         });
+        total += t_run.elapsed().as_secs_f64();
         match run {
             Ok(st) => peak = peak.max(st.peak_bytes),
             Err(e) => {
@@ -245,7 +258,11 @@ fn score_pass(
             }
         }
     }
-    Ok(peak)
+    Ok(PassStats {
+        peak,
+        eval_secs: total - scoring,
+        score_secs: scoring,
+    })
 }
 
 fn usable(splits: &[Split], horizon: usize, step: usize) -> Vec<(String, Vec<usize>)> {
@@ -340,7 +357,7 @@ fn run(cli: Cli) -> Result<()> {
 
     // FAST: the train split only, on every k-th asset, metrics on every k-th date.
     let mut full_idx = valid.clone();
-    let mut fast_secs = 0.0;
+    let mut fast = (0.0, PassStats::default());
     if cli.fast && !valid.is_empty() {
         let tf = Instant::now();
         let train = splits
@@ -365,7 +382,7 @@ fn run(cli: Cli) -> Result<()> {
             ..cfg.clone()
         };
         let fctx = Context::new(&sub, fcfg, &fsplit[0].1)?;
-        score_pass(
+        let st = score_pass(
             &sub,
             &fctx,
             &mut cands,
@@ -385,29 +402,32 @@ fn run(cli: Cli) -> Result<()> {
                     .is_some_and(|ev| ev[0].summary.rank_ic_mean.abs() >= cli.fast_threshold)
             })
             .collect();
-        fast_secs = tf.elapsed().as_secs_f64();
+        fast = (tf.elapsed().as_secs_f64(), st);
     }
-    let tfull = Instant::now();
-    let full_splits = usable(&splits, cli.horizon, 1);
-    let needed: Vec<usize> = full_splits
-        .iter()
-        .flat_map(|(_, d)| d.iter().copied())
-        .collect();
-    let ctx = Context::new(&panel, cfg.clone(), &needed)?;
-    for w in &ctx.warnings {
-        eprintln!("warning: {w}");
+    let mut full = (0.0, PassStats::default());
+    if !full_idx.is_empty() {
+        let tfull = Instant::now();
+        let full_splits = usable(&splits, cli.horizon, 1);
+        let needed: Vec<usize> = full_splits
+            .iter()
+            .flat_map(|(_, d)| d.iter().copied())
+            .collect();
+        let ctx = Context::new(&panel, cfg.clone(), &needed)?;
+        for w in &ctx.warnings {
+            eprintln!("warning: {w}");
+        }
+        let st = score_pass(
+            &panel,
+            &ctx,
+            &mut cands,
+            &full_idx,
+            &full_splits,
+            &library,
+            cli.batch,
+            false,
+        )?;
+        full = (tfull.elapsed().as_secs_f64(), st);
     }
-    let peak = score_pass(
-        &panel,
-        &ctx,
-        &mut cands,
-        &full_idx,
-        &full_splits,
-        &library,
-        cli.batch,
-        false,
-    )?;
-    let full_secs = tfull.elapsed().as_secs_f64();
 
     write_outputs(
         &cli,
@@ -419,26 +439,27 @@ fn run(cli: Cli) -> Result<()> {
         range.start,
     )?;
     let n_full = cands.iter().filter(|c| c.full.is_some()).count();
-    let n_fast = cands
-        .iter()
-        .filter(|c| c.fast.is_some() && c.full.is_none())
-        .count();
+    let n_fast = cands.iter().filter(|c| c.fast.is_some()).count();
     let n_bad = cands.iter().filter(|c| c.expr.is_err()).count();
     let n_deg = cands.iter().filter(|c| c.degenerate.is_some()).count();
     eprintln!(
-        "{} candidates: {n_full} full, {n_fast} fast only, {n_bad} invalid, {n_deg} degenerate; \
-         fast {:.2} s, full {:.2} s ({:.1} candidates/s), total {:.2} s, peak intermediate {:.0} MB",
-        cands.len(),
-        fast_secs,
-        full_secs,
-        if full_secs > 0.0 {
-            full_idx.len() as f64 / full_secs
-        } else {
-            0.0
-        },
-        t0.elapsed().as_secs_f64(),
-        peak as f64 / 1e6
+        "{} candidates: {n_bad} invalid, {n_deg} degenerate, {n_full} with the full pass",
+        cands.len()
     );
+    for (name, n, (secs, st)) in [("FAST", n_fast, &fast), ("FULL", n_full, &full)] {
+        if *secs > 0.0 {
+            eprintln!(
+                "{name}: {n} candidates in {secs:.2} s ({:.1}/s): setup {:.2} s, evaluate {:.2} s, \
+                 score {:.2} s; peak intermediate {:.0} MB",
+                n as f64 / secs,
+                secs - st.eval_secs - st.score_secs,
+                st.eval_secs,
+                st.score_secs,
+                st.peak as f64 / 1e6
+            );
+        }
+    }
+    eprintln!("total {:.2} s", t0.elapsed().as_secs_f64());
     println!("wrote {}", cli.out.display());
     Ok(())
 }
