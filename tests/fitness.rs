@@ -37,6 +37,17 @@ fn fitness(panel: &Path, cands: &Path, out: &Path, extra: &[&str]) -> std::proce
 }
 
 fn check_reference(panel: &Path, cands: &Path, dir: &Path, extra: &[&str], alphalens: bool) {
+    check_reference_lib(panel, cands, dir, extra, alphalens, None)
+}
+
+fn check_reference_lib(
+    panel: &Path,
+    cands: &Path,
+    dir: &Path,
+    extra: &[&str],
+    alphalens: bool,
+    library: Option<&Path>,
+) {
     let (out, ics, vals) = (
         dir.join("f.parquet"),
         dir.join("ic.parquet"),
@@ -61,6 +72,9 @@ fn check_reference(panel: &Path, cands: &Path, dir: &Path, extra: &[&str], alpha
     ]);
     if alphalens {
         py.arg("--alphalens");
+    }
+    if let Some(l) = library {
+        py.args(["--library", &s(l)]);
     }
     let res = ok(&mut py);
     let text = String::from_utf8_lossy(&res.stdout);
@@ -337,4 +351,66 @@ fn fast_screens_then_full_pass_for_the_best() {
         }
     }
     assert!(n_full >= 3 && n_full < pass.len(), "{pass:?} {fast:?}");
+}
+
+#[test]
+fn library_correlation_uses_the_librarys_stored_values() {
+    let dir = scratch("fitness_library");
+    let (_, panel) = small_market(&dir, 8);
+    let cands = write(&dir, "good.txt", GOOD);
+    let first = dir.join("gen-000.fitness.parquet");
+    ok(&mut fitness(&panel, &cands, &first, &["--horizon", "1"]));
+    let lib = dir.join("lib-001.parquet");
+    ok(bin("library-merge").args([
+        "--fitness",
+        &s(&first),
+        "--panel",
+        &s(&panel),
+        "--out",
+        &s(&lib),
+    ]));
+    let current = dir.join("current.parquet");
+    assert!(current.exists());
+    // Candidates overlap the library: their max |corr| and the zeroed scores must be
+    // what pandas computes from the stored values.
+    let l = s(&current);
+    check_reference_lib(
+        &panel,
+        &cands,
+        &dir,
+        &["--horizon", "1", "--library", &l],
+        false,
+        Some(&current),
+    );
+    let out = dir.join("f.parquet");
+    let t = read_parquet(&out).unwrap();
+    let pc = t.f64s("penalty_corr").unwrap();
+    assert!(
+        pc.iter().any(|p| *p == 1.0),
+        "members of the library must hit the bound"
+    );
+
+    // Another panel: refused, naming both hashes.
+    let (_, other) = small_market(&dir.join("other"), 9);
+    let e = fails(&mut fitness(
+        &other,
+        &cands,
+        &dir.join("x.parquet"),
+        &["--horizon", "1", "--library", &l],
+    ));
+    assert!(
+        e.contains("built on panel") && e.contains("current.parquet"),
+        "{e}"
+    );
+    // A truncated values file: refused, never read as numbers.
+    let values = dir.join("lib-001.values.arrow");
+    let bytes = std::fs::read(&values).unwrap();
+    std::fs::write(&values, &bytes[..bytes.len() / 2]).unwrap();
+    let e = fails(&mut fitness(
+        &panel,
+        &cands,
+        &dir.join("x.parquet"),
+        &["--horizon", "1", "--library", &l],
+    ));
+    assert!(e.contains("values file") && e.contains("truncated"), "{e}");
 }

@@ -101,6 +101,25 @@ def process_date(f, univ, ind, logcap, label, args):
     return out
 
 
+def library_corr(rows, resid_of, lib):
+    """max over library factors of |mean over used dates of the per-date Pearson|."""
+    best, which = np.nan, None
+    for k, (lid, L) in enumerate(lib):
+        cs = []
+        for r in rows:
+            if r["dropped"] is not None:
+                continue
+            x, y = resid_of(r["t"]), L[r["t"]]
+            m = np.isfinite(x) & np.isfinite(y)
+            if m.sum() >= 2 and x[m].std() > 0 and y[m].std() > 0:
+                cs.append(np.corrcoef(x[m], y[m])[0, 1])
+        if cs:
+            v = abs(np.mean(cs))
+            if which is None or v > best:
+                best, which = v, lid
+    return best, which
+
+
 def summarise(rows, dates, cov):
     used = [r for r in rows if r["dropped"] is None]
     n = len(used)
@@ -144,6 +163,7 @@ def main():
     ap.add_argument("--fitness", required=True)
     ap.add_argument("--ic-series", required=True)
     ap.add_argument("--alphalens", action="store_true")
+    ap.add_argument("--library", help="library parquet given to fitness --library")
     ap.add_argument("--tol", type=float, default=1e-9)
     args = ap.parse_args()
     meta = pq.read_metadata(args.fitness).metadata
@@ -168,6 +188,18 @@ def main():
     nd, na = len(dates), w["close"].shape[1]
     fit = pd.read_parquet(args.fitness)
     ics = pd.read_parquet(args.ic_series)
+
+    lib = []
+    if args.library:
+        import os
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+        lmeta = json.loads(pq.read_metadata(args.library).metadata[b"af.library"])
+        vpath = os.path.join(os.path.dirname(os.path.realpath(args.library)), lmeta["values"])
+        with pa.memory_map(vpath) as src:
+            vt = ipc.open_file(src).read_all()
+        for lid in pd.read_parquet(args.library)["id"]:
+            lib.append((lid, vt.column(lid).to_numpy().reshape(nd, na)))
 
     splits = []
     for s in p["splits"]:
@@ -233,14 +265,29 @@ def main():
                         if top_now:
                             r["tt"] = len(top_now - top_prev) / len(top_now)
                 rows.append(r)
-            per_split[name] = (rows, summarise(rows, dates, cov))
+            summ = summarise(rows, dates, cov)
+            if lib:
+                summ["library_max_corr"], summ["_lib_id"] = library_corr(
+                    rows, lambda t: get(t)["resid"], lib
+                )
+            per_split[name] = (rows, summ)
         train = per_split.get("train", per_split.get("all"))[1]
         size = int(rows_c["size"].iloc[0])
         sc, ps, pt = score_of(train, size, p)
+        pc = 0.0
+        if lib and train["library_max_corr"] >= p["max_corr"]:
+            sc, pc = 0.0, 1.0
         for name, (rows, s) in per_split.items():
             row = rows_c[rows_c.split == name].iloc[0]
             for k, v in s.items():
+                if k == "_lib_id":
+                    checked_id = row["library_max_corr_id"] == v
+                    if not checked_id:
+                        fails.append(f"{col}/{name}: library factor {row['library_max_corr_id']} != {v}")
+                    continue
                 cmp(f"{col}/{name}/{k}", row[k], v)
+            if lib:
+                cmp(f"{col}/{name}/penalty_corr", row["penalty_corr"], pc)
             cmp(f"{col}/{name}/score", row["score"], sc)
             cmp(f"{col}/{name}/penalty_size", row["penalty_size"], ps)
             cmp(f"{col}/{name}/penalty_turnover", row["penalty_turnover"], pt)

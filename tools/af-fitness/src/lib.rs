@@ -341,7 +341,6 @@ impl<'p> Context<'p> {
         ws: &mut Workspace,
     ) -> Vec<SplitEval> {
         let (nd, na) = (self.nd, self.na);
-        let n = nd * na;
         let mut process = vec![false; nd];
         for (_, ds) in splits {
             for &t in ds {
@@ -351,19 +350,7 @@ impl<'p> Context<'p> {
                 }
             }
         }
-        ws.resid.resize(n, f64::NAN);
-        ws.rank.resize(n, f64::NAN);
-        ws.quint.resize(n, 0);
-        let stats: Vec<Option<DateStat>> = ws
-            .resid
-            .par_chunks_mut(na)
-            .zip(ws.rank.par_chunks_mut(na))
-            .zip(ws.quint.par_chunks_mut(na))
-            .enumerate()
-            .map_init(Scratch::default, |s, (t, ((res, rk), q))| {
-                process[t].then(|| self.process_date(t, self.row(x, t), res, rk, q, s))
-            })
-            .collect();
+        let stats = self.process_rows(x, &process, ws);
         // Turnover against the previous day, and library correlations, per used date.
         let (resid, rank, quint) = (&ws.resid, &ws.rank, &ws.quint);
         let follow: Vec<(f64, f64, Vec<f64>)> = (0..nd)
@@ -438,6 +425,59 @@ impl<'p> Context<'p> {
                 }
             })
             .collect()
+    }
+
+    /// Process the dates flagged in `process` into `ws` (rows of other dates are left
+    /// as they were).
+    fn process_rows(
+        &self,
+        x: &[f64],
+        process: &[bool],
+        ws: &mut Workspace,
+    ) -> Vec<Option<DateStat>> {
+        let n = self.nd * self.na;
+        ws.resid.resize(n, f64::NAN);
+        ws.rank.resize(n, f64::NAN);
+        ws.quint.resize(n, 0);
+        ws.resid
+            .par_chunks_mut(self.na)
+            .zip(ws.rank.par_chunks_mut(self.na))
+            .zip(ws.quint.par_chunks_mut(self.na))
+            .enumerate()
+            .map_init(Scratch::default, |s, (t, ((res, rk), q))| {
+                process[t].then(|| self.process_date(t, self.row(x, t), res, rk, q, s))
+            })
+            .collect()
+    }
+
+    /// The processed (winsorized, z-scored, neutralized) factor on every date the
+    /// context was built for, NaN elsewhere: what a library stores.
+    pub fn processed(&self, x: &[f64], ws: &mut Workspace) -> Vec<f64> {
+        let process: Vec<bool> = self.base.iter().map(|b| b.is_some()).collect();
+        self.process_rows(x, &process, ws);
+        let mut out = ws.resid.clone();
+        for (row, p) in out.chunks_mut(self.na).zip(&process) {
+            if !p {
+                row.fill(f64::NAN);
+            }
+        }
+        out
+    }
+
+    /// Mean over `dates` of the per-date Pearson correlation of two processed factors
+    /// (dates where it is undefined are skipped): the library's redundancy measure.
+    pub fn mean_corr(&self, a: &[f64], b: &[f64], dates: &[usize]) -> f64 {
+        let na = self.na;
+        let cs: Vec<f64> = dates
+            .par_iter()
+            .map(|&t| {
+                let (x, y) = (self.row(a, t), self.row(b, t));
+                pearson_by(na, |i| {
+                    (x[i].is_finite() && y[i].is_finite()).then(|| (x[i], y[i]))
+                })
+            })
+            .collect();
+        mean_std(cs.into_iter()).0
     }
 
     fn process_date(

@@ -85,10 +85,11 @@ impl Table {
 
 /// Writer properties every artifact shares: zstd level 3 and the provenance as
 /// key-value metadata (pyarrow: `pq.read_metadata(path).metadata`).
-pub fn properties(prov: &Provenance) -> Result<WriterProperties> {
+pub fn properties(prov: &Provenance, extra: &[(String, String)]) -> Result<WriterProperties> {
     let kv: Vec<KeyValue> = prov
         .to_kv()
         .into_iter()
+        .chain(extra.iter().cloned())
         .map(|(k, v)| KeyValue::new(k, v))
         .collect();
     Ok(WriterProperties::builder()
@@ -100,8 +101,19 @@ pub fn properties(prov: &Provenance) -> Result<WriterProperties> {
 
 /// Write `table` to `path` atomically (temp file, fsync, rename).
 pub fn write_parquet(path: &Path, table: Table, prov: &Provenance) -> Result<()> {
+    write_parquet_kv(path, table, prov, &[])
+}
+
+/// As [`write_parquet`], with extra key-value metadata entries (e.g. a library's own
+/// description).
+pub fn write_parquet_kv(
+    path: &Path,
+    table: Table,
+    prov: &Provenance,
+    extra: &[(String, String)],
+) -> Result<()> {
     let batch = table.into_batch()?;
-    let props = properties(prov)?;
+    let props = properties(prov, extra)?;
     write_atomic(path, |w| {
         let mut aw = ArrowWriter::try_new(w, batch.schema(), Some(props))?;
         // Row groups of 1 M rows keep memory bounded for wide factor tables.

@@ -8,6 +8,7 @@ use af_expr::{Dialect, Expr, Program, parse_canonical};
 use af_fitness::prep::Winsor;
 use af_fitness::split::{self, Split};
 use af_fitness::{Config, Context, QUANTILES, Score, ScoreConfig, SplitEval, Workspace, score};
+use af_library::Library;
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, sha256_file};
 use af_table::{Table, read_parquet, write_parquet};
@@ -112,6 +113,7 @@ struct Cli {
 /// One candidate as read, and what became of it.
 struct Cand {
     source: String,
+    generation: i64,
     expr: Result<Expr, String>,
     /// Set when nothing could be scored (NaN everywhere, constant …).
     degenerate: Option<String>,
@@ -119,7 +121,9 @@ struct Cand {
     full: Option<Vec<SplitEval>>,
 }
 
-fn read_candidates(path: &Path) -> Result<(Vec<String>, Option<Dialect>)> {
+/// Candidate expressions, the generation of each when the file records it (gp-gen),
+/// and the dialect a text file asked for.
+fn read_candidates(path: &Path) -> Result<(Vec<String>, Vec<i64>, Option<Dialect>)> {
     let is_parquet = std::fs::File::open(path)
         .and_then(|mut f| {
             use std::io::Read;
@@ -132,7 +136,15 @@ fn read_candidates(path: &Path) -> Result<(Vec<String>, Option<Dialect>)> {
         let v = t
             .strings("expression")
             .with_context(|| format!("candidates {}", path.display()))?;
-        return Ok((v, Some(Dialect::Native)));
+        let g = if t.has_column("generation") {
+            t.f64s("generation")?
+                .into_iter()
+                .map(|g| g as i64)
+                .collect()
+        } else {
+            vec![-1; v.len()]
+        };
+        return Ok((v, g, Some(Dialect::Native)));
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read candidates {}", path.display()))?;
@@ -166,7 +178,8 @@ fn read_candidates(path: &Path) -> Result<(Vec<String>, Option<Dialect>)> {
         };
         out.push(e.to_string());
     }
-    Ok((out, d))
+    let g = vec![-1; out.len()];
+    Ok((out, g, d))
 }
 
 fn shard(spec: &str, n: usize) -> Result<std::ops::Range<usize>> {
@@ -318,13 +331,27 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
     }
-    if cli.library.is_some() {
-        bail!("--library: not available yet (library-merge snapshots come with issue 5)");
+    let lib = match &cli.library {
+        Some(l) => Some(Library::open(l, &panel)?),
+        None => None,
+    };
+    if let Some(l) = &lib {
+        let ours = (Winsor::parse(&cli.winsor)?.name(), cli.neutralize.clone());
+        if (l.meta.winsor.clone(), l.meta.neutralize.clone()) != ours {
+            eprintln!(
+                "warning: the library's values were processed with winsor {} / neutralize {}, \
+                 these candidates with {} / {}: correlations compare differently processed factors",
+                l.meta.winsor, l.meta.neutralize, ours.0, ours.1
+            );
+        }
     }
-    let library: Vec<&[f64]> = Vec::new();
-    let library_ids: Vec<String> = Vec::new();
+    let library: Vec<&[f64]> = match &lib {
+        Some(l) => (0..l.len()).map(|i| l.values(i)).collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let library_ids: Vec<String> = lib.as_ref().map(|l| l.ids.clone()).unwrap_or_default();
 
-    let (sources, file_dialect) = read_candidates(&cli.candidates)?;
+    let (sources, generations, file_dialect) = read_candidates(&cli.candidates)?;
     let d = file_dialect
         .unwrap_or(Dialect::from_name(&cli.dialect).ok_or_else(|| {
             anyhow!("unknown dialect {:?} (native, qlib, alpha101)", cli.dialect)
@@ -336,8 +363,10 @@ fn run(cli: Cli) -> Result<()> {
     let fields = af_expr::fields_of(&panel);
     let mut cands: Vec<Cand> = sources[range.clone()]
         .iter()
-        .map(|s| Cand {
+        .zip(&generations[range.clone()])
+        .map(|(s, &generation)| Cand {
             source: s.clone(),
+            generation,
             expr: parse_canonical(s, d, &fields).map_err(|e| {
                 format!(
                     "invalid: {} at column {}",
@@ -529,6 +558,7 @@ fn write_outputs(
             };
             r.push(RowIn {
                 index: offset + ci,
+                generation: c.generation,
                 id: &id,
                 expr: &canon,
                 split: &sp.name,
@@ -591,6 +621,7 @@ fn write_outputs(
 
 struct RowIn<'a> {
     index: usize,
+    generation: i64,
     id: &'a str,
     expr: &'a str,
     split: &'a str,
@@ -608,6 +639,7 @@ struct RowIn<'a> {
 #[derive(Default)]
 struct Rows {
     index: Vec<u32>,
+    generation: Vec<i64>,
     id: Vec<String>,
     expression: Vec<String>,
     split: Vec<String>,
@@ -651,6 +683,7 @@ const NUMS: [&str; 21] = [
 impl Rows {
     fn push(&mut self, r: RowIn) {
         self.index.push(r.index as u32);
+        self.generation.push(r.generation);
         self.id.push(r.id.to_string());
         self.expression.push(r.expr.to_string());
         self.split.push(r.split.to_string());
@@ -720,6 +753,7 @@ impl Rows {
         }
         let mut t = Table::new()
             .u32("candidate", self.index)
+            .i64("generation", self.generation)
             .str("id", self.id)
             .str("expression", self.expression)
             .str("split", self.split)

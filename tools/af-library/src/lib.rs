@@ -1,0 +1,188 @@
+//! The factor library snapshot.
+//!
+//! A library is two files side by side:
+//! - `lib-NNN.parquet`: one row per admitted factor (id, expression, generation, score,
+//!   per-split metrics), with an `af.library` JSON entry in its metadata ([`Meta`]);
+//! - `lib-NNN.values.arrow`: the factors' processed values (winsorized, z-scored,
+//!   neutralized, as `fitness` scores them) as a panel whose fields are the factor
+//!   ids — memory-mapped by `fitness` (correlation penalty), `lgbm-train` (features)
+//!   and `report`, never re-evaluated.
+//!
+//! The metadata names the panel the values were computed on (its content hash) and the
+//! values file's own content hash and size, so a library is never used with another
+//! panel and a swapped or truncated values file is an error, not numbers.
+
+use std::path::{Path, PathBuf};
+
+use af_panel::{Panel, PanelData, write_panel};
+use af_store::Provenance;
+use af_table::{ReadTable, Table, read_parquet};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+pub const META_LIBRARY: &str = "af.library";
+pub const LIBRARY_FORMAT: &str = "af-library/1";
+
+/// What a library was made from and how its values were processed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    pub format: String,
+    /// Content hash of the panel the values were computed on.
+    pub panel: String,
+    /// File name of the values panel, relative to the library file's folder.
+    pub values: String,
+    pub values_hash: String,
+    pub values_bytes: u64,
+    pub horizon: usize,
+    pub winsor: String,
+    pub neutralize: String,
+    pub min_assets: usize,
+    pub max_corr: f64,
+    pub max_size: usize,
+    /// Date ranges of the splits the metrics come from.
+    pub splits: serde_json::Value,
+}
+
+/// An opened library: its table and its values, checked against `panel`.
+pub struct Library {
+    pub path: PathBuf,
+    pub meta: Meta,
+    pub table: ReadTable,
+    pub ids: Vec<String>,
+    pub expressions: Vec<String>,
+    values: Panel,
+}
+
+/// The values file's name for a library file `lib-003.parquet`: `lib-003.values.arrow`.
+pub fn values_name(library: &Path) -> String {
+    let stem = library
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "library".into());
+    format!("{stem}.values.arrow")
+}
+
+impl Library {
+    /// Open `path` for use with `panel`: a library made on another panel, or whose
+    /// values file is missing, truncated or not the one recorded, is an error.
+    pub fn open(path: &Path, panel: &Panel) -> Result<Library> {
+        let inner = || -> Result<Library> {
+            let table = read_parquet(path)?;
+            let meta: Meta = serde_json::from_str(
+                table
+                    .metadata
+                    .get(META_LIBRARY)
+                    .context("not a factor library (no af.library metadata)")?,
+            )
+            .context("corrupt af.library metadata")?;
+            if meta.format != LIBRARY_FORMAT {
+                bail!(
+                    "unsupported library format {:?} (this build reads {LIBRARY_FORMAT})",
+                    meta.format
+                );
+            }
+            if meta.panel != panel.content_hash() {
+                bail!(
+                    "it was built on panel {} but this panel ({}) is {}: rebuild the library \
+                     on this panel (library-merge) or use the panel it was made from",
+                    short(&meta.panel),
+                    panel.path().display(),
+                    short(panel.content_hash())
+                );
+            }
+            // Resolve the values beside the real file, so a `current.parquet` symlink
+            // finds its snapshot's values.
+            let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            let dir = real.parent().unwrap_or(Path::new("."));
+            let vpath = dir.join(&meta.values);
+            let bytes = std::fs::metadata(&vpath)
+                .with_context(|| format!("values file {} is missing", vpath.display()))?
+                .len();
+            if bytes != meta.values_bytes {
+                bail!(
+                    "values file {} has {bytes} bytes, the library recorded {} (truncated or replaced)",
+                    vpath.display(),
+                    meta.values_bytes
+                );
+            }
+            let values = Panel::open(&vpath)?;
+            if values.content_hash() != meta.values_hash {
+                bail!(
+                    "values file {} is not the one this library recorded",
+                    vpath.display()
+                );
+            }
+            if values.dates() != panel.dates() || values.codes() != panel.codes() {
+                bail!(
+                    "values file {} is not on the panel's date x asset grid",
+                    vpath.display()
+                );
+            }
+            let ids = table.strings("id")?;
+            let expressions = table.strings("expression")?;
+            for id in &ids {
+                if !values.has_field(id) {
+                    bail!(
+                        "values file {} has no values for factor {id}",
+                        vpath.display()
+                    );
+                }
+            }
+            Ok(Library {
+                path: path.to_path_buf(),
+                meta,
+                table,
+                ids,
+                expressions,
+                values,
+            })
+        };
+        inner().with_context(|| format!("library {}", path.display()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Factor `i`'s processed values, `[n_dates][n_assets]`, zero-copy.
+    pub fn values(&self, i: usize) -> Result<&[f64]> {
+        Ok(self.values.field(&self.ids[i])?.data)
+    }
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(12)]
+}
+
+/// Write a library: the values panel first, then the table that names it (so a crash
+/// between the two leaves no table pointing at missing values).
+pub fn write(
+    path: &Path,
+    table: Table,
+    values: Vec<(String, Vec<f64>)>,
+    panel: &Panel,
+    mut meta: Meta,
+    prov: &Provenance,
+) -> Result<()> {
+    let name = values_name(path);
+    let vpath = path.with_file_name(&name);
+    let data = PanelData {
+        dates: panel.dates().to_vec(),
+        codes: panel.codes().to_vec(),
+        fields: values,
+        ..Default::default()
+    };
+    let hash = write_panel(&vpath, data, prov)?;
+    meta.values = name;
+    meta.values_hash = hash;
+    meta.values_bytes = std::fs::metadata(&vpath)?.len();
+    meta.panel = panel.content_hash().to_string();
+    meta.format = LIBRARY_FORMAT.into();
+    // The library entry is its own metadata key (readers look it up directly); the
+    // provenance keeps its usual keys.
+    let extra = (META_LIBRARY.to_string(), serde_json::to_string(&meta)?);
+    af_table::write_parquet_kv(path, table, prov, &[extra])
+}

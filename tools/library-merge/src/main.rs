@@ -1,0 +1,604 @@
+//! `library-merge`: pool every scored candidate (and the current library), keep those
+//! the `valid` split admits, and add them best score first while they stay
+//! de-correlated from what is already in. Writes a library snapshot (af-library) with
+//! a CSV and a YAML beside it, and points `current.parquet` at it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use af_expr::{Dialect, Program, parse_canonical};
+use af_fitness::prep::Winsor;
+use af_fitness::{Config, Context, Workspace};
+use af_library::{Library, Meta};
+use af_panel::Panel;
+use af_panel::dates::parse_date;
+use af_store::{OutputLock, Provenance, sha256_file, write_atomic_bytes};
+use af_table::{Table, read_parquet};
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::Parser;
+use serde_json::Value;
+
+const EXAMPLES: &str = "\
+Examples:
+  library-merge --fitness 'out/candidates/*.fitness.parquet' --panel data/panel/csi500.arrow \\
+                --out out/libraries/lib-001.parquet
+  library-merge --fitness 'out/candidates/gen-01*.fitness.parquet' \\
+                --library out/libraries/current.parquet --panel data/panel/csi500.arrow \\
+                --max-size 50 --max-corr 0.7 --out out/libraries/lib-002.parquet
+
+Writes lib-NNN.parquet (metrics), lib-NNN.values.arrow (processed factor values),
+lib-NNN.csv and lib-NNN.yaml, and points current.parquet in the same folder at it.";
+
+#[derive(Parser, Debug)]
+#[command(name = "library-merge", version, about, after_help = EXAMPLES)]
+struct Cli {
+    /// Fitness files (globs allowed, quote them), from `fitness` on the same panel.
+    #[arg(long, required = true, num_args = 1..)]
+    fitness: Vec<String>,
+    /// The current library: its factors compete again with the new candidates.
+    #[arg(long)]
+    library: Option<PathBuf>,
+    #[arg(long)]
+    panel: PathBuf,
+    /// At most this many factors.
+    #[arg(long, default_value_t = 50)]
+    max_size: usize,
+    /// A factor joins only if its mean cross-sectional |corr| with every member (train
+    /// split) stays below this.
+    #[arg(long, default_value_t = 0.7)]
+    max_corr: f64,
+    #[arg(long)]
+    out: PathBuf,
+    /// Do not update current.parquet.
+    #[arg(long)]
+    no_current: bool,
+}
+
+/// Per-split metrics a library keeps (fitness column names).
+const METRICS: [&str; 9] = [
+    "rank_ic_mean",
+    "rank_icir",
+    "ic_mean",
+    "icir",
+    "rank_ic_positive",
+    "turnover",
+    "top_turnover",
+    "long_short_mean",
+    "coverage",
+];
+
+/// Parameters every input must agree on (they define the processed values).
+#[derive(Debug, Clone, PartialEq)]
+struct Params {
+    horizon: usize,
+    winsor: String,
+    neutralize: String,
+    min_assets: usize,
+    splits: Value,
+}
+
+fn params_of(meta: &BTreeMap<String, String>, path: &Path, panel: &Panel) -> Result<Params> {
+    let prov = af_store::Provenance::from_kv(meta.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: no provenance metadata (not made by fitness?)",
+                path.display()
+            )
+        })?;
+    if prov.tool != "fitness" {
+        bail!("{}: made by {}, not fitness", path.display(), prov.tool);
+    }
+    let ph = prov.inputs.get("panel").cloned().unwrap_or_default();
+    if ph != panel.content_hash() {
+        bail!(
+            "{}: scored on panel {}, but --panel {} is {}",
+            path.display(),
+            &ph[..ph.len().min(12)],
+            panel.path().display(),
+            &panel.content_hash()[..12]
+        );
+    }
+    let p = &prov.params;
+    let get = |k: &str| {
+        p.get(k)
+            .cloned()
+            .ok_or_else(|| anyhow!("{}: no parameter {k}", path.display()))
+    };
+    Ok(Params {
+        horizon: get("horizon")?.as_u64().unwrap_or(0) as usize,
+        winsor: get("winsor")?.as_str().unwrap_or("").to_string(),
+        neutralize: get("neutralize")?.as_str().unwrap_or("").to_string(),
+        min_assets: get("min_assets")?.as_u64().unwrap_or(30) as usize,
+        splits: get("splits")?,
+    })
+}
+
+/// One factor competing for a place.
+struct Entry {
+    id: String,
+    expression: String,
+    generation: i64,
+    size: f64,
+    score: f64,
+    admitted_by: &'static str,
+    /// split -> metric -> value
+    metrics: BTreeMap<String, BTreeMap<&'static str, f64>>,
+    /// Index in the current library, when it comes from there.
+    from_library: Option<usize>,
+}
+
+fn expand(patterns: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = BTreeSet::new();
+    for p in patterns {
+        let mut any = false;
+        for g in glob::glob(p).map_err(|e| anyhow!("--fitness {p}: {e}"))? {
+            out.insert(g?);
+            any = true;
+        }
+        if !any {
+            if Path::new(p).exists() {
+                out.insert(PathBuf::from(p));
+            } else {
+                bail!("--fitness {p}: no such file");
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let t0 = Instant::now();
+    let panel = Panel::open(&cli.panel)?;
+    let files = expand(&cli.fitness)?;
+    let mut params: Option<(Params, PathBuf)> = None;
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut split_names: Vec<String> = Vec::new();
+    let mut pooled = 0usize;
+    let mut prov = Provenance::new("library-merge", env!("CARGO_PKG_VERSION"))
+        .input_hash("panel", panel.content_hash())
+        .param("max_size", cli.max_size)
+        .param("max_corr", cli.max_corr);
+
+    let lib = match &cli.library {
+        Some(l) => Some(Library::open(l, &panel)?),
+        None => None,
+    };
+    if let Some(l) = &lib {
+        prov = prov.input_file("library", l.path.as_path())?;
+        let m = &l.meta;
+        params = Some((
+            Params {
+                horizon: m.horizon,
+                winsor: m.winsor.clone(),
+                neutralize: m.neutralize.clone(),
+                min_assets: m.min_assets,
+                splits: m.splits.clone(),
+            },
+            l.path.clone(),
+        ));
+        for (i, (id, ex)) in l.ids.iter().zip(&l.expressions).enumerate() {
+            entries.push(entry_from_library(l, i, id, ex)?);
+        }
+    }
+    for f in &files {
+        let t = read_parquet(f)?;
+        let p = params_of(&t.metadata, f, &panel)?;
+        match &params {
+            Some((q, from)) if *q != p => bail!(
+                "{} was scored with {p:?}, but {} with {q:?}: a library holds factors processed one way",
+                f.display(),
+                from.display()
+            ),
+            Some(_) => {}
+            None => params = Some((p, f.clone())),
+        }
+        prov = prov.input_hash(&f.to_string_lossy(), &sha256_file(f)?);
+        pooled += read_fitness(&t, f, &mut entries, &mut split_names)?;
+    }
+    let (params, _) = params.ok_or_else(|| anyhow!("nothing to merge"))?;
+    if let Some(l) = &lib {
+        for s in library_splits(l) {
+            if !split_names.contains(&s) {
+                split_names.push(s);
+            }
+        }
+    }
+    let no_valid = !split_names.iter().any(|s| s == "valid");
+    if no_valid {
+        eprintln!(
+            "note: the fitness files have no valid split (made with --split all): admitting on score alone"
+        );
+    }
+
+    // Best first; the same factor found twice keeps its first (earliest) record.
+    let mut seen = BTreeSet::new();
+    entries.retain(|e| seen.insert(e.id.clone()));
+    entries.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+
+    let (industry, size) = match params.neutralize.as_str() {
+        "industry,size" | "size,industry" => (true, true),
+        "industry" => (true, false),
+        "size" => (false, true),
+        _ => (false, false),
+    };
+    let cfg = Config {
+        horizon: params.horizon,
+        winsor: Winsor::parse(&params.winsor)?,
+        industry,
+        size,
+        min_assets: params.min_assets,
+        ridge: 1e-6,
+    };
+    let all: Vec<usize> = (0..panel.n_dates()).collect();
+    let ctx = Context::new(&panel, cfg, &all)?;
+    let train = train_dates(&params.splits, &panel)?;
+    let fields = af_expr::fields_of(&panel);
+    let mut ws = Workspace::default();
+    let mut admitted: Vec<(usize, Vec<f64>, f64, Option<usize>)> = Vec::new();
+    let mut evaluated = 0;
+    for (k, e) in entries.iter().enumerate() {
+        if admitted.len() >= cli.max_size {
+            break;
+        }
+        let values = match e.from_library {
+            Some(i) => lib
+                .as_ref()
+                .expect("library entries need the library")
+                .values(i)?
+                .to_vec(),
+            None => {
+                let ex = parse_canonical(&e.expression, Dialect::Native, &fields)
+                    .map_err(|err| anyhow!("candidate {} ({}): {err}", e.id, e.expression))?;
+                let prog = Program::compile(&[ex]);
+                let mut out = Vec::new();
+                prog.run(&panel, |_, v| {
+                    out = ctx.processed(v, &mut ws);
+                    Ok(())
+                })?;
+                evaluated += 1;
+                out
+            }
+        };
+        let mut worst = (0.0f64, None);
+        for (j, (_, v, _, _)) in admitted.iter().enumerate() {
+            let c = ctx.mean_corr(&values, v, &train).abs();
+            if c.is_finite() && c > worst.0 {
+                worst = (c, Some(j));
+            }
+        }
+        if worst.0 < cli.max_corr {
+            admitted.push((k, values, worst.0, worst.1.map(|j| admitted[j].0)));
+        }
+    }
+
+    let _lock = OutputLock::acquire(&cli.out)?;
+    let mut values = Vec::new();
+    let mut t = TableCols::default();
+    for (rank, (k, v, c, with)) in admitted.iter().enumerate() {
+        let e = &entries[*k];
+        t.push(
+            rank + 1,
+            e,
+            &split_names,
+            *c,
+            with.map(|j| entries[j].id.clone()),
+        );
+        values.push((e.id.clone(), v.clone()));
+    }
+    let n = admitted.len();
+    let meta = Meta {
+        format: String::new(),
+        panel: String::new(),
+        values: String::new(),
+        values_hash: String::new(),
+        values_bytes: 0,
+        horizon: params.horizon,
+        winsor: params.winsor.clone(),
+        neutralize: params.neutralize.clone(),
+        min_assets: params.min_assets,
+        max_corr: cli.max_corr,
+        max_size: cli.max_size,
+        splits: params.splits.clone(),
+    };
+    let csv = t.csv(&split_names)?;
+    let yaml = t.yaml(&split_names, &panel, &params);
+    af_library::write(&cli.out, t.table(&split_names), values, &panel, meta, &prov)?;
+    write_atomic_bytes(&cli.out.with_extension("csv"), csv.as_bytes())?;
+    write_atomic_bytes(&cli.out.with_extension("yaml"), yaml.as_bytes())?;
+    if !cli.no_current {
+        point_current(&cli.out)?;
+    }
+    eprintln!(
+        "{} candidates pooled ({} admissible), {evaluated} evaluated, {n} admitted (max {}) in {:.2} s",
+        pooled + lib.as_ref().map_or(0, |l| l.len()),
+        entries.len(),
+        cli.max_size,
+        t0.elapsed().as_secs_f64()
+    );
+    println!("wrote {}", cli.out.display());
+    Ok(())
+}
+
+fn library_splits(l: &Library) -> Vec<String> {
+    l.meta
+        .splits
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.get("name").and_then(|n| n.as_str()).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn entry_from_library(l: &Library, i: usize, id: &str, ex: &str) -> Result<Entry> {
+    let t = &l.table;
+    let mut metrics = BTreeMap::new();
+    for s in library_splits(l) {
+        let mut m = BTreeMap::new();
+        for k in METRICS {
+            let col = format!("{s}_{k}");
+            if t.has_column(&col) {
+                m.insert(k, t.f64s(&col)?[i]);
+            }
+        }
+        metrics.insert(s, m);
+    }
+    Ok(Entry {
+        id: id.to_string(),
+        expression: ex.to_string(),
+        generation: t.f64s("generation")?[i] as i64,
+        size: t.f64s("size")?[i],
+        score: t.f64s("score")?[i],
+        admitted_by: if t.strings("admitted_by")?[i] == "score" {
+            "score"
+        } else {
+            "valid"
+        },
+        metrics,
+        from_library: Some(i),
+    })
+}
+
+/// Admissible candidates of one fitness file (full pass, status ok, admitted).
+fn read_fitness(
+    t: &af_table::ReadTable,
+    path: &Path,
+    out: &mut Vec<Entry>,
+    split_names: &mut Vec<String>,
+) -> Result<usize> {
+    let ctx = |e: anyhow::Error| e.context(format!("fitness file {}", path.display()));
+    let cand = t.f64s("candidate").map_err(ctx)?;
+    let id = t.strings("id").map_err(ctx)?;
+    let ex = t.strings("expression").map_err(ctx)?;
+    let split = t.strings("split").map_err(ctx)?;
+    let status = t.strings("status").map_err(ctx)?;
+    let pass = t.strings("pass").map_err(ctx)?;
+    let admit = t.bools("admit").map_err(ctx)?;
+    let score = t.f64s("score").map_err(ctx)?;
+    let size = t.f64s("size").map_err(ctx)?;
+    let generation = if t.has_column("generation") {
+        t.f64s("generation").map_err(ctx)?
+    } else {
+        vec![-1.0; cand.len()]
+    };
+    let cols: Vec<Vec<f64>> = METRICS
+        .iter()
+        .map(|m| t.f64s(m).map_err(ctx))
+        .collect::<Result<_>>()?;
+    let has_valid = split.iter().any(|s| s == "valid");
+    let mut by_cand: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (r, c) in cand.iter().enumerate() {
+        by_cand.entry(*c as u64).or_default().push(r);
+        if !split_names.contains(&split[r]) {
+            split_names.push(split[r].clone());
+        }
+    }
+    let n = by_cand.len();
+    for rows in by_cand.values() {
+        let r0 = rows[0];
+        if status[r0] != "ok" || pass[r0] != "full" || !admit[r0] {
+            continue;
+        }
+        let mut metrics = BTreeMap::new();
+        for &r in rows {
+            let m: BTreeMap<&'static str, f64> =
+                METRICS.iter().zip(&cols).map(|(k, c)| (*k, c[r])).collect();
+            metrics.insert(split[r].clone(), m);
+        }
+        out.push(Entry {
+            id: id[r0].clone(),
+            expression: ex[r0].clone(),
+            generation: generation[r0] as i64,
+            size: size[r0],
+            score: score[r0],
+            admitted_by: if has_valid { "valid" } else { "score" },
+            metrics,
+            from_library: None,
+        });
+    }
+    Ok(n)
+}
+
+/// Date indices of the train split (or `all`) recorded by fitness.
+fn train_dates(splits: &Value, panel: &Panel) -> Result<Vec<usize>> {
+    let s = splits
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|s| s["name"] == "train")
+                .or_else(|| a.iter().find(|s| s["name"] == "all"))
+        })
+        .ok_or_else(|| anyhow!("the fitness files record no train split"))?;
+    let (a, b) = (
+        parse_date(s["first"].as_str().unwrap_or(""))?,
+        parse_date(s["last"].as_str().unwrap_or(""))?,
+    );
+    Ok((0..panel.n_dates())
+        .filter(|&t| (a..=b).contains(&panel.dates()[t]))
+        .collect())
+}
+
+/// `current.parquet` beside `out`, a symlink swapped atomically.
+fn point_current(out: &Path) -> Result<()> {
+    let dir = out.parent().unwrap_or(Path::new("."));
+    let name = out
+        .file_name()
+        .ok_or_else(|| anyhow!("--out has no file name"))?;
+    let tmp = dir.join(".current.parquet.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(name, &tmp).context("cannot create current.parquet symlink")?;
+    #[cfg(not(unix))]
+    std::fs::copy(out, &tmp)?;
+    std::fs::rename(&tmp, dir.join("current.parquet")).context("cannot update current.parquet")?;
+    Ok(())
+}
+
+/// The library table, column by column.
+#[derive(Default)]
+struct TableCols {
+    rank: Vec<u32>,
+    id: Vec<String>,
+    expression: Vec<String>,
+    generation: Vec<i64>,
+    size: Vec<f64>,
+    score: Vec<f64>,
+    admitted_by: Vec<String>,
+    max_corr: Vec<f64>,
+    corr_with: Vec<Option<String>>,
+    metrics: Vec<BTreeMap<String, BTreeMap<&'static str, f64>>>,
+}
+
+impl TableCols {
+    fn push(&mut self, rank: usize, e: &Entry, _splits: &[String], c: f64, with: Option<String>) {
+        self.rank.push(rank as u32);
+        self.id.push(e.id.clone());
+        self.expression.push(e.expression.clone());
+        self.generation.push(e.generation);
+        self.size.push(e.size);
+        self.score.push(e.score);
+        self.admitted_by.push(e.admitted_by.into());
+        self.max_corr.push(c);
+        self.corr_with.push(with);
+        self.metrics.push(e.metrics.clone());
+    }
+
+    fn metric(&self, i: usize, s: &str, m: &str) -> f64 {
+        self.metrics[i]
+            .get(s)
+            .and_then(|x| x.get(m))
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+
+    fn table(&self, splits: &[String]) -> Table {
+        let mut t = Table::new()
+            .u32("rank", self.rank.clone())
+            .str("id", self.id.clone())
+            .str("expression", self.expression.clone())
+            .i64("generation", self.generation.clone())
+            .f64("size", self.size.clone())
+            .f64("score", self.score.clone())
+            .str("admitted_by", self.admitted_by.clone());
+        for s in splits {
+            for m in METRICS {
+                let v = (0..self.id.len()).map(|i| self.metric(i, s, m)).collect();
+                t = t.f64(&format!("{s}_{m}"), v);
+            }
+        }
+        t.f64("max_corr_in_library", self.max_corr.clone())
+            .opt_str("max_corr_with", self.corr_with.clone())
+    }
+
+    fn csv(&self, splits: &[String]) -> Result<String> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut head: Vec<String> = [
+            "rank",
+            "id",
+            "expression",
+            "generation",
+            "score",
+            "admitted_by",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for s in splits {
+            for m in METRICS {
+                head.push(format!("{s}_{m}"));
+            }
+        }
+        head.push("max_corr_in_library".into());
+        w.write_record(&head)?;
+        for i in 0..self.id.len() {
+            let mut r = vec![
+                self.rank[i].to_string(),
+                self.id[i].clone(),
+                self.expression[i].clone(),
+                self.generation[i].to_string(),
+                self.score[i].to_string(),
+                self.admitted_by[i].clone(),
+            ];
+            for s in splits {
+                for m in METRICS {
+                    r.push(self.metric(i, s, m).to_string());
+                }
+            }
+            r.push(self.max_corr[i].to_string());
+            w.write_record(&r)?;
+        }
+        Ok(String::from_utf8(
+            w.into_inner().map_err(|e| anyhow!("{e}"))?,
+        )?)
+    }
+
+    fn yaml(&self, splits: &[String], panel: &Panel, p: &Params) -> String {
+        let num = |x: f64| {
+            if x.is_nan() {
+                ".nan".to_string()
+            } else {
+                format!("{}", (x * 1e6).round() / 1e6)
+            }
+        };
+        let q = |s: &str| Value::String(s.to_string()).to_string();
+        let mut y = String::new();
+        let _ = writeln!(
+            y,
+            "# alpha-factory factor library: {} factors",
+            self.id.len()
+        );
+        let _ = writeln!(y, "panel: {}", q(panel.content_hash()));
+        let _ = writeln!(y, "horizon: {}", p.horizon);
+        let _ = writeln!(y, "winsor: {}", q(&p.winsor));
+        let _ = writeln!(y, "neutralize: {}", q(&p.neutralize));
+        let _ = writeln!(y, "factors:");
+        for i in 0..self.id.len() {
+            let _ = writeln!(y, "  - rank: {}", self.rank[i]);
+            let _ = writeln!(y, "    expression: {}", q(&self.expression[i]));
+            let _ = writeln!(y, "    id: {}", q(&self.id[i]));
+            let _ = writeln!(y, "    generation: {}", self.generation[i]);
+            let _ = writeln!(y, "    score: {}", num(self.score[i]));
+            let _ = writeln!(y, "    admitted_by: {}", self.admitted_by[i]);
+            let _ = writeln!(y, "    max_corr_in_library: {}", num(self.max_corr[i]));
+            for s in splits {
+                let parts: Vec<String> = ["rank_ic_mean", "rank_icir", "turnover", "coverage"]
+                    .iter()
+                    .map(|m| format!("{m}: {}", num(self.metric(i, s, m))))
+                    .collect();
+                let _ = writeln!(y, "    {s}: {{{}}}", parts.join(", "));
+            }
+        }
+        y
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
