@@ -194,7 +194,12 @@ fn run(cli: Cli) -> Result<()> {
             Some(_) => {}
             None => params = Some((p, f.clone())),
         }
-        prov = prov.input_hash(&f.to_string_lossy(), &sha256_file(f)?);
+        // Keyed by file name, not path: the same run in another folder writes the same bytes.
+        let key = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        prov = prov.input_hash(&key, &sha256_file(f)?);
         pooled += read_fitness(&t, f, &mut entries, &mut split_names)?;
     }
     let (params, _) = params.ok_or_else(|| anyhow!("nothing to merge"))?;

@@ -1,0 +1,476 @@
+//! Genetic programming over formulaic factors.
+//!
+//! The search space is the operator registry itself ([`Space`]): every operator whose
+//! arguments are series, windows or a group field (the Qlib-compatibility family,
+//! comparisons/logic and overflow-prone ops are left out), the panel's numeric fields
+//! as terminals, windows from a grid, `industry` for group positions. Trees are built
+//! and changed only at positions of the right kind, so every child is valid by
+//! construction (and re-checked through the parser).
+//!
+//! Randomness is a ChaCha8 stream seeded from (seed, generation): generation N is the
+//! same whether a run went straight through or was stopped and resumed after N − 1,
+//! on every platform.
+
+use std::collections::BTreeSet;
+
+use af_expr::registry::{Arg, MAX_WINDOW, OPS, OpDef};
+use af_expr::{Dialect, Expr, Fields, parse_canonical};
+use rand::{Rng as _, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Operators GP never draws: Qlib-compatibility twins, 0/1 logic (a factor of
+/// comparisons is a step function), and ops that overflow on raw prices.
+const EXCLUDED: &[&str] = &[
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "ne",
+    "and",
+    "or",
+    "if_else",
+    "exp",
+    "ts_product",
+];
+
+/// Default window grid.
+pub const WINDOWS: &[u32] = &[3, 5, 10, 20, 40, 60];
+
+/// Seeded, portable random numbers.
+pub struct Rng(ChaCha8Rng);
+
+impl Rng {
+    /// The stream of generation `generation` of a run seeded `seed`.
+    pub fn for_generation(seed: u64, generation: u64) -> Self {
+        // SplitMix-style mixing so nearby (seed, generation) pairs give unrelated streams.
+        let mut z = seed ^ generation.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng(ChaCha8Rng::seed_from_u64(z ^ (z >> 31)))
+    }
+    pub fn u(&mut self) -> f64 {
+        (self.0.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.u() * n as f64) as usize).min(n.saturating_sub(1))
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.u() < p
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len())]
+    }
+}
+
+/// What trees are made of.
+#[derive(Debug, Clone)]
+pub struct Space {
+    pub ops: Vec<&'static OpDef>,
+    pub fields: Vec<String>,
+    pub groups: Vec<String>,
+    pub windows: Vec<u32>,
+    parse_fields: Fields,
+}
+
+impl Space {
+    pub fn new(fields: &Fields, windows: &[u32]) -> Space {
+        let groups = fields.groups.clone();
+        let ops = OPS
+            .iter()
+            .filter(|o| !o.name.starts_with("q_") && !EXCLUDED.contains(&o.name))
+            .filter(|o| {
+                o.args.iter().all(|a| match a {
+                    Arg::Series | Arg::Window => true,
+                    Arg::Group => !groups.is_empty(),
+                    Arg::Scalar => false,
+                })
+            })
+            .collect();
+        Space {
+            ops,
+            fields: fields.numeric.clone(),
+            groups,
+            windows: windows.to_vec(),
+            parse_fields: fields.clone(),
+        }
+    }
+
+    fn window(&self, op: &OpDef, rng: &mut Rng) -> f64 {
+        let ok: Vec<u32> = self
+            .windows
+            .iter()
+            .copied()
+            .filter(|w| *w >= op.min_window && *w <= MAX_WINDOW)
+            .collect();
+        if ok.is_empty() {
+            op.min_window as f64
+        } else {
+            *rng.pick(&ok) as f64
+        }
+    }
+
+    fn terminal(&self, rng: &mut Rng) -> Expr {
+        Expr::Field(rng.pick(&self.fields).clone())
+    }
+
+    /// A random tree of depth at most `depth`: `full` puts operators on every level
+    /// above the last (Koza's "full"), otherwise each node is a terminal with
+    /// probability 0.3 ("grow").
+    pub fn random_tree(&self, rng: &mut Rng, depth: usize, full: bool) -> Expr {
+        if depth <= 1 || (!full && rng.chance(0.3)) {
+            return self.terminal(rng);
+        }
+        let op = *rng.pick(&self.ops);
+        self.call(op, rng, depth, full)
+    }
+
+    fn call(&self, op: &'static OpDef, rng: &mut Rng, depth: usize, full: bool) -> Expr {
+        let args = op
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::Series => self.random_tree(rng, depth - 1, full),
+                Arg::Window => Expr::Num(self.window(op, rng)),
+                Arg::Group => Expr::Field(self.groups[0].clone()),
+                Arg::Scalar => Expr::Num(1.0),
+            })
+            .collect();
+        Expr::Call(op, args)
+    }
+
+    /// Canonical form if the tree is one a user could have typed (re-parsed), within
+    /// `max_depth`, and not a bare field or constant.
+    pub fn accept(&self, e: &Expr, max_depth: usize) -> Option<Expr> {
+        let c = e.canonical();
+        if !matches!(c, Expr::Call(..)) || c.depth() > max_depth {
+            return None;
+        }
+        let back =
+            parse_canonical(&c.canonical_text(), Dialect::Native, &self.parse_fields).ok()?;
+        (back.id() == c.id()).then_some(c)
+    }
+}
+
+/// Paths (argument indices from the root) of every node at a series position.
+pub fn series_paths(e: &Expr) -> Vec<Vec<usize>> {
+    fn walk(e: &Expr, path: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        out.push(path.clone());
+        if let Expr::Call(op, args) = e {
+            for (i, a) in args.iter().enumerate() {
+                if op.args.get(i) == Some(&Arg::Series) {
+                    path.push(i);
+                    walk(a, path, out);
+                    path.pop();
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(e, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Paths of every window constant.
+fn window_paths(e: &Expr) -> Vec<(Vec<usize>, &'static OpDef)> {
+    fn walk(e: &Expr, path: &mut Vec<usize>, out: &mut Vec<(Vec<usize>, &'static OpDef)>) {
+        if let Expr::Call(op, args) = e {
+            for (i, a) in args.iter().enumerate() {
+                path.push(i);
+                if op.args.get(i) == Some(&Arg::Window) {
+                    out.push((path.clone(), *op));
+                } else {
+                    walk(a, path, out);
+                }
+                path.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(e, &mut Vec::new(), &mut out);
+    out
+}
+
+pub fn at<'a>(e: &'a Expr, path: &[usize]) -> &'a Expr {
+    path.iter().fold(e, |n, &i| &n.children()[i])
+}
+
+fn replace(e: &Expr, path: &[usize], with: Expr) -> Expr {
+    match path.split_first() {
+        None => with,
+        Some((&i, rest)) => match e {
+            Expr::Call(op, args) => {
+                let mut a = args.clone();
+                a[i] = replace(&args[i], rest, with);
+                Expr::Call(op, a)
+            }
+            other => other.clone(),
+        },
+    }
+}
+
+/// GP parameters (docs/mining.md).
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub pop: usize,
+    pub max_depth: usize,
+    pub p_cross: f64,
+    pub p_mut: f64,
+    pub tournament: usize,
+}
+
+/// A parent with its fitness (train score).
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub expr: Expr,
+    pub id: String,
+    pub score: f64,
+}
+
+/// A new candidate and where it came from.
+#[derive(Debug, Clone)]
+pub struct Child {
+    pub expr: Expr,
+    pub id: String,
+    pub op: &'static str,
+    pub parents: Vec<String>,
+}
+
+/// Generation 0: ramped half-and-half over depths 2..=max_depth, no duplicates (by
+/// canonical id) among themselves or in `memo`; new ids are added to `memo`.
+pub fn initial(
+    space: &Space,
+    p: &Params,
+    rng: &mut Rng,
+    memo: &mut BTreeSet<String>,
+) -> Vec<Child> {
+    let depths: Vec<usize> = (2..=p.max_depth.max(2)).collect();
+    let mut out = Vec::with_capacity(p.pop);
+    let mut tries = 0;
+    while out.len() < p.pop && tries < p.pop * 200 {
+        tries += 1;
+        let i = out.len();
+        let d = depths[i % depths.len()];
+        let full = (i / depths.len()) % 2 == 0;
+        let t = space.random_tree(rng, d, full);
+        if let Some(c) = space.accept(&t, p.max_depth) {
+            let id = c.id();
+            if memo.insert(id.clone()) {
+                out.push(Child {
+                    expr: c,
+                    id,
+                    op: if full { "init-full" } else { "init-grow" },
+                    parents: Vec::new(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn tournament<'a>(pool: &'a [Scored], k: usize, rng: &mut Rng) -> &'a Scored {
+    let mut best = rng.below(pool.len());
+    for _ in 1..k.max(1) {
+        let c = rng.below(pool.len());
+        let (a, b) = (&pool[c], &pool[best]);
+        if a.score > b.score || (a.score == b.score && a.id < b.id) {
+            best = c;
+        }
+    }
+    &pool[best]
+}
+
+/// One child by the operator the dice pick.
+fn offspring(
+    space: &Space,
+    p: &Params,
+    pool: &[Scored],
+    rng: &mut Rng,
+) -> (Expr, &'static str, Vec<String>) {
+    let r = rng.u();
+    if r < p.p_cross {
+        let a = tournament(pool, p.tournament, rng);
+        let b = tournament(pool, p.tournament, rng);
+        let pa = series_paths(&a.expr);
+        let pb = series_paths(&b.expr);
+        let at_a = rng.pick(&pa).clone();
+        let donor = at(&b.expr, &pb[rng.below(pb.len())]).clone();
+        return (
+            replace(&a.expr, &at_a, donor),
+            "crossover",
+            vec![a.id.clone(), b.id.clone()],
+        );
+    }
+    if r < p.p_cross + p.p_mut {
+        let a = tournament(pool, p.tournament, rng);
+        let parents = vec![a.id.clone()];
+        let m = rng.u();
+        if m < 0.35 {
+            // Subtree: a fresh grown tree in place of a random one.
+            let paths = series_paths(&a.expr);
+            let path = rng.pick(&paths).clone();
+            let room = p.max_depth.saturating_sub(path.len()).max(1);
+            let d = 1 + rng.below(room.min(4));
+            let t = space.random_tree(rng, d, false);
+            return (replace(&a.expr, &path, t), "mutate-subtree", parents);
+        }
+        if m < 0.6 {
+            // Point: another operator of the same signature, or another field.
+            let paths = series_paths(&a.expr);
+            let path = rng.pick(&paths).clone();
+            let node = at(&a.expr, &path);
+            let new = match node {
+                Expr::Call(op, args) => {
+                    let same: Vec<&&'static OpDef> = space
+                        .ops
+                        .iter()
+                        .filter(|o| o.args == op.args && o.name != op.name)
+                        .collect();
+                    if same.is_empty() {
+                        node.clone()
+                    } else {
+                        Expr::Call(*same[rng.below(same.len())], args.clone())
+                    }
+                }
+                _ => space.terminal(rng),
+            };
+            return (replace(&a.expr, &path, new), "mutate-point", parents);
+        }
+        if m < 0.75 {
+            // Hoist: a sub-tree becomes the whole (shrinks bloated trees).
+            let paths = series_paths(&a.expr);
+            let path = rng.pick(&paths).clone();
+            return (at(&a.expr, &path).clone(), "mutate-hoist", parents);
+        }
+        // Window: one window constant moves on the grid.
+        let wp = window_paths(&a.expr);
+        if wp.is_empty() {
+            return (
+                space.random_tree(rng, p.max_depth, false),
+                "immigrant",
+                Vec::new(),
+            );
+        }
+        let (path, op) = rng.pick(&wp).clone();
+        let w = Expr::Num(space.window(op, rng));
+        return (replace(&a.expr, &path, w), "mutate-window", parents);
+    }
+    let d = 2 + rng.below(p.max_depth.saturating_sub(1).max(1));
+    let full = rng.chance(0.5);
+    (space.random_tree(rng, d, full), "immigrant", Vec::new())
+}
+
+/// A new generation bred from `pool` (the previous generation and the elites, with
+/// their scores). Children already in `memo` are replaced by new draws; new ids join
+/// `memo`.
+pub fn breed(
+    space: &Space,
+    p: &Params,
+    pool: &[Scored],
+    rng: &mut Rng,
+    memo: &mut BTreeSet<String>,
+) -> Vec<Child> {
+    if pool.is_empty() {
+        return initial(space, p, rng, memo);
+    }
+    let mut out = Vec::with_capacity(p.pop);
+    let mut tries = 0;
+    while out.len() < p.pop && tries < p.pop * 200 {
+        tries += 1;
+        let (t, op, parents) = offspring(space, p, pool, rng);
+        if let Some(c) = space.accept(&t, p.max_depth) {
+            let id = c.id();
+            if memo.insert(id.clone()) {
+                out.push(Child {
+                    expr: c,
+                    id,
+                    op,
+                    parents,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use af_expr::registry::Kind;
+
+    fn space() -> Space {
+        let f = Fields {
+            numeric: ["open", "high", "low", "close", "vwap", "volume", "returns"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            groups: vec!["industry".into()],
+        };
+        Space::new(&f, WINDOWS)
+    }
+
+    fn params() -> Params {
+        Params {
+            pop: 100,
+            max_depth: 6,
+            p_cross: 0.6,
+            p_mut: 0.3,
+            tournament: 3,
+        }
+    }
+
+    #[test]
+    fn the_space_is_the_registry_minus_exclusions() {
+        let s = space();
+        assert!(s.ops.iter().any(|o| o.name == "ts_corr"));
+        assert!(s.ops.iter().any(|o| o.name == "group_neutralize"));
+        assert!(
+            s.ops
+                .iter()
+                .all(|o| !o.name.starts_with("q_") && o.name != "gt")
+        );
+        assert!(s.ops.iter().any(|o| o.kind == Kind::CrossSection));
+    }
+
+    #[test]
+    fn generations_are_valid_unique_and_reproducible() {
+        let s = space();
+        let p = params();
+        let run = || {
+            let mut memo = BTreeSet::new();
+            let g0 = initial(&s, &p, &mut Rng::for_generation(7, 0), &mut memo);
+            let pool: Vec<Scored> = g0
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Scored {
+                    expr: c.expr.clone(),
+                    id: c.id.clone(),
+                    score: (i % 7) as f64,
+                })
+                .collect();
+            let g1 = breed(&s, &p, &pool, &mut Rng::for_generation(7, 1), &mut memo);
+            (g0, g1, memo)
+        };
+        let (g0, g1, memo) = run();
+        assert_eq!(g0.len(), 100);
+        assert_eq!(g1.len(), 100);
+        assert_eq!(memo.len(), 200, "no id twice across generations");
+        for c in g0.iter().chain(&g1) {
+            assert!(c.expr.depth() <= 6);
+            assert!(s.accept(&c.expr, 6).is_some());
+        }
+        let ops: BTreeSet<&str> = g1.iter().map(|c| c.op).collect();
+        for o in [
+            "crossover",
+            "mutate-subtree",
+            "mutate-point",
+            "mutate-window",
+        ] {
+            assert!(ops.contains(o), "{o} never used: {ops:?}");
+        }
+        let (h0, h1, _) = run();
+        let ids = |v: &[Child]| v.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&g0), ids(&h0));
+        assert_eq!(ids(&g1), ids(&h1));
+    }
+}

@@ -1,0 +1,343 @@
+//! `gp-gen`: write one generation of candidate factors. Generation 0 is random
+//! (ramped half-and-half); generation N is bred from generation N − 1 and its fitness.
+//! After each generation a checkpoint (elites, every id ever proposed, the RNG scheme)
+//! is written atomically to `--state`, so a run resumes exactly where it stopped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use af_expr::{Dialect, parse_canonical};
+use af_gp::{Child, Params, Rng, Scored, Space, breed, initial};
+use af_panel::Panel;
+use af_store::{OutputLock, Provenance, canonical_json, sha256_file, write_atomic_bytes};
+use af_table::{Table, read_parquet, write_parquet};
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+const EXAMPLES: &str = "\
+Examples:
+  gp-gen --panel data/panel/csi500.arrow --seed 1 --state state/checkpoints/run1 \\
+         --out out/candidates/gen-000.parquet
+  fitness --panel data/panel/csi500.arrow --candidates out/candidates/gen-000.parquet \\
+          --horizon 1 --out out/candidates/gen-000.fitness.parquet
+  gp-gen --panel data/panel/csi500.arrow --seed 1 --state state/checkpoints/run1 \\
+         --prev out/candidates/gen-000.parquet --prev-fitness out/candidates/gen-000.fitness.parquet \\
+         --out out/candidates/gen-001.parquet
+
+See docs/mining.md for the search space, the operators and how to resume.";
+
+#[derive(Parser, Debug)]
+#[command(name = "gp-gen", version, about, after_help = EXAMPLES)]
+struct Cli {
+    #[arg(long)]
+    panel: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// The previous generation's candidates (omit for generation 0).
+    #[arg(long, requires = "prev_fitness")]
+    prev: Option<PathBuf>,
+    /// Its fitness file.
+    #[arg(long, requires = "prev")]
+    prev_fitness: Option<PathBuf>,
+    /// Checkpoint folder of this run.
+    #[arg(long, default_value = "state/checkpoints")]
+    state: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Candidates per generation.
+    #[arg(long, default_value_t = 200)]
+    pop: usize,
+    #[arg(long, default_value_t = 6)]
+    max_depth: usize,
+    /// Probability that a child comes from subtree crossover…
+    #[arg(long, default_value_t = 0.6)]
+    p_cross: f64,
+    /// …or from a mutation (subtree / point / hoist / window); the rest are fresh
+    /// random trees.
+    #[arg(long, default_value_t = 0.3)]
+    p_mut: f64,
+    #[arg(long, default_value_t = 3)]
+    tournament: usize,
+    /// Best factors ever seen that stay in the breeding pool.
+    #[arg(long, default_value_t = 20)]
+    elite: usize,
+    /// Window grid for time-series operators.
+    #[arg(long, value_delimiter = ',', default_value = "3,5,10,20,40,60")]
+    windows: Vec<u32>,
+    /// A library whose factors are never proposed again.
+    #[arg(long)]
+    library: Option<PathBuf>,
+    /// Random search baseline: every generation is fresh random trees (same budget).
+    #[arg(long)]
+    random: bool,
+}
+
+const FORMAT: &str = "af-gp-checkpoint/1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Elite {
+    id: String,
+    expression: String,
+    score: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    format: String,
+    seed: u64,
+    generation: u64,
+    panel: String,
+    params: serde_json::Value,
+    /// sha256 of this generation's candidates file.
+    candidates: String,
+    elites: Vec<Elite>,
+    /// Every id proposed so far (sorted).
+    memo: Vec<String>,
+    /// How the random stream of each generation is derived.
+    rng: serde_json::Value,
+}
+
+fn params_json(cli: &Cli) -> serde_json::Value {
+    serde_json::json!({
+        "pop": cli.pop, "max_depth": cli.max_depth, "p_cross": cli.p_cross,
+        "p_mut": cli.p_mut, "tournament": cli.tournament, "elite": cli.elite,
+        "windows": cli.windows, "random": cli.random,
+    })
+}
+
+fn checkpoint_path(state: &Path, g: u64) -> PathBuf {
+    state.join(format!("gen-{g:03}.json"))
+}
+
+fn load_checkpoint(path: &Path, cli: &Cli, panel: &Panel) -> Result<Checkpoint> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "checkpoint {} is missing: generation N needs the checkpoint of N-1 (same --state and --seed)",
+            path.display()
+        )
+    })?;
+    let c: Checkpoint = serde_json::from_str(&text)
+        .with_context(|| format!("checkpoint {} is corrupt", path.display()))?;
+    let bad = |what: String| anyhow!("checkpoint {}: {what}", path.display());
+    if c.format != FORMAT {
+        return Err(bad(format!("format {:?}, expected {FORMAT}", c.format)));
+    }
+    if c.seed != cli.seed {
+        return Err(bad(format!(
+            "made with --seed {}, not {}",
+            c.seed, cli.seed
+        )));
+    }
+    if c.panel != panel.content_hash() {
+        return Err(bad("made on another panel".into()));
+    }
+    if c.params != params_json(cli) {
+        return Err(bad(format!(
+            "made with parameters {}, this run has {}",
+            canonical_json(&c.params),
+            canonical_json(&params_json(cli))
+        )));
+    }
+    Ok(c)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let panel = Panel::open(&cli.panel)?;
+    let fields = af_expr::fields_of(&panel);
+    let space = Space::new(&fields, &cli.windows);
+    if space.fields.is_empty() || space.ops.is_empty() {
+        bail!(
+            "panel {} offers nothing to search over",
+            cli.panel.display()
+        );
+    }
+    if cli.pop == 0 || cli.max_depth < 2 {
+        bail!("--pop must be positive and --max-depth at least 2");
+    }
+    if !(0.0..=1.0).contains(&(cli.p_cross + cli.p_mut)) || cli.p_cross < 0.0 || cli.p_mut < 0.0 {
+        bail!("--p-cross and --p-mut must be probabilities summing to at most 1");
+    }
+    let params = Params {
+        pop: cli.pop,
+        max_depth: cli.max_depth,
+        p_cross: cli.p_cross,
+        p_mut: cli.p_mut,
+        tournament: cli.tournament,
+    };
+    let mut prov = Provenance::new("gp-gen", env!("CARGO_PKG_VERSION"))
+        .input_hash("panel", panel.content_hash())
+        .param("seed", cli.seed)
+        .param("gp", params_json(&cli));
+
+    let (generation, mut memo, elites, pool) = match (&cli.prev, &cli.prev_fitness) {
+        (Some(prev), Some(fit)) => {
+            let prev_hash = sha256_file(prev)?;
+            prov = prov
+                .input_hash("prev", &prev_hash)
+                .input_file("prev_fitness", fit)?;
+            let t = read_parquet(prev)?;
+            let gens = t
+                .f64s("generation")
+                .with_context(|| format!("candidates {}", prev.display()))?;
+            let g = gens
+                .first()
+                .copied()
+                .ok_or_else(|| anyhow!("{} is empty", prev.display()))? as u64;
+            let ckpt_path = checkpoint_path(&cli.state, g);
+            let ckpt = load_checkpoint(&ckpt_path, &cli, &panel)?;
+            if ckpt.candidates != prev_hash {
+                bail!(
+                    "checkpoint {} belongs to other candidates than {} (was the generation re-made with other settings?)",
+                    ckpt_path.display(),
+                    prev.display()
+                );
+            }
+            let ids = t.strings("id")?;
+            let exprs = t.strings("expression")?;
+            let scores = read_scores(fit, &prev_hash, &panel)?;
+            let mut pool = Vec::new();
+            for (id, ex) in ids.iter().zip(&exprs) {
+                let e = parse_canonical(ex, Dialect::Native, &fields)
+                    .map_err(|e| anyhow!("{}: candidate {id}: {e}", prev.display()))?;
+                let score = scores.get(id).copied().unwrap_or(0.0);
+                pool.push(Scored {
+                    expr: e,
+                    id: id.clone(),
+                    score: if score.is_finite() { score } else { 0.0 },
+                });
+            }
+            // The hall of fame: best ever, by score then id.
+            let mut all: BTreeMap<String, Elite> = BTreeMap::new();
+            for e in ckpt.elites.iter().cloned() {
+                all.insert(e.id.clone(), e);
+            }
+            for s in &pool {
+                all.entry(s.id.clone()).or_insert(Elite {
+                    id: s.id.clone(),
+                    expression: s.expr.canonical_text(),
+                    score: s.score,
+                });
+            }
+            let mut ranked: Vec<Elite> = all.into_values().collect();
+            ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+            ranked.truncate(cli.elite);
+            for e in &ckpt.elites {
+                let ex =
+                    parse_canonical(&e.expression, Dialect::Native, &fields).map_err(|err| {
+                        anyhow!("checkpoint {}: elite {}: {err}", ckpt_path.display(), e.id)
+                    })?;
+                if !pool.iter().any(|p| p.id == e.id) {
+                    pool.push(Scored {
+                        expr: ex,
+                        id: e.id.clone(),
+                        score: e.score,
+                    });
+                }
+            }
+            let memo: BTreeSet<String> = ckpt.memo.into_iter().collect();
+            (g + 1, memo, ranked, pool)
+        }
+        _ => (0, BTreeSet::new(), Vec::new(), Vec::new()),
+    };
+    if let Some(l) = &cli.library {
+        let t = read_parquet(l)?;
+        memo.extend(
+            t.strings("id")
+                .with_context(|| format!("library {}", l.display()))?,
+        );
+        prov = prov.input_file("library", l)?;
+    }
+    let _lock = OutputLock::acquire(&cli.out)?;
+    let mut rng = Rng::for_generation(cli.seed, generation);
+    let children: Vec<Child> = if generation == 0 || cli.random {
+        initial(&space, &params, &mut rng, &mut memo)
+    } else {
+        breed(&space, &params, &pool, &mut rng, &mut memo)
+    };
+    if children.len() < cli.pop {
+        eprintln!(
+            "warning: only {} new distinct candidates could be made (asked for {}): the space is nearly exhausted",
+            children.len(),
+            cli.pop
+        );
+    }
+    prov = prov.param("generation", generation);
+    let table = Table::new()
+        .str("id", children.iter().map(|c| c.id.as_str()))
+        .str(
+            "expression",
+            children.iter().map(|c| c.expr.canonical_text()),
+        )
+        .i64("generation", vec![generation as i64; children.len()])
+        .str("parents", children.iter().map(|c| c.parents.join(",")))
+        .str("operator", children.iter().map(|c| c.op))
+        .u32(
+            "size",
+            children.iter().map(|c| c.expr.size() as u32).collect(),
+        )
+        .u32(
+            "depth",
+            children.iter().map(|c| c.expr.depth() as u32).collect(),
+        );
+    write_parquet(&cli.out, table, &prov)?;
+    let ckpt = Checkpoint {
+        format: FORMAT.into(),
+        seed: cli.seed,
+        generation,
+        panel: panel.content_hash().into(),
+        params: params_json(&cli),
+        candidates: sha256_file(&cli.out)?,
+        elites,
+        memo: memo.into_iter().collect(),
+        rng: serde_json::json!({"scheme": "ChaCha8 seeded by splitmix(seed, generation)", "seed": cli.seed, "generation": generation}),
+    };
+    std::fs::create_dir_all(&cli.state)
+        .with_context(|| format!("cannot create {}", cli.state.display()))?;
+    let text = canonical_json(&serde_json::to_value(&ckpt)?);
+    write_atomic_bytes(&checkpoint_path(&cli.state, generation), text.as_bytes())?;
+    let mut by_op: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &children {
+        *by_op.entry(c.op).or_default() += 1;
+    }
+    eprintln!(
+        "generation {generation}: {} candidates ({}), {} ids ever proposed",
+        children.len(),
+        by_op
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        ckpt.memo.len()
+    );
+    println!("wrote {}", cli.out.display());
+    Ok(())
+}
+
+/// Train score per candidate id from a fitness file made on `prev` and `panel`.
+fn read_scores(fit: &Path, prev_hash: &str, panel: &Panel) -> Result<BTreeMap<String, f64>> {
+    let t = read_parquet(fit)?;
+    let prov = Provenance::from_kv(t.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .ok_or_else(|| anyhow!("{}: no provenance (not made by fitness?)", fit.display()))?;
+    if prov.inputs.get("candidates").map(String::as_str) != Some(prev_hash) {
+        bail!("{} scored other candidates than --prev", fit.display());
+    }
+    if prov.inputs.get("panel").map(String::as_str) != Some(panel.content_hash()) {
+        bail!("{} was made on another panel than --panel", fit.display());
+    }
+    let ids = t.strings("id")?;
+    let scores = t.f64s("score")?;
+    let mut out = BTreeMap::new();
+    for (id, s) in ids.into_iter().zip(scores) {
+        out.entry(id).or_insert(s);
+    }
+    Ok(out)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
