@@ -9,13 +9,32 @@ SEED ?= 42
 NAME ?= csi500
 REL := target/release
 
-.PHONY: mine test venv build release bench bench-data clean-data fmt
+.PHONY: mine test venv build release bench bench-expr bench-fitness bench-mine bench-data clean-data fmt
 
-## mine: build (release) and run the pipeline on the csi500-sized synthetic market
+## mine: build (release) and mine the csi500-sized synthetic market: fetch, panel,
+## GENS generations of gp-gen + fitness, then the de-correlated library.
+## (Until the YAML runner lands, the loop lives here; every step is one tool call.)
+GENS ?= 10
+POP ?= 200
+GP_SEED ?= 1
+HORIZON ?= 1
+RUN ?= out/runs/$(NAME)-seed$(GP_SEED)
 mine: release
 	$(REL)/ts-fetch --source synthetic --assets $(ASSETS) --days $(DAYS) --seed $(SEED) --out data/raw
 	$(REL)/panel-build --raw data/raw --out data/panel/$(NAME).arrow
-	@echo "panel: data/panel/$(NAME).arrow   (raw bars: data/raw/, planted alphas: data/raw/ground_truth.json)"
+	@mkdir -p $(RUN)/candidates
+	@set -e; prev=""; for g in $$(seq 0 $$(($(GENS) - 1))); do \
+	  n=$$(printf %03d $$g); \
+	  $(REL)/gp-gen --panel data/panel/$(NAME).arrow --seed $(GP_SEED) --pop $(POP) \
+	    --state state/checkpoints/$(NAME)-seed$(GP_SEED) $$prev --out $(RUN)/candidates/gen-$$n.parquet; \
+	  $(REL)/fitness --panel data/panel/$(NAME).arrow --candidates $(RUN)/candidates/gen-$$n.parquet \
+	    --horizon $(HORIZON) --fast --out $(RUN)/candidates/gen-$$n.fitness.parquet > /dev/null; \
+	  prev="--prev $(RUN)/candidates/gen-$$n.parquet --prev-fitness $(RUN)/candidates/gen-$$n.fitness.parquet"; \
+	done
+	$(REL)/library-merge --fitness '$(RUN)/candidates/gen-*.fitness.parquet' --panel data/panel/$(NAME).arrow \
+	  --max-size 50 --out $(RUN)/libraries/lib-001.parquet
+	@head -n 40 $(RUN)/libraries/lib-001.yaml
+	@echo "library: $(RUN)/libraries/current.parquet (.csv, .yaml beside it); panel: data/panel/$(NAME).arrow"
 
 ## test: unit + end-to-end tests (debug build; reference checks run in .venv)
 test: venv
@@ -36,16 +55,40 @@ build:
 release:
 	$(CARGO) build --release --bins
 
-## bench: expression evaluation on `full` vs polars_ta, numpy+bottleneck and KunQuant
-## (bench.md item 1); results in out/bench/expr.json and a table on stdout
+## bench: bench.md items 1-3 — expressions on `full` vs polars_ta, numpy+bottleneck and
+## KunQuant; fitness throughput vs alphalens-reloaded; GP vs random search on csi500.
+## Results in out/bench/{expr,fitness,mining}.json and tables on stdout.
 BENCH_VENV := .venv-bench
-bench: release $(BENCH_VENV)/.stamp data/panel/full.arrow
+bench: bench-expr bench-fitness bench-mine
+
+## bench-expr: expression evaluation (bench.md item 1); out/bench/expr.json
+bench-expr: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 	mkdir -p out/bench
 	/usr/bin/time -v $(REL)/expr bench --panel data/panel/full.arrow --file tests/bench/exprs.txt \
 	  --repeat 5 --json out/bench/expr-ours.json --dump-dir out/bench/values 2> out/bench/expr-ours.time
 	@grep -hE "Maximum resident" out/bench/expr-ours.time
 	$(BENCH_VENV)/bin/python tests/bench/peers.py --panel data/panel/full.arrow --exprs tests/bench/exprs.txt \
 	  --ours out/bench/expr-ours.json --values-dir out/bench/values --out out/bench/expr.json --repeat 3
+
+## bench-fitness: fitness throughput on `full`, FAST and FULL, and alphalens-reloaded on
+## a few of the same factors (bench.md item 2); out/bench/fitness.json
+bench-fitness: release $(BENCH_VENV)/.stamp data/panel/full.arrow
+	mkdir -p out/bench
+	/usr/bin/time -v $(REL)/fitness --panel data/panel/full.arrow --candidates tests/bench/fitness_candidates.txt \
+	  --horizon 1 --fast --fast-threshold 0 --out out/bench/fitness-both.parquet 2> out/bench/fitness-both.log
+	grep -v '^#' tests/bench/fitness_candidates.txt | head -n 2 > out/bench/fitness-few.txt
+	/usr/bin/time -v $(REL)/fitness --panel data/panel/full.arrow --candidates out/bench/fitness-few.txt \
+	  --horizon 1 --out out/bench/fitness-few.parquet 2> out/bench/fitness-few.log
+	$(REL)/expr eval --panel data/panel/full.arrow --file out/bench/fitness-few.txt --out out/bench/fitness-few-values.parquet
+	$(BENCH_VENV)/bin/python tests/bench/alphalens_peer.py --panel data/panel/full.arrow \
+	  --values out/bench/fitness-few-values.parquet --out out/bench/alphalens.json
+	$(BENCH_VENV)/bin/python tests/bench/fitness_summary.py out/bench
+
+## bench-mine: GP against random search on csi500 over 3 seeds (bench.md item 3);
+## out/bench/mining.json
+bench-mine: release $(BENCH_VENV)/.stamp
+	test -f data/panel/$(NAME).arrow || $(MAKE) mine GENS=1 POP=10
+	tests/bench/mine.sh
 
 $(BENCH_VENV)/.stamp: tests/bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)

@@ -29,7 +29,7 @@ Examples:
                 --max-size 50 --max-corr 0.7 --out out/libraries/lib-002.parquet
 
 Writes lib-NNN.parquet (metrics), lib-NNN.values.arrow (processed factor values),
-lib-NNN.csv and lib-NNN.yaml, and points current.parquet in the same folder at it.";
+lib-NNN.csv and lib-NNN.yaml, and points current.{parquet,csv,yaml} in the same folder at them.";
 
 #[derive(Parser, Debug)]
 #[command(name = "library-merge", version, about, after_help = EXAMPLES)]
@@ -446,19 +446,24 @@ fn train_dates(splits: &Value, panel: &Panel) -> Result<Vec<usize>> {
         .collect())
 }
 
-/// `current.parquet` beside `out`, a symlink swapped atomically.
+/// `current.parquet` (and `.csv`, `.yaml`) beside `out`: symlinks swapped atomically.
 fn point_current(out: &Path) -> Result<()> {
     let dir = out.parent().unwrap_or(Path::new("."));
-    let name = out
-        .file_name()
-        .ok_or_else(|| anyhow!("--out has no file name"))?;
-    let tmp = dir.join(".current.parquet.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    #[cfg(unix)]
-    std::os::unix::fs::symlink(name, &tmp).context("cannot create current.parquet symlink")?;
-    #[cfg(not(unix))]
-    std::fs::copy(out, &tmp)?;
-    std::fs::rename(&tmp, dir.join("current.parquet")).context("cannot update current.parquet")?;
+    for ext in ["parquet", "csv", "yaml"] {
+        let target = out.with_extension(ext);
+        let name = target
+            .file_name()
+            .ok_or_else(|| anyhow!("--out has no file name"))?;
+        let tmp = dir.join(format!(".current.{ext}.tmp"));
+        let _ = std::fs::remove_file(&tmp);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(name, &tmp)
+            .with_context(|| format!("cannot create current.{ext} symlink"))?;
+        #[cfg(not(unix))]
+        std::fs::copy(&target, &tmp)?;
+        std::fs::rename(&tmp, dir.join(format!("current.{ext}")))
+            .with_context(|| format!("cannot update current.{ext}"))?;
+    }
     Ok(())
 }
 

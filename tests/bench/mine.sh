@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `make bench` item 3 (bench.md): mining end to end on csi500, GP against a random-search
+# baseline given the same number of fitness evaluations, over several seeds. For each
+# run: wall time, peak memory, how many planted alphas a library factor matches
+# (|corr| >= 0.8 on the test split, measured by `fitness --library` on the planted
+# expressions) and the library's best test RankIC. Results: out/bench/mining.json.
+set -euo pipefail
+REL=${REL:-target/release}
+PANEL=${PANEL:-data/panel/csi500.arrow}
+GT=${GT:-data/raw/ground_truth.json}
+GENS=${GENS:-10}
+POP=${POP:-200}
+SEEDS=${SEEDS:-"1 2 3"}
+PY=${PY:-.venv-bench/bin/python}
+OUT=out/bench/mine
+rm -rf "$OUT" && mkdir -p "$OUT"
+"$PY" -c "import json,sys; [print(a['name'], '=', a['expression']) for a in json.load(open('$GT'))['alphas']]" > "$OUT/planted.txt"
+
+for seed in $SEEDS; do
+  for mode in gp random; do
+    D="$OUT/$mode-$seed"
+    mkdir -p "$D/c"
+    flag=""; [ "$mode" = random ] && flag="--random"
+    start=$(date +%s.%N)
+    prev=""
+    for g in $(seq 0 $((GENS - 1))); do
+      n=$(printf %03d "$g")
+      /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/gp-gen" --panel "$PANEL" --seed "$seed" --pop "$POP" $flag \
+        --state "$D/state" $prev --out "$D/c/gen-$n.parquet" 2>> "$D/log"
+      /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/fitness" --panel "$PANEL" --candidates "$D/c/gen-$n.parquet" \
+        --horizon 1 --fast --out "$D/c/gen-$n.fitness.parquet" >/dev/null 2>> "$D/log"
+      prev="--prev $D/c/gen-$n.parquet --prev-fitness $D/c/gen-$n.fitness.parquet"
+    done
+    /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/library-merge" --fitness "$D/c/gen-*.fitness.parquet" \
+      --panel "$PANEL" --max-size 50 --no-current --out "$D/lib.parquet" >/dev/null 2>> "$D/log"
+    end=$(date +%s.%N)
+    echo "$start $end" > "$D/wall"
+    "$REL/fitness" --panel "$PANEL" --candidates "$OUT/planted.txt" --horizon 1 --library "$D/lib.parquet" \
+      --out "$D/planted.parquet" >/dev/null 2>> "$D/log"
+    echo "seed $seed $mode done"
+  done
+done
+
+"$PY" - "$OUT" "$GENS" "$POP" <<'PY'
+import json, sys, glob, os
+import pandas as pd
+out, gens, pop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rows = []
+for d in sorted(glob.glob(f"{out}/*-*")):
+    if not os.path.isdir(d):
+        continue
+    mode, seed = os.path.basename(d).split("-")
+    p = pd.read_parquet(f"{d}/planted.parquet")
+    t = p[p.split == "test"]
+    lib = pd.read_parquet(f"{d}/lib.parquet")
+    s, e = map(float, open(f"{d}/wall").read().split())
+    rss = max(int(x) for x in open(f"{d}/rss").read().split())
+    rows.append(dict(mode=mode, seed=int(seed), wall_s=round(e - s, 1), peak_rss_mb=round(rss / 1024),
+                     planted=len(t), recovered=int((t.library_max_corr >= 0.8).sum()),
+                     best_planted_corr=[round(x, 3) for x in t.library_max_corr],
+                     library_size=len(lib), best_test_rank_ic=round(float(lib.test_rank_ic_mean.abs().max()), 4),
+                     evaluations=gens * pop))
+df = pd.DataFrame(rows)
+print(df.drop(columns=["best_planted_corr"]).to_string(index=False))
+summary = df.groupby("mode")[["recovered", "best_test_rank_ic", "wall_s"]].mean().round(3)
+print("\nmean over seeds:\n" + summary.to_string())
+json.dump(dict(runs=rows, mean=summary.reset_index().to_dict("records"), gens=gens, pop=pop),
+          open("out/bench/mining.json", "w"), indent=1)
+PY
