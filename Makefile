@@ -23,17 +23,22 @@ mine: release
 	$(REL)/ts-fetch --source synthetic --assets $(ASSETS) --days $(DAYS) --seed $(SEED) --out data/raw
 	$(REL)/panel-build --raw data/raw --out data/panel/$(NAME).arrow
 	@mkdir -p $(RUN)/candidates
-	@set -e; prev=""; for g in $$(seq 0 $$(($(GENS) - 1))); do \
+	@rm -rf $(RUN) state/checkpoints/$(NAME)-seed$(GP_SEED)
+	@mkdir -p $(RUN)/candidates
+	@# Each generation: breed away from the library, score (near-copies of library
+	@# factors score 0), then merge the admissible into the next library snapshot.
+	@set -e; prev=""; lib=""; for g in $$(seq 0 $$(($(GENS) - 1))); do \
 	  n=$$(printf %03d $$g); \
 	  $(REL)/gp-gen --panel data/panel/$(NAME).arrow --seed $(GP_SEED) --pop $(POP) \
-	    --state state/checkpoints/$(NAME)-seed$(GP_SEED) $$prev --out $(RUN)/candidates/gen-$$n.parquet; \
+	    --state state/checkpoints/$(NAME)-seed$(GP_SEED) $$prev $$lib --out $(RUN)/candidates/gen-$$n.parquet; \
 	  $(REL)/fitness --panel data/panel/$(NAME).arrow --candidates $(RUN)/candidates/gen-$$n.parquet \
-	    --horizon $(HORIZON) --fast --out $(RUN)/candidates/gen-$$n.fitness.parquet > /dev/null; \
+	    --horizon $(HORIZON) --fast $$lib --out $(RUN)/candidates/gen-$$n.fitness.parquet > /dev/null; \
+	  $(REL)/library-merge --fitness $(RUN)/candidates/gen-$$n.fitness.parquet $$lib \
+	    --panel data/panel/$(NAME).arrow --max-size 50 --out $(RUN)/libraries/lib-$$n.parquet > /dev/null; \
 	  prev="--prev $(RUN)/candidates/gen-$$n.parquet --prev-fitness $(RUN)/candidates/gen-$$n.fitness.parquet"; \
+	  lib="--library $(RUN)/libraries/current.parquet"; \
 	done
-	$(REL)/library-merge --fitness '$(RUN)/candidates/gen-*.fitness.parquet' --panel data/panel/$(NAME).arrow \
-	  --max-size 50 --out $(RUN)/libraries/lib-001.parquet
-	@head -n 40 $(RUN)/libraries/lib-001.yaml
+	@head -n 40 $(RUN)/libraries/current.yaml
 	@echo "library: $(RUN)/libraries/current.parquet (.csv, .yaml beside it); panel: data/panel/$(NAME).arrow"
 
 ## test: unit + end-to-end tests (debug build; reference checks run in .venv)

@@ -11,13 +11,17 @@ GT=${GT:-data/raw/ground_truth.json}
 GENS=${GENS:-10}
 POP=${POP:-200}
 SEEDS=${SEEDS:-"1 2 3"}
+MODES=${MODES:-"gp random"}
+# Extra arguments (experiments): GP_ARGS for gp-gen, FIT_ARGS for fitness.
+GP_ARGS=${GP_ARGS:-}
+FIT_ARGS=${FIT_ARGS:-}
 PY=${PY:-.venv-bench/bin/python}
-OUT=out/bench/mine
+OUT=${OUT:-out/bench/mine}
 rm -rf "$OUT" && mkdir -p "$OUT"
 "$PY" -c "import json,sys; [print(a['name'], '=', a['expression']) for a in json.load(open('$GT'))['alphas']]" > "$OUT/planted.txt"
 
 for seed in $SEEDS; do
-  for mode in gp random; do
+  for mode in $MODES; do
     D="$OUT/$mode-$seed"
     mkdir -p "$D/c"
     flag=""; [ "$mode" = random ] && flag="--random"
@@ -25,14 +29,18 @@ for seed in $SEEDS; do
     prev=""
     for g in $(seq 0 $((GENS - 1))); do
       n=$(printf %03d "$g")
-      /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/gp-gen" --panel "$PANEL" --seed "$seed" --pop "$POP" $flag \
-        --state "$D/state" $prev --out "$D/c/gen-$n.parquet" 2>> "$D/log"
+      # The library so far: gp-gen breeds away from its members, fitness scores their
+      # near-copies 0 (|corr| >= 0.7), library-merge absorbs this generation.
+      lib=""; [ -e "$D/lib/current.parquet" ] && lib="--library $D/lib/current.parquet"
+      /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/gp-gen" --panel "$PANEL" --seed "$seed" --pop "$POP" $flag $GP_ARGS \
+        --state "$D/state" $prev $lib --out "$D/c/gen-$n.parquet" 2>> "$D/log"
       /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/fitness" --panel "$PANEL" --candidates "$D/c/gen-$n.parquet" \
-        --horizon 1 --fast --out "$D/c/gen-$n.fitness.parquet" >/dev/null 2>> "$D/log"
+        --horizon 1 --fast $lib $FIT_ARGS --out "$D/c/gen-$n.fitness.parquet" >/dev/null 2>> "$D/log"
+      /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/library-merge" --fitness "$D/c/gen-$n.fitness.parquet" $lib \
+        --panel "$PANEL" --max-size 50 --out "$D/lib/lib-$n.parquet" >/dev/null 2>> "$D/log"
       prev="--prev $D/c/gen-$n.parquet --prev-fitness $D/c/gen-$n.fitness.parquet"
     done
-    /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/library-merge" --fitness "$D/c/gen-*.fitness.parquet" \
-      --panel "$PANEL" --max-size 50 --no-current --out "$D/lib.parquet" >/dev/null 2>> "$D/log"
+    ln -sf "lib/current.parquet" "$D/lib.parquet"
     end=$(date +%s.%N)
     echo "$start $end" > "$D/wall"
     "$REL/fitness" --panel "$PANEL" --candidates "$OUT/planted.txt" --horizon 1 --library "$D/lib.parquet" \

@@ -680,7 +680,7 @@ pub struct ScoreConfig {
 impl Default for ScoreConfig {
     fn default() -> Self {
         ScoreConfig {
-            size_penalty: 1e-4,
+            size_penalty: 5e-4,
             max_turnover: 0.5,
             turnover_penalty: 0.02,
             max_corr: 0.7,

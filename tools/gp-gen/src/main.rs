@@ -48,7 +48,8 @@ struct Cli {
     /// Candidates per generation.
     #[arg(long, default_value_t = 200)]
     pop: usize,
-    #[arg(long, default_value_t = 6)]
+    /// Deepest tree (the root is depth 1).
+    #[arg(long, default_value_t = 5)]
     max_depth: usize,
     /// Probability that a child comes from subtree crossover…
     #[arg(long, default_value_t = 0.6)]
@@ -170,7 +171,7 @@ fn run(cli: Cli) -> Result<()> {
         .param("seed", cli.seed)
         .param("gp", params_json(&cli));
 
-    let (generation, mut memo, elites, pool) = match (&cli.prev, &cli.prev_fitness) {
+    let (generation, mut memo, mut elites, mut pool) = match (&cli.prev, &cli.prev_fitness) {
         (Some(prev), Some(fit)) => {
             let prev_hash = sha256_file(prev)?;
             prov = prov
@@ -242,10 +243,16 @@ fn run(cli: Cli) -> Result<()> {
     };
     if let Some(l) = &cli.library {
         let t = read_parquet(l)?;
-        memo.extend(
-            t.strings("id")
-                .with_context(|| format!("library {}", l.display()))?,
-        );
+        let ids: BTreeSet<String> = t
+            .strings("id")
+            .with_context(|| format!("library {}", l.display()))?
+            .into_iter()
+            .collect();
+        // Found factors leave the breeding pool: their neighbourhood is what the library
+        // already has (and fitness scores its near-copies 0), so search elsewhere.
+        pool.retain(|p| !ids.contains(&p.id));
+        elites.retain(|e| !ids.contains(&e.id));
+        memo.extend(ids);
         prov = prov.input_file("library", l)?;
     }
     let _lock = OutputLock::acquire(&cli.out)?;
