@@ -40,6 +40,9 @@ pub struct Config {
     /// Dates with fewer assets are dropped (and counted).
     pub min_assets: usize,
     pub ridge: f64,
+    /// Also score against the previous day (rank autocorrelation, top-quintile
+    /// turnover); a FAST screen skips it and processes half the rows.
+    pub turnover: bool,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             size: true,
             min_assets: 30,
             ridge: 1e-6,
+            turnover: true,
         }
     }
 }
@@ -345,7 +349,7 @@ impl<'p> Context<'p> {
         for (_, ds) in splits {
             for &t in ds {
                 process[t] = true;
-                if t > 0 && self.base[t - 1].is_some() {
+                if self.cfg.turnover && t > 0 && self.base[t - 1].is_some() {
                     process[t - 1] = true;
                 }
             }
@@ -361,7 +365,10 @@ impl<'p> Context<'p> {
                     return (f64::NAN, f64::NAN, Vec::new());
                 }
                 let (mut ac, mut tt) = (f64::NAN, f64::NAN);
-                if t > 0 && stats[t - 1].as_ref().is_some_and(|s| s.dropped.is_none()) {
+                if self.cfg.turnover
+                    && t > 0
+                    && stats[t - 1].as_ref().is_some_and(|s| s.dropped.is_none())
+                {
                     let (r0, r1) = (self.row(rank, t - 1), self.row(rank, t));
                     ac = pearson_by(na, |a| {
                         (r0[a].is_finite() && r1[a].is_finite()).then(|| (r1[a], r0[a]))

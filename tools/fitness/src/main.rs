@@ -307,6 +307,7 @@ fn run(cli: Cli) -> Result<()> {
         size,
         min_assets: cli.min_assets,
         ridge: 1e-6,
+        turnover: true,
     };
     let scfg = ScoreConfig {
         size_penalty: cli.size_penalty,
@@ -409,6 +410,7 @@ fn run(cli: Cli) -> Result<()> {
         )];
         let fcfg = Config {
             min_assets: (cli.min_assets / cli.fast_asset_step.max(1)).max(10),
+            turnover: false,
             ..cfg.clone()
         };
         let fctx = Context::new(&sub, fcfg, &fsplit[0].1)?;

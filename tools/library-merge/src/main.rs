@@ -235,6 +235,7 @@ fn run(cli: Cli) -> Result<()> {
         size,
         min_assets: params.min_assets,
         ridge: 1e-6,
+        turnover: true,
     };
     let all: Vec<usize> = (0..panel.n_dates()).collect();
     let ctx = Context::new(&panel, cfg, &all)?;
