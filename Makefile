@@ -11,35 +11,18 @@ REL := target/release
 
 .PHONY: mine test venv build release bench bench-expr bench-fitness bench-mine bench-data clean-data fmt
 
-## mine: build (release) and mine the csi500-sized synthetic market: fetch, panel,
-## GENS generations of gp-gen + fitness, then the de-correlated library.
-## (Until the YAML runner lands, the loop lives here; every step is one tool call.)
+## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
+## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge
+## (pipelines/mine.yaml). A re-run skips every step whose inputs are unchanged.
 GENS ?= 10
 POP ?= 200
 GP_SEED ?= 1
 HORIZON ?= 1
-RUN ?= out/runs/$(NAME)-seed$(GP_SEED)
 mine: release
-	$(REL)/ts-fetch --source synthetic --assets $(ASSETS) --days $(DAYS) --seed $(SEED) --out data/raw
-	$(REL)/panel-build --raw data/raw --out data/panel/$(NAME).arrow
-	@mkdir -p $(RUN)/candidates
-	@rm -rf $(RUN) state/checkpoints/$(NAME)-seed$(GP_SEED)
-	@mkdir -p $(RUN)/candidates
-	@# Each generation: breed away from the library, score (near-copies of library
-	@# factors score 0), then merge the admissible into the next library snapshot.
-	@set -e; prev=""; lib=""; for g in $$(seq 0 $$(($(GENS) - 1))); do \
-	  n=$$(printf %03d $$g); \
-	  $(REL)/gp-gen --panel data/panel/$(NAME).arrow --seed $(GP_SEED) --pop $(POP) \
-	    --state state/checkpoints/$(NAME)-seed$(GP_SEED) $$prev $$lib --out $(RUN)/candidates/gen-$$n.parquet; \
-	  $(REL)/fitness --panel data/panel/$(NAME).arrow --candidates $(RUN)/candidates/gen-$$n.parquet \
-	    --horizon $(HORIZON) --fast $$lib --out $(RUN)/candidates/gen-$$n.fitness.parquet > /dev/null; \
-	  $(REL)/library-merge --fitness $(RUN)/candidates/gen-$$n.fitness.parquet $$lib \
-	    --panel data/panel/$(NAME).arrow --max-size 50 --out $(RUN)/libraries/lib-$$n.parquet > /dev/null; \
-	  prev="--prev $(RUN)/candidates/gen-$$n.parquet --prev-fitness $(RUN)/candidates/gen-$$n.fitness.parquet"; \
-	  lib="--library $(RUN)/libraries/current.parquet"; \
-	done
-	@head -n 40 $(RUN)/libraries/current.yaml
-	@echo "library: $(RUN)/libraries/current.parquet (.csv, .yaml beside it); panel: data/panel/$(NAME).arrow"
+	$(REL)/pipeline run pipelines/mine.yaml --set assets=$(ASSETS) --set days=$(DAYS) --set seed=$(SEED) \
+	  --set name=$(NAME) --set generations=$(GENS) --set pop=$(POP) --set gp_seed=$(GP_SEED) --set horizon=$(HORIZON)
+	@head -n 24 out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.yaml
+	@echo "library: out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.parquet (.csv, .yaml beside it); panel: data/panel/$(NAME).arrow"
 
 ## test: unit + end-to-end tests (debug build; reference checks run in .venv)
 test: venv

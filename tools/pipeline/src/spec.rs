@@ -1,0 +1,249 @@
+//! The pipeline file: variables, steps, and the `for` construct, expanded into a plain
+//! list of steps with every `${var}` substituted.
+//!
+//! ```yaml
+//! name: mine
+//! vars: {generations: 10, pop: 200}
+//! steps:
+//!   - name: gen-${g:03}
+//!     for: {g: "1..${generations}"}      # one step per g, end exclusive
+//!     tool: gp-gen
+//!     args: [--prev, "c/gen-${g-1:03}.parquet", --out, "c/gen-${g:03}.parquet"]
+//!     inputs: ["c/gen-${g-1:03}.parquet"]
+//!     outputs: ["c/gen-${g:03}.parquet"]
+//! ```
+//! `${name}`, `${name+1}`, `${name-1}`, and a zero-padded width `${name:03}`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub name: String,
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_json::Value>,
+    pub steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub name: String,
+    pub tool: String,
+    #[serde(default)]
+    pub args: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// One variable and a range `A..B` (end exclusive), e.g. `{g: "1..${generations}"}`.
+    #[serde(default, rename = "for")]
+    pub for_each: BTreeMap<String, String>,
+}
+
+/// A step after expansion: what runs, what it reads and writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub tool: String,
+    pub args: Vec<String>,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub needs: Vec<String>,
+}
+
+pub struct Pipeline {
+    pub name: String,
+    pub steps: Vec<Step>,
+}
+
+fn scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Substitute `${…}` in `s`.
+pub fn subst(s: &str, vars: &BTreeMap<String, String>) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let j = after
+            .find('}')
+            .ok_or_else(|| anyhow!("unclosed ${{ in {s:?}"))?;
+        let inner = &after[..j];
+        let (expr, width) = match inner.split_once(':') {
+            Some((e, w)) => (e, Some(w)),
+            None => (inner, None),
+        };
+        let (name, delta) = match expr.find(['+', '-']) {
+            Some(k) if k > 0 => {
+                let d: i64 = expr[k..]
+                    .parse()
+                    .map_err(|_| anyhow!("bad offset in ${{{inner}}}"))?;
+                (&expr[..k], d)
+            }
+            _ => (expr, 0),
+        };
+        let v = vars.get(name.trim()).ok_or_else(|| {
+            anyhow!(
+                "unknown variable ${{{}}} in {s:?} (variables: {})",
+                name.trim(),
+                vars.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let text = if delta != 0 || width.is_some() {
+            let n: i64 = v
+                .parse()
+                .map_err(|_| anyhow!("${{{inner}}}: {name} = {v:?} is not an integer"))?;
+            let n = n + delta;
+            match width {
+                Some(w) => {
+                    let w: usize = w.trim_start_matches('0').parse().unwrap_or(0);
+                    format!("{n:0w$}")
+                }
+                None => n.to_string(),
+            }
+        } else {
+            v.clone()
+        };
+        out.push_str(&text);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `file:line:column: message` (as compilers print), then the parser's snippet.
+fn yaml_error(path: &Path, msg: &str) -> anyhow::Error {
+    let first = msg.lines().next().unwrap_or("");
+    let loc = first.find("line ").and_then(|i| {
+        let rest = &first[i + 5..];
+        let (line, rest) = rest.split_once(" column ")?;
+        let (col, what) = rest.split_once(':')?;
+        Some((
+            line.trim().to_string(),
+            col.trim().to_string(),
+            what.trim().to_string(),
+        ))
+    });
+    match loc {
+        Some((l, c, what)) => {
+            let snippet: Vec<&str> = msg.lines().skip(1).collect();
+            anyhow!("{}:{l}:{c}: {what}\n{}", path.display(), snippet.join("\n"))
+        }
+        None => anyhow!("{}: {msg}", path.display()),
+    }
+}
+
+/// Read, override variables with `sets` (`key=value`), expand.
+pub fn load(path: &Path, sets: &[String]) -> Result<Pipeline> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read pipeline {}", path.display()))?;
+    let f: File = serde_saphyr::from_str(&text).map_err(|e| yaml_error(path, &e.to_string()))?;
+    let mut vars: BTreeMap<String, String> =
+        f.vars.iter().map(|(k, v)| (k.clone(), scalar(v))).collect();
+    for s in sets {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set {s}: expected key=value"))?;
+        if !vars.contains_key(k) {
+            bail!(
+                "--set {k}: {} has no variable {k} (variables: {})",
+                path.display(),
+                vars.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        vars.insert(k.to_string(), v.to_string());
+    }
+    // Variables may refer to earlier ones.
+    let keys: Vec<String> = vars.keys().cloned().collect();
+    for _ in 0..4 {
+        for k in &keys {
+            let v = subst(&vars[k], &vars)?;
+            vars.insert(k.clone(), v);
+        }
+    }
+    let mut steps = Vec::new();
+    for raw in &f.steps {
+        let ctx = |e: anyhow::Error| e.context(format!("{}: step {}", path.display(), raw.name));
+        let expand_one = |vars: &BTreeMap<String, String>| -> Result<Step> {
+            let list = |v: &[String]| v.iter().map(|s| subst(s, vars)).collect::<Result<Vec<_>>>();
+            Ok(Step {
+                name: subst(&raw.name, vars)?,
+                tool: subst(&raw.tool, vars)?,
+                args: raw
+                    .args
+                    .iter()
+                    .map(|a| subst(&scalar(a), vars))
+                    .collect::<Result<_>>()?,
+                inputs: list(&raw.inputs)?,
+                outputs: list(&raw.outputs)?,
+                needs: list(&raw.needs)?,
+            })
+        };
+        if raw.for_each.is_empty() {
+            steps.push(expand_one(&vars).map_err(ctx)?);
+            continue;
+        }
+        if raw.for_each.len() != 1 {
+            return Err(ctx(anyhow!("`for` takes one variable")));
+        }
+        let (var, range) = raw.for_each.iter().next().expect("one entry");
+        let range = subst(range, &vars).map_err(ctx)?;
+        let (a, b) = range
+            .split_once("..")
+            .ok_or_else(|| ctx(anyhow!("`for` range {range:?}: expected A..B")))?;
+        let (a, b): (i64, i64) = (
+            a.trim()
+                .parse()
+                .map_err(|_| ctx(anyhow!("`for` range {range:?}: A is not an integer")))?,
+            b.trim()
+                .parse()
+                .map_err(|_| ctx(anyhow!("`for` range {range:?}: B is not an integer")))?,
+        );
+        for v in a..b {
+            let mut vs = vars.clone();
+            vs.insert(var.clone(), v.to_string());
+            steps.push(expand_one(&vs).map_err(ctx)?);
+        }
+    }
+    Ok(Pipeline {
+        name: f.name,
+        steps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution() {
+        let v: BTreeMap<String, String> = [
+            ("g".to_string(), "7".to_string()),
+            ("n".to_string(), "csi".to_string()),
+        ]
+        .into();
+        assert_eq!(
+            subst("gen-${g:03}-${g-1:03}-${g+1}-${n}", &v).unwrap(),
+            "gen-007-006-8-csi"
+        );
+        assert!(
+            subst("${x}", &v)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown variable")
+        );
+        assert!(subst("${n-1}", &v).is_err());
+    }
+}

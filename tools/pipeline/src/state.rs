@@ -1,0 +1,151 @@
+//! What the runner remembers under `state/pipeline/`: one record per step (its key, the
+//! inputs, arguments and tool it ran with, the outputs it wrote with their hashes) and a
+//! (path, size, mtime) → sha256 stat cache, so unchanged big files are not re-hashed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use af_store::{canonical_json, sha256_bytes, sha256_file, write_atomic_bytes};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub key: String,
+    pub tool: String,
+    pub identity: String,
+    pub args: Vec<String>,
+    pub inputs: BTreeMap<String, String>,
+    pub outputs: BTreeMap<String, String>,
+    pub finished_unix: u64,
+    pub seconds: f64,
+}
+
+pub fn record_path(state: &Path, pipeline: &str, step: &str) -> PathBuf {
+    state
+        .join("pipeline")
+        .join(pipeline)
+        .join(format!("{step}.json"))
+}
+
+pub fn read_record(state: &Path, pipeline: &str, step: &str) -> Option<Record> {
+    let text = std::fs::read_to_string(record_path(state, pipeline, step)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn write_record(state: &Path, pipeline: &str, step: &str, r: &Record) -> Result<()> {
+    let p = record_path(state, pipeline, step);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    write_atomic_bytes(&p, serde_json::to_string_pretty(r)?.as_bytes())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Entry {
+    len: u64,
+    mtime_ns: u128,
+    sha256: String,
+}
+
+/// The stat cache.
+#[derive(Default)]
+pub struct Hasher {
+    path: PathBuf,
+    cache: BTreeMap<String, Entry>,
+    dirty: bool,
+}
+
+impl Hasher {
+    pub fn load(state: &Path) -> Hasher {
+        let path = state.join("pipeline").join("statcache.json");
+        let cache = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        Hasher {
+            path,
+            cache,
+            dirty: false,
+        }
+    }
+
+    pub fn save(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        if let Some(d) = self.path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let v = serde_json::to_value(&self.cache)?;
+        write_atomic_bytes(&self.path, canonical_json(&v).as_bytes())?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn file(&mut self, p: &Path) -> Result<String> {
+        let m = std::fs::metadata(p)?;
+        let mtime_ns = m
+            .modified()?
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let key = p.to_string_lossy().into_owned();
+        if let Some(e) = self.cache.get(&key) {
+            if e.len == m.len() && e.mtime_ns == mtime_ns {
+                return Ok(e.sha256.clone());
+            }
+        }
+        let h = sha256_file(p)?;
+        self.cache.insert(
+            key,
+            Entry {
+                len: m.len(),
+                mtime_ns,
+                sha256: h.clone(),
+            },
+        );
+        self.dirty = true;
+        Ok(h)
+    }
+
+    /// Content hash of a file, or of a folder (its files' relative paths and hashes);
+    /// None when it does not exist.
+    pub fn hash(&mut self, p: &Path) -> Result<Option<String>> {
+        let Ok(m) = std::fs::metadata(p) else {
+            return Ok(None);
+        };
+        if m.is_file() {
+            return Ok(Some(self.file(p)?));
+        }
+        let mut files = Vec::new();
+        walk(p, p, &mut files)?;
+        files.sort();
+        let mut text = String::new();
+        for rel in files {
+            let h = self.file(&p.join(&rel))?;
+            text.push_str(&format!("{rel}\0{h}\n"));
+        }
+        Ok(Some(sha256_bytes(text.as_bytes())))
+    }
+}
+
+fn walk(base: &Path, d: &Path, out: &mut Vec<String>) -> Result<()> {
+    for e in std::fs::read_dir(d).with_context(|| format!("cannot list {}", d.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            walk(base, &p, out)?;
+        } else if let Ok(rel) = p.strip_prefix(base) {
+            // Hidden temp files of an interrupted atomic write are not content.
+            let fname = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !(fname.starts_with('.') && fname.contains(".tmp")) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(())
+}
