@@ -378,9 +378,21 @@ fn execute(
         }
     }
     let t0 = Instant::now();
-    let out = Command::new(&tool)
-        .args(&s.args)
-        .stdin(Stdio::null())
+    let mut cmd = Command::new(&tool);
+    cmd.args(&s.args).stdin(Stdio::null());
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the
+        // child when this runner dies, so a killed run leaves no orphan writing on.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+    let out = cmd
         .output()
         .with_context(|| format!("step {}: cannot start {}", s.name, tool.display()))?;
     let secs = t0.elapsed().as_secs_f64();

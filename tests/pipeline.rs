@@ -1,0 +1,266 @@
+//! `pipeline`: incremental, resumable, explainable runs of pipelines/mine.yaml on a
+//! `small`-sized market, and errors that name what is wrong.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use af_e2e::*;
+
+const SMALL: [&str; 8] = [
+    "--set",
+    "assets=200",
+    "--set",
+    "days=500",
+    "--set",
+    "pop=20",
+    "--set",
+    "seed=7",
+];
+
+/// A workspace folder with the pipeline file, where the runner is started.
+fn workspace(name: &str) -> PathBuf {
+    let d = scratch(name);
+    std::fs::create_dir_all(d.join("pipelines")).unwrap();
+    std::fs::copy(
+        root().join("pipelines/mine.yaml"),
+        d.join("pipelines/mine.yaml"),
+    )
+    .unwrap();
+    d
+}
+
+fn pipeline(dir: &Path) -> Command {
+    let mut c = bin("pipeline");
+    c.current_dir(dir);
+    c
+}
+
+/// Run with `extra` args; the names of the steps that ran.
+fn run(dir: &Path, extra: &[&str]) -> BTreeSet<String> {
+    let tools = s(&root().join("target/debug"));
+    let out = ok(pipeline(dir)
+        .args([
+            "run",
+            "pipelines/mine.yaml",
+            "--json",
+            "--quiet",
+            "--tools",
+            &tools,
+        ])
+        .args(SMALL)
+        .args(extra));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json output");
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["ran"] == true)
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn library_bytes(dir: &Path, g: u32) -> Vec<u8> {
+    let base = dir.join(format!("out/runs/csi500-seed1/libraries/lib-{g:03}"));
+    let mut b = std::fs::read(base.with_extension("parquet")).unwrap();
+    b.extend(std::fs::read(base.with_extension("values.arrow")).unwrap());
+    b
+}
+
+#[test]
+fn reruns_exactly_what_changed() {
+    let d = workspace("pipeline_incremental");
+    let g2 = ["--set", "generations=2"];
+    let all = run(&d, &g2);
+    assert_eq!(all.len(), 2 + 3 * 2, "{all:?}");
+    assert!(
+        run(&d, &g2).is_empty(),
+        "a second run with nothing changed runs 0 steps"
+    );
+    // One parameter of one step: that step and everything below it.
+    let ran = run(
+        &d,
+        &[
+            "--set",
+            "generations=2",
+            "--set",
+            "gp_seed=1",
+            "--set",
+            "horizon=5",
+        ],
+    );
+    assert_eq!(
+        ran,
+        set(&[
+            "fitness-000",
+            "library-000",
+            "gp-gen-001",
+            "fitness-001",
+            "library-001"
+        ]),
+    );
+    // Raising G runs only the new generation.
+    let ran = run(&d, &["--set", "generations=3", "--set", "horizon=5"]);
+    assert_eq!(ran, set(&["gp-gen-002", "fitness-002", "library-002"]));
+    // --only / --from select steps; --force re-runs them.
+    let g3 = |extra: &[&str]| {
+        let mut a = vec!["--set", "generations=3", "--set", "horizon=5"];
+        a.extend_from_slice(extra);
+        run(&d, &a)
+    };
+    assert_eq!(
+        g3(&["--only", "fitness-001", "--force"]),
+        set(&["fitness-001"])
+    );
+    assert_eq!(
+        g3(&["--from", "library-001", "--force"]),
+        set(&["library-001", "gp-gen-002", "fitness-002", "library-002"])
+    );
+    // Early cutoff: a re-run that writes the same bytes leaves everything below skipped.
+    assert_eq!(g3(&["--only", "panel", "--force"]), set(&["panel"]));
+    assert!(g3(&[]).is_empty());
+    // A deleted output re-runs its step (and nothing else, the bytes being the same).
+    std::fs::remove_file(d.join("out/runs/csi500-seed1/candidates/gen-001.fitness.parquet"))
+        .unwrap();
+    assert_eq!(g3(&[]), set(&["fitness-001"]));
+    let plan = ok(pipeline(&d)
+        .args([
+            "plan",
+            "pipelines/mine.yaml",
+            "--tools",
+            &s(&root().join("target/debug")),
+        ])
+        .args(SMALL)
+        .args(["--set", "generations=3", "--set", "horizon=1"]));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("skip  panel") && text.contains("arguments changed (5 -> 1)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn killed_runs_resume_to_the_same_library_and_runs_exclude_each_other() {
+    let clean = workspace("pipeline_clean");
+    let g3 = ["--set", "generations=3"];
+    run(&clean, &g3);
+    let want = library_bytes(&clean, 2);
+
+    let d = workspace("pipeline_killed");
+    let tools = s(&root().join("target/debug"));
+    for ms in [150u64, 900, 400, 1600] {
+        let mut child = pipeline(&d)
+            .args(["run", "pipelines/mine.yaml", "--quiet", "--tools", &tools])
+            .args(SMALL)
+            .args(g3)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    run(&d, &g3);
+    assert!(
+        library_bytes(&d, 2) == want,
+        "a killed and resumed run must end with the same library"
+    );
+
+    // A second run while one holds the pipeline is refused, naming the holder.
+    let mut first = pipeline(&d)
+        .args([
+            "run",
+            "pipelines/mine.yaml",
+            "--quiet",
+            "--force",
+            "--tools",
+            &tools,
+        ])
+        .args(SMALL)
+        .args(g3)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let e = fails(
+        pipeline(&d)
+            .args(["run", "pipelines/mine.yaml", "--tools", &tools])
+            .args(SMALL)
+            .args(g3),
+    );
+    let _ = first.wait();
+    assert!(e.contains("pid") || e.contains("locked"), "{e}");
+}
+
+#[test]
+fn bad_pipelines_are_named() {
+    let d = scratch("pipeline_errors");
+    let tools = s(&root().join("target/debug"));
+    let check = |yaml: &str, want: &[&str]| {
+        std::fs::write(d.join("p.yaml"), yaml).unwrap();
+        let e = fails(pipeline(&d).args(["plan", "p.yaml", "--tools", &tools]));
+        for w in want {
+            assert!(e.contains(w), "{w:?} not in: {e}");
+        }
+    };
+    check(
+        "name: x\nsteps:\n  - name: a\n    tool: expr\n    args: [1, 2\n",
+        &["p.yaml:5:11"],
+    );
+    check(
+        "name: x\nsteps:\n  - name: a\n    tool: nosuch\n",
+        &["unknown tool", "nosuch"],
+    );
+    check(
+        "name: x\nsteps:\n  - name: a\n    tool: expr\n    inputs: [missing.txt]\n",
+        &["missing.txt", "no step writes it"],
+    );
+    check(
+        "name: x\nsteps:\n  - {name: a, tool: expr, inputs: [b.txt], outputs: [a.txt]}\n  - {name: b, tool: expr, inputs: [a.txt], outputs: [b.txt]}\n",
+        &["cycle", "a, b"],
+    );
+    check(
+        "name: x\nvars: {n: 1}\nsteps:\n  - {name: \"s${m}\", tool: expr}\n",
+        &["unknown variable", "${m}"],
+    );
+}
+
+#[test]
+fn exports_compile_and_parse() {
+    let d = workspace("pipeline_export");
+    let tools = s(&root().join("target/debug"));
+    let export = |target: &str, out: &Path| {
+        let o = s(out);
+        ok(pipeline(&d).args([
+            "export",
+            target,
+            "pipelines/mine.yaml",
+            "--tools",
+            &tools,
+            "--out",
+            &o,
+        ]));
+    };
+    let dag = d.join("mine_dag.py");
+    export("airflow", &dag);
+    ok(python().args(["-m", "py_compile", &s(&dag)]));
+    let text = std::fs::read_to_string(&dag).unwrap();
+    assert!(
+        text.contains("BashOperator(task_id=\"fitness-009\"") && text.contains(">> t"),
+        "{text}"
+    );
+    let wf = d.join("mine.yml");
+    export("github", &wf);
+    let v: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&wf).unwrap()).unwrap();
+    let steps = v["jobs"]["pipeline"]["steps"].as_array().unwrap();
+    assert_eq!(
+        steps.len(),
+        2 + 2 + 3 * 10,
+        "checkout, build, then every step"
+    );
+    let graph = ok(pipeline(&d).args(["graph", "pipelines/mine.yaml", "--tools", &tools]));
+    assert!(String::from_utf8_lossy(&graph.stdout).starts_with("flowchart TD"));
+}
