@@ -12,7 +12,7 @@ mod spec;
 mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -489,6 +489,20 @@ fn run_cmd(
     let mut started: BTreeSet<usize> = BTreeSet::new();
     let mut results: BTreeMap<usize, (bool, f64, String)> = BTreeMap::new();
     let mut failure: Option<anyhow::Error> = None;
+    // A bar with ETA on a terminal; plain lines for logs and CI.
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total as u64);
+        if let Ok(st) = indicatif::ProgressStyle::with_template(
+            "{bar:30.cyan/blue} {pos}/{len} steps {elapsed_precise} ETA {eta} {msg}",
+        ) {
+            b.set_style(st);
+        }
+        b
+    });
+    let say = |line: String| match &bar {
+        Some(b) => b.println(line),
+        None => eprintln!("{line}"),
+    };
     let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Outcome>)>();
     std::thread::scope(|sc| {
         let mut running = 0usize;
@@ -519,16 +533,18 @@ fn run_cmd(
                 Ok(o) => {
                     if !quiet {
                         let k = results.len() + 1;
+                        let name = &g.p.steps[i].name;
                         if o.ran {
-                            eprintln!(
-                                "[{k}/{total}] {:<24} ran in {:.2} s ({})",
-                                g.p.steps[i].name, o.seconds, o.why
-                            );
+                            say(format!(
+                                "[{k}/{total}] {name:<24} ran in {:.2} s ({})",
+                                o.seconds, o.why
+                            ));
                         } else {
-                            eprintln!(
-                                "[{k}/{total}] {:<24} skipped (up to date)",
-                                g.p.steps[i].name
-                            );
+                            say(format!("[{k}/{total}] {name:<24} skipped (up to date)"));
+                        }
+                        if let Some(b) = &bar {
+                            b.inc(1);
+                            b.set_message(name.clone());
                         }
                     }
                     results.insert(i, (o.ran, o.seconds, o.why));
@@ -542,6 +558,9 @@ fn run_cmd(
             }
         }
     });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     if let Ok(mut hh) = h.lock() {
         hh.save()?;
     }
