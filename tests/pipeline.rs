@@ -141,6 +141,28 @@ fn reruns_exactly_what_changed() {
         text.contains("skip  panel") && text.contains("arguments changed (5 -> 1)"),
         "{text}"
     );
+    // gc: a stray file in an output folder goes, recorded outputs stay.
+    let cands = d.join("out/runs/csi500-seed1/candidates");
+    std::fs::write(cands.join("stray.parquet"), b"x").unwrap();
+    let tools = s(&root().join("target/debug"));
+    let gc = |dry: bool| {
+        let mut c = pipeline(&d);
+        c.args(["gc", "pipelines/mine.yaml", "--tools", &tools])
+            .args(SMALL)
+            .args(["--set", "generations=3"]);
+        if dry {
+            c.arg("--dry-run");
+        }
+        String::from_utf8_lossy(&ok(&mut c).stdout).into_owned()
+    };
+    let listed = gc(true);
+    assert!(
+        listed.contains("stray.parquet") && !listed.contains("gen-001.parquet"),
+        "{listed}"
+    );
+    assert!(cands.join("stray.parquet").exists());
+    gc(false);
+    assert!(!cands.join("stray.parquet").exists() && cands.join("gen-001.parquet").exists());
 }
 
 #[test]
