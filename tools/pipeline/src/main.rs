@@ -688,7 +688,7 @@ fn main_inner(cli: Cli) -> Result<()> {
                         s.name,
                         r.finished_unix,
                         r.seconds,
-                        &r.key[..12],
+                        r.key.get(..12).unwrap_or(&r.key),
                         r.outputs.keys().cloned().collect::<Vec<_>>().join(" ")
                     ),
                     None => println!("{:<24} never ran", s.name),
