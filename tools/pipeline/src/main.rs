@@ -683,14 +683,26 @@ fn main_inner(cli: Cli) -> Result<()> {
             for &i in &g.order {
                 let s = &g.p.steps[i];
                 match read_record(&c.state, &g.p.name, &s.name) {
-                    Some(r) => println!(
-                        "{:<24} ran {} ({:.2} s) key {} outputs {}",
-                        s.name,
-                        r.finished_unix,
-                        r.seconds,
-                        r.key.get(..12).unwrap_or(&r.key),
-                        r.outputs.keys().cloned().collect::<Vec<_>>().join(" ")
-                    ),
+                    Some(r) => {
+                        let now = SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or(0);
+                        let ago = now.saturating_sub(r.finished_unix);
+                        let when = match ago {
+                            0..120 => format!("{ago} s ago"),
+                            120..7200 => format!("{} min ago", ago / 60),
+                            7200..172800 => format!("{} h ago", ago / 3600),
+                            _ => format!("{} days ago", ago / 86400),
+                        };
+                        println!(
+                            "{:<24} ran {when} ({:.2} s) key {} outputs {}",
+                            s.name,
+                            r.seconds,
+                            r.key.get(..12).unwrap_or(&r.key),
+                            r.outputs.keys().cloned().collect::<Vec<_>>().join(" ")
+                        )
+                    }
                     None => println!("{:<24} never ran", s.name),
                 }
             }
@@ -785,6 +797,12 @@ fn main_inner(cli: Cli) -> Result<()> {
 }
 
 fn main() {
+    // `pipeline graph | head` ends quietly when the reader goes away.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE action before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if let Err(e) = main_inner(cli) {
         eprintln!("error: {e:#}");
