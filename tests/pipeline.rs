@@ -141,15 +141,16 @@ fn reruns_exactly_what_changed() {
         text.contains("skip  panel") && text.contains("arguments changed (5 -> 1)"),
         "{text}"
     );
-    // gc: a stray file in an output folder goes, recorded outputs stay.
+    // gc: with one generation less, the third generation's files go; files the
+    // pipeline never wrote stay, whatever folder they are in.
     let cands = d.join("out/runs/csi500-seed1/candidates");
-    std::fs::write(cands.join("stray.parquet"), b"x").unwrap();
+    std::fs::write(cands.join("mine_by_hand.parquet"), b"x").unwrap();
     let tools = s(&root().join("target/debug"));
     let gc = |dry: bool| {
         let mut c = pipeline(&d);
         c.args(["gc", "pipelines/mine.yaml", "--tools", &tools])
             .args(SMALL)
-            .args(["--set", "generations=3"]);
+            .args(["--set", "generations=2"]);
         if dry {
             c.arg("--dry-run");
         }
@@ -157,12 +158,15 @@ fn reruns_exactly_what_changed() {
     };
     let listed = gc(true);
     assert!(
-        listed.contains("stray.parquet") && !listed.contains("gen-001.parquet"),
+        listed.contains("gen-002.parquet")
+            && !listed.contains("gen-001.parquet")
+            && !listed.contains("mine_by_hand"),
         "{listed}"
     );
-    assert!(cands.join("stray.parquet").exists());
+    assert!(cands.join("gen-002.parquet").exists());
     gc(false);
-    assert!(!cands.join("stray.parquet").exists() && cands.join("gen-001.parquet").exists());
+    assert!(!cands.join("gen-002.parquet").exists() && cands.join("gen-001.parquet").exists());
+    assert!(cands.join("mine_by_hand.parquet").exists());
 }
 
 #[test]

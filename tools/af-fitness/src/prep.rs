@@ -123,6 +123,11 @@ pub fn winsorize(v: &mut [f64], how: Winsor, w: &mut Vec<f64>) {
             (med - k * mad, med + k * mad)
         }
     };
+    // Bounds from values near the f64 range can overflow to inf/NaN: then no clipping
+    // (f64::clamp would panic on them).
+    if !(lo <= hi) || !lo.is_finite() || !hi.is_finite() {
+        return;
+    }
     for x in v.iter_mut() {
         *x = x.clamp(lo, hi);
     }
@@ -266,6 +271,16 @@ mod tests {
         }
         let sc: f64 = (0..8).map(|i| z[i] * c[i]).sum();
         assert!(sc.abs() < 1e-9, "{sc}");
+    }
+
+    #[test]
+    fn bounds_beyond_f64_do_not_panic() {
+        let mut w = Vec::new();
+        for how in [Winsor::Quantile(0.01), Winsor::Mad(5.0)] {
+            let mut v = vec![-1e308, 1e308, 1e308, -1e308, 0.0];
+            winsorize(&mut v, how, &mut w);
+            assert!(v.iter().all(|x| x.is_finite()));
+        }
     }
 
     #[test]

@@ -257,6 +257,16 @@ fn score_pass(
         total += t_run.elapsed().as_secs_f64();
         match run {
             Ok(st) => peak = peak.max(st.peak_bytes),
+            Err(e) if chunk.len() > 1 => {
+                // One bad candidate must not take its batch with it: one at a time.
+                drop(results);
+                let sub = score_pass(panel, ctx, cands, chunk, splits, library, 1, fast)?;
+                peak = peak.max(sub.peak);
+                total += sub.eval_secs + sub.score_secs;
+                scoring += sub.score_secs;
+                let _ = e;
+                continue;
+            }
             Err(e) => {
                 for &i in chunk {
                     cands[i].expr = Err(format!("invalid: {e:#}"));
@@ -409,7 +419,8 @@ fn run(cli: Cli) -> Result<()> {
             .usable(cli.horizon, cli.fast_date_step.max(1)),
         )];
         let fcfg = Config {
-            min_assets: (cli.min_assets / cli.fast_asset_step.max(1)).max(10),
+            // Scaled with the assets kept, never above the FULL bound.
+            min_assets: (cli.min_assets / cli.fast_asset_step.max(1)).max(10.min(cli.min_assets)),
             turnover: false,
             ..cfg.clone()
         };

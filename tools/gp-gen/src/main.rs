@@ -178,13 +178,22 @@ fn run(cli: Cli) -> Result<()> {
                 .input_hash("prev", &prev_hash)
                 .input_file("prev_fitness", fit)?;
             let t = read_parquet(prev)?;
-            let gens = t
-                .f64s("generation")
-                .with_context(|| format!("candidates {}", prev.display()))?;
-            let g = gens
-                .first()
-                .copied()
-                .ok_or_else(|| anyhow!("{} is empty", prev.display()))? as u64;
+            // The generation is in the file's provenance (an exhausted space can leave a
+            // generation without rows); older files: the column.
+            let from_prov =
+                Provenance::from_kv(t.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .and_then(|p| p.params.get("generation").and_then(|g| g.as_u64()));
+            let g = match from_prov {
+                Some(g) => g,
+                None => t
+                    .f64s("generation")
+                    .with_context(|| format!("candidates {}", prev.display()))?
+                    .first()
+                    .copied()
+                    .ok_or_else(|| {
+                        anyhow!("{} is empty and records no generation", prev.display())
+                    })? as u64,
+            };
             let ckpt_path = checkpoint_path(&cli.state, g);
             let ckpt = load_checkpoint(&ckpt_path, &cli, &panel)?;
             if ckpt.candidates != prev_hash {

@@ -195,10 +195,19 @@ fn run(cli: Cli) -> Result<()> {
             None => params = Some((p, f.clone())),
         }
         // Keyed by file name, not path: the same run in another folder writes the same bytes.
-        let key = f
+        // Keyed by file name (not path, so the same run in another folder writes the
+        // same bytes), prefixed so no name collides with `panel`/`library`, and numbered
+        // when two folders hold the same name.
+        let name = f
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let mut key = format!("fitness:{name}");
+        let mut k = 2;
+        while prov.inputs.contains_key(&key) {
+            key = format!("fitness:{name}#{k}");
+            k += 1;
+        }
         prov = prov.input_hash(&key, &sha256_file(f)?);
         pooled += read_fitness(&t, f, &mut entries, &mut split_names)?;
     }

@@ -102,7 +102,7 @@ enum Cmd {
         #[command(flatten)]
         c: Common,
     },
-    /// Remove files in the pipeline's output folders that no record references.
+    /// Remove artifacts this pipeline wrote that no current step references.
     Gc {
         #[command(flatten)]
         c: Common,
@@ -151,8 +151,16 @@ fn tool_path(dir: &Path, tool: &str) -> Option<PathBuf> {
     })
 }
 
+/// Whether `path` is `out` or inside it (paths compared after dropping `./`).
 fn under(path: &str, out: &str) -> bool {
-    path == out || path.starts_with(&format!("{}/", out.trim_end_matches('/')))
+    let norm = |p: &str| p.trim_start_matches("./").trim_end_matches('/').to_string();
+    let (p, o) = (norm(path), norm(out));
+    p == o || p.starts_with(&format!("{o}/"))
+}
+
+/// Two paths overlap when one is, or is inside, the other.
+fn overlap(a: &str, b: &str) -> bool {
+    under(a, b) || under(b, a)
 }
 
 fn build(c: &Common) -> Result<Graph> {
@@ -173,17 +181,23 @@ fn build(c: &Common) -> Result<Graph> {
             );
         }
     }
-    let mut writer: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut writer: Vec<(&str, usize)> = Vec::new();
     for (i, s) in p.steps.iter().enumerate() {
         for o in &s.outputs {
-            if let Some(j) = writer.insert(o, i) {
+            if let Some((w, j)) = writer.iter().find(|(w, j)| *j != i && overlap(w, o)) {
                 bail!(
-                    "{}: steps {} and {} both write {o}",
+                    "{}: steps {} and {} both write {o}{}",
                     c.file.display(),
-                    p.steps[j].name,
-                    s.name
+                    p.steps[*j].name,
+                    s.name,
+                    if *w == o.as_str() {
+                        String::new()
+                    } else {
+                        format!(" (inside {w})")
+                    }
                 );
             }
+            writer.push((o, i));
         }
     }
     let mut deps = vec![BTreeSet::new(); p.steps.len()];
@@ -193,7 +207,7 @@ fn build(c: &Common) -> Result<Graph> {
                 .steps
                 .iter()
                 .enumerate()
-                .filter(|(j, t)| *j != i && t.outputs.iter().any(|o| under(inp, o)))
+                .filter(|(j, t)| *j != i && t.outputs.iter().any(|o| overlap(inp, o)))
                 .map(|(j, _)| j)
                 .collect();
             if prod.is_empty() && !Path::new(inp).exists() {
@@ -386,8 +400,13 @@ fn execute(
         // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the
         // child when this runner dies, so a killed run leaves no orphan writing on.
         unsafe {
-            cmd.pre_exec(|| {
+            let parent = std::process::id() as libc::pid_t;
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // The runner may have died before prctl took effect.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("the pipeline runner is gone"));
+                }
                 Ok(())
             });
         }
@@ -710,39 +729,54 @@ fn main_inner(cli: Cli) -> Result<()> {
         }
         Cmd::Gc { c, dry_run } => {
             let g = build(&c)?;
-            let mut keep: Vec<String> = Vec::new();
-            let mut roots: BTreeSet<PathBuf> = BTreeSet::new();
+            let _lock = OutputLock::acquire(&c.file)
+                .context("a `pipeline run` holds this pipeline; gc waits for it to finish")?;
+            // Keep what the records of the current steps reference; candidates are only
+            // paths this pipeline once wrote (a step's old outputs, generations beyond
+            // the current count): nothing else in the folders is ever touched.
+            let mut keep: BTreeSet<String> = BTreeSet::new();
+            let current: BTreeSet<&str> = g.p.steps.iter().map(|s| s.name.as_str()).collect();
             for s in &g.p.steps {
                 if let Some(r) = read_record(&c.state, &g.p.name, &s.name) {
                     keep.extend(r.outputs.keys().cloned());
                 }
-                for o in &s.outputs {
-                    if let Some(d) = Path::new(o).parent().filter(|d| !d.as_os_str().is_empty()) {
-                        roots.insert(d.to_path_buf());
+            }
+            let log = state::written_path(&c.state, &g.p.name);
+            let written: BTreeSet<String> = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect();
+            let mut n = 0;
+            for w in &written {
+                let p = Path::new(w);
+                if keep.iter().any(|k| overlap(w, k)) || !p.exists() {
+                    continue;
+                }
+                n += 1;
+                println!("{} {w}", if dry_run { "would remove" } else { "removing" });
+                if !dry_run {
+                    if p.is_dir() {
+                        std::fs::remove_dir_all(p)?;
+                    } else {
+                        std::fs::remove_file(p)?;
                     }
                 }
             }
-            let mut n = 0;
-            for root in roots {
-                let Ok(rd) = std::fs::read_dir(&root) else {
-                    continue;
-                };
-                for e in rd.flatten() {
-                    let p = e.path();
-                    let ps = p.to_string_lossy().into_owned();
-                    if keep.iter().any(|k| under(&ps, k) || under(k, &ps)) {
-                        continue;
-                    }
-                    n += 1;
-                    println!("{} {ps}", if dry_run { "would remove" } else { "removing" });
-                    if !dry_run {
-                        if p.is_dir() {
-                            std::fs::remove_dir_all(&p)?;
-                        } else {
-                            std::fs::remove_file(&p)?;
+            if !dry_run {
+                // Records of steps the pipeline no longer has go too, and the log
+                // shrinks to what is kept.
+                let dir = c.state.join("pipeline").join(&g.p.name);
+                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if let Some(step) = name.strip_suffix(".json") {
+                        if !current.contains(step) {
+                            let _ = std::fs::remove_file(e.path());
                         }
                     }
                 }
+                let text: String = keep.iter().map(|k| format!("{k}\n")).collect();
+                af_store::write_atomic_bytes(&log, text.as_bytes())?;
             }
             eprintln!(
                 "{n} unreferenced artifact(s){}",

@@ -34,10 +34,32 @@ pub fn read_record(state: &Path, pipeline: &str, step: &str) -> Option<Record> {
     serde_json::from_str(&text).ok()
 }
 
+/// Serialises appends to the written-paths log across the runner's threads.
+static WRITTEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Every path this pipeline ever wrote (one per line): what `gc` may remove. Files the
+/// pipeline never wrote are never candidates, whatever folder they sit in.
+pub fn written_path(state: &Path, pipeline: &str) -> PathBuf {
+    state.join("pipeline").join(pipeline).join("written.txt")
+}
+
 pub fn write_record(state: &Path, pipeline: &str, step: &str, r: &Record) -> Result<()> {
     let p = record_path(state, pipeline, step);
     if let Some(d) = p.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    {
+        use std::io::Write as _;
+        let _g = WRITTEN
+            .lock()
+            .map_err(|_| anyhow::anyhow!("written log poisoned"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(written_path(state, pipeline))?;
+        for o in r.outputs.keys() {
+            writeln!(f, "{o}")?;
+        }
     }
     write_atomic_bytes(&p, serde_json::to_string_pretty(r)?.as_bytes())
 }
@@ -133,7 +155,12 @@ impl Hasher {
 
 fn walk(base: &Path, d: &Path, out: &mut Vec<String>) -> Result<()> {
     for e in std::fs::read_dir(d).with_context(|| format!("cannot list {}", d.display()))? {
-        let p = e?.path();
+        let e = e?;
+        let p = e.path();
+        // Symlinked folders are not followed (a loop would never end).
+        if e.file_type().map(|t| t.is_symlink()).unwrap_or(false) && p.is_dir() {
+            continue;
+        }
         if p.is_dir() {
             walk(base, &p, out)?;
         } else if let Ok(rel) = p.strip_prefix(base) {
