@@ -10,6 +10,7 @@
 //!   killed run never leaves a file that looks finished and two writers never interleave.
 
 mod atomic;
+pub mod cli;
 mod hash;
 mod lock;
 mod provenance;

@@ -384,16 +384,5 @@ fn bench(
 }
 
 fn main() {
-    // `expr check … | head` must end quietly when the reader goes away, as Unix tools
-    // do, not panic on a closed stdout.
-    #[cfg(unix)]
-    // SAFETY: restoring the default SIGPIPE action before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    af_store::cli::main_with(|| run(Cli::parse()));
 }

@@ -848,14 +848,5 @@ fn ic_series(panel: &Panel, cands: &[Cand], offset: usize) -> Table {
 }
 
 fn main() {
-    #[cfg(unix)]
-    // SAFETY: restoring the default SIGPIPE action before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    af_store::cli::main_with(|| run(Cli::parse()));
 }

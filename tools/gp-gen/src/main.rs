@@ -351,9 +351,5 @@ fn read_scores(fit: &Path, prev_hash: &str, panel: &Panel) -> Result<BTreeMap<St
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    af_store::cli::main_with(|| run(Cli::parse()));
 }

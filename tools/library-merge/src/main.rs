@@ -616,9 +616,5 @@ impl TableCols {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    af_store::cli::main_with(|| run(Cli::parse()));
 }

@@ -113,9 +113,5 @@ fn run(a: Args) -> Result<()> {
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    af_store::cli::main_with(|| run(Args::parse()));
 }

@@ -831,15 +831,5 @@ fn main_inner(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    // `pipeline graph | head` ends quietly when the reader goes away.
-    #[cfg(unix)]
-    // SAFETY: restoring the default SIGPIPE action before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-    let cli = Cli::parse();
-    if let Err(e) = main_inner(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    af_store::cli::main_with(|| main_inner(Cli::parse()));
 }
