@@ -41,6 +41,18 @@ def winsorize(x, how):
     return np.clip(x, med - k * mad, med + k * mad)
 
 
+def exposures(w):
+    """Universe mask, industry codes and log(cap) (NaN where cap <= 0) as matrices."""
+    univ = w["in_universe"].to_numpy(bool)
+    names = w["industry"].to_numpy()
+    cats = {n: i for i, n in enumerate(sorted(set(names.ravel())))}
+    ind = np.vectorize(cats.get)(names)
+    cap = w["cap"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logcap = np.where(np.isfinite(cap) & (cap > 0), np.log(cap), np.nan)
+    return univ, ind, logcap
+
+
 def process_date(f, univ, ind, logcap, label, args):
     """One date: processed factor (Series over assets, NaN where not scored) and stats."""
     ok = univ & np.isfinite(f)
@@ -176,13 +188,7 @@ def main():
 
     _, w = read_panel(args.panel)
     dates = w["close"].index
-    univ = w["in_universe"].to_numpy(bool)
-    ind_names = w["industry"].to_numpy()
-    cats = {n: i for i, n in enumerate(sorted(set(ind_names.ravel())))}
-    ind = np.vectorize(cats.get)(ind_names)
-    cap = w["cap"].to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logcap = np.where(np.isfinite(cap) & (cap > 0), np.log(cap), np.nan)
+    univ, ind, logcap = exposures(w)
     label = w[f"fwd_ret_{h}"].to_numpy()
     vals = pd.read_parquet(args.values)
     nd, na = len(dates), w["close"].shape[1]

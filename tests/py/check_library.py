@@ -35,13 +35,7 @@ def main():
     _, w = read_panel(a.panel)
     dates = w["close"].index
     nd, na = w["close"].shape
-    univ = w["in_universe"].to_numpy(bool)
-    names = w["industry"].to_numpy()
-    cats = {n: i for i, n in enumerate(sorted(set(names.ravel())))}
-    ind = np.vectorize(cats.get)(names)
-    cap = w["cap"].to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logcap = np.where(np.isfinite(cap) & (cap > 0), np.log(cap), np.nan)
+    univ, ind, logcap = cf.exposures(w)
     label = w[f"fwd_ret_{lmeta['horizon']}"].to_numpy()
     args = argparse.Namespace(
         winsor=lmeta["winsor"], min_assets=lmeta["min_assets"],
