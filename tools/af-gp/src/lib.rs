@@ -245,22 +245,36 @@ pub fn initial(
     memo: &mut BTreeSet<String>,
 ) -> Vec<Child> {
     let depths: Vec<usize> = (2..=p.max_depth.max(2)).collect();
+    fill(space, p, rng, memo, |rng, i| {
+        let d = depths[i % depths.len()];
+        let full = (i / depths.len()) % 2 == 0;
+        let op = if full { "init-full" } else { "init-grow" };
+        (space.random_tree(rng, d, full), op, Vec::new())
+    })
+}
+
+/// Draw trees with `make(rng, accepted so far)` until `p.pop` are accepted and new to `memo` (which learns
+/// their ids), or the draws run out (an exhausted space).
+fn fill(
+    space: &Space,
+    p: &Params,
+    rng: &mut Rng,
+    memo: &mut BTreeSet<String>,
+    mut make: impl FnMut(&mut Rng, usize) -> (Expr, &'static str, Vec<String>),
+) -> Vec<Child> {
     let mut out = Vec::with_capacity(p.pop);
     let mut tries = 0;
     while out.len() < p.pop && tries < p.pop * 200 {
         tries += 1;
-        let i = out.len();
-        let d = depths[i % depths.len()];
-        let full = (i / depths.len()) % 2 == 0;
-        let t = space.random_tree(rng, d, full);
+        let (t, op, parents) = make(rng, out.len());
         if let Some(c) = space.accept(&t, p.max_depth) {
             let id = c.id();
             if memo.insert(id.clone()) {
                 out.push(Child {
                     expr: c,
                     id,
-                    op: if full { "init-full" } else { "init-grow" },
-                    parents: Vec::new(),
+                    op,
+                    parents,
                 });
             }
         }
@@ -373,24 +387,7 @@ pub fn breed(
     if pool.is_empty() {
         return initial(space, p, rng, memo);
     }
-    let mut out = Vec::with_capacity(p.pop);
-    let mut tries = 0;
-    while out.len() < p.pop && tries < p.pop * 200 {
-        tries += 1;
-        let (t, op, parents) = offspring(space, p, pool, rng);
-        if let Some(c) = space.accept(&t, p.max_depth) {
-            let id = c.id();
-            if memo.insert(id.clone()) {
-                out.push(Child {
-                    expr: c,
-                    id,
-                    op,
-                    parents,
-                });
-            }
-        }
-    }
-    out
+    fill(space, p, rng, memo, |rng, _| offspring(space, p, pool, rng))
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use anyhow::{Context, Result, bail};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt32Type};
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
-    UInt32Array,
+    Array, ArrayAccessor, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array,
+    RecordBatch, StringArray, UInt32Array,
 };
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
@@ -129,6 +129,17 @@ pub fn write_parquet_kv(
     .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Append a text array's values (nulls as empty strings), whatever its encoding.
+fn push_strings<'a>(a: impl ArrayAccessor<Item = &'a str>, out: &mut Vec<String>) {
+    out.extend((0..a.len()).map(|i| {
+        if a.is_null(i) {
+            String::new()
+        } else {
+            a.value(i).to_string()
+        }
+    }));
+}
+
 /// A whole Parquet file: its batches and key-value metadata.
 pub struct ReadTable {
     pub batches: Vec<RecordBatch>,
@@ -190,36 +201,9 @@ impl ReadTable {
         let mut out = Vec::with_capacity(self.num_rows());
         for c in self.columns(name)? {
             match c.data_type() {
-                DataType::Utf8 => {
-                    let a = c.as_string::<i32>();
-                    out.extend((0..a.len()).map(|i| {
-                        if a.is_null(i) {
-                            String::new()
-                        } else {
-                            a.value(i).to_string()
-                        }
-                    }));
-                }
-                DataType::LargeUtf8 => {
-                    let a = c.as_string::<i64>();
-                    out.extend((0..a.len()).map(|i| {
-                        if a.is_null(i) {
-                            String::new()
-                        } else {
-                            a.value(i).to_string()
-                        }
-                    }));
-                }
-                DataType::Utf8View => {
-                    let a = c.as_string_view();
-                    out.extend((0..a.len()).map(|i| {
-                        if a.is_null(i) {
-                            String::new()
-                        } else {
-                            a.value(i).to_string()
-                        }
-                    }));
-                }
+                DataType::Utf8 => push_strings(c.as_string::<i32>(), &mut out),
+                DataType::LargeUtf8 => push_strings(c.as_string::<i64>(), &mut out),
+                DataType::Utf8View => push_strings(c.as_string_view(), &mut out),
                 t => bail!("column {name:?} is {t}, not text"),
             }
         }
