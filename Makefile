@@ -9,7 +9,7 @@ SEED ?= 42
 NAME ?= csi500
 REL := target/release
 
-.PHONY: mine test venv build release bench bench-expr bench-fitness bench-mine bench-runner bench-data clean-data fmt
+.PHONY: mine test venv build release bench bench-expr bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
 
 ## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
 ## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge
@@ -48,7 +48,7 @@ release:
 ## KunQuant; fitness throughput vs alphalens-reloaded; GP vs random search on csi500.
 ## Results in out/bench/{expr,fitness,mining}.json and tables on stdout.
 BENCH_VENV := .venv-bench
-bench: bench-expr bench-fitness bench-mine bench-runner
+bench: bench-expr bench-fitness bench-cache bench-mine bench-runner
 
 ## bench-runner: a second `pipeline run` of `make mine` with nothing changed (bench.md item 4)
 bench-runner: release
@@ -71,14 +71,19 @@ bench-expr: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 bench-fitness: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 	mkdir -p out/bench
 	/usr/bin/time -v $(REL)/fitness --panel data/panel/full.arrow --candidates tests/bench/fitness_candidates.txt \
-	  --horizon 1 --fast --fast-threshold 0 --out out/bench/fitness-both.parquet 2> out/bench/fitness-both.log
+	  --horizon 1 --fast --fast-threshold 0 --no-cache --out out/bench/fitness-both.parquet 2> out/bench/fitness-both.log
 	grep -v '^#' tests/bench/fitness_candidates.txt | head -n 2 > out/bench/fitness-few.txt
 	/usr/bin/time -v $(REL)/fitness --panel data/panel/full.arrow --candidates out/bench/fitness-few.txt \
-	  --horizon 1 --out out/bench/fitness-few.parquet 2> out/bench/fitness-few.log
+	  --horizon 1 --no-cache --out out/bench/fitness-few.parquet 2> out/bench/fitness-few.log
 	$(REL)/expr eval --panel data/panel/full.arrow --file out/bench/fitness-few.txt --out out/bench/fitness-few-values.parquet
 	$(BENCH_VENV)/bin/python tests/bench/alphalens_peer.py --panel data/panel/full.arrow \
 	  --values out/bench/fitness-few-values.parquet --out out/bench/alphalens.json
 	$(BENCH_VENV)/bin/python tests/bench/fitness_summary.py out/bench
+
+## bench-cache: one GP generation through `fitness` on `full` without and with the
+## sub-expression cache, and cache-plan's prediction beside it (issue 7); out/bench/cache.json
+bench-cache: release $(BENCH_VENV)/.stamp data/panel/full.arrow
+	tests/bench/cache.sh
 
 ## bench-mine: GP against random search on csi500 over 3 seeds (bench.md item 3);
 ## out/bench/mining.json

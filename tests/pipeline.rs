@@ -167,6 +167,30 @@ fn reruns_exactly_what_changed() {
     gc(false);
     assert!(!cands.join("gen-002.parquet").exists() && cands.join("gen-001.parquet").exists());
     assert!(cands.join("mine_by_hand.parquet").exists());
+    // gc --cache: the folder of the pipeline's panel stays, another panel's goes, and a
+    // folder that is not a panel hash is not ours to touch.
+    let cache = d.join("data/cache");
+    let mine = cache.join(panel_hash(&d.join("data/panel/csi500.arrow")));
+    let other = cache.join("ab".repeat(32));
+    let foreign = cache.join("notes");
+    for f in [&mine, &other, &foreign] {
+        std::fs::create_dir_all(f).unwrap();
+        std::fs::write(f.join("x.arrow"), b"x").unwrap();
+    }
+    let out = ok(pipeline(&d)
+        .args([
+            "gc",
+            "pipelines/mine.yaml",
+            "--tools",
+            &tools,
+            "--cache",
+            &s(&cache),
+        ])
+        .args(SMALL)
+        .args(["--set", "generations=2"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&"ab".repeat(32)), "{text}");
+    assert!(mine.exists() && !other.exists() && foreign.exists());
 }
 
 #[test]

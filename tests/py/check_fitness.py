@@ -165,7 +165,9 @@ def score_of(train, size, p):
     ric = train["rank_ic_mean"]
     ps = p["size_penalty"] * size
     pt = p["turnover_penalty"] * max(0.0, train["turnover"] - p["max_turnover"])
-    return max(0.0, abs(ric) - ps - pt), ps, pt
+    pcov = 0.0 if train["coverage"] >= p["min_coverage"] else 1.0
+    sc = 0.0 if pcov else max(0.0, abs(ric) - ps - pt)
+    return sc, ps, pt, pcov
 
 
 def main():
@@ -279,7 +281,7 @@ def main():
             per_split[name] = (rows, summ)
         train = per_split.get("train", per_split.get("all"))[1]
         size = int(rows_c["size"].iloc[0])
-        sc, ps, pt = score_of(train, size, p)
+        sc, ps, pt, pcov = score_of(train, size, p)
         pc = 0.0
         if lib and train["library_max_corr"] >= p["max_corr"]:
             sc, pc = 0.0, 1.0
@@ -297,6 +299,7 @@ def main():
             cmp(f"{col}/{name}/score", row["score"], sc)
             cmp(f"{col}/{name}/penalty_size", row["penalty_size"], ps)
             cmp(f"{col}/{name}/penalty_turnover", row["penalty_turnover"], pt)
+            cmp(f"{col}/{name}/penalty_coverage", row["penalty_coverage"], pcov)
             ser = ics[(ics.candidate == ci) & (ics.split == name)]
             if len(ser) != len(rows):
                 fails.append(f"{col}/{name}: ic-series has {len(ser)} dates, want {len(rows)}")

@@ -137,3 +137,11 @@ pub fn tree_hashes(dir: &Path) -> Vec<(String, String)> {
     walk(dir, dir, &mut out);
     out
 }
+
+/// A panel's content hash (what caches and libraries are keyed by).
+pub fn panel_hash(panel: &Path) -> String {
+    af_panel::Panel::open(panel)
+        .expect("open panel")
+        .content_hash()
+        .to_string()
+}

@@ -4,7 +4,9 @@
 //! (by canonical text) into one node, in topological order. [`Program::run`] evaluates
 //! the nodes in order, hands each requested output to a callback as soon as it exists,
 //! and frees every intermediate matrix after its last consumer, so memory holds only
-//! what is live; the peak is reported.
+//! what is live; the peak is reported. [`Program::run_cached`] first asks a
+//! [`NodeCache`] for every node's values by content id: a hit is used as is (read,
+//! never recomputed) and the nodes only it needed are skipped altogether.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -42,6 +44,20 @@ pub struct Program {
 pub struct RunStats {
     pub nodes_evaluated: usize,
     pub peak_bytes: usize,
+    /// Nodes whose values came from the cache.
+    pub cache_hits: usize,
+    /// Operator nodes that had to be computed although a cache was given.
+    pub cache_misses: usize,
+    /// Operator nodes neither computed nor read: only cached nodes needed them.
+    pub skipped: Vec<usize>,
+    /// Cached nodes used (indices into `nodes`).
+    pub hit_nodes: Vec<usize>,
+}
+
+/// Precomputed node values, keyed by the node's content id (sha256 of its canonical
+/// text). Implementations must return values of the panel the program runs on.
+pub trait NodeCache {
+    fn get(&self, id: &str) -> Option<&[f64]>;
 }
 
 enum Val<'p> {
@@ -116,9 +132,31 @@ impl Program {
             .sum()
     }
 
+    /// Content ids of the nodes, in node order.
+    pub fn node_ids(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| af_store::sha256_bytes(n.text.as_bytes()))
+            .collect()
+    }
+
     /// Evaluate on `panel`; `emit(expression index, values)` is called once per
     /// expression, as soon as its value exists.
-    pub fn run<F>(&self, panel: &Panel, mut emit: F) -> Result<RunStats>
+    pub fn run<F>(&self, panel: &Panel, emit: F) -> Result<RunStats>
+    where
+        F: FnMut(usize, &[f64]) -> Result<()>,
+    {
+        self.run_cached(panel, None, emit)
+    }
+
+    /// [`Program::run`], reading every operator node `cache` holds instead of
+    /// computing it.
+    pub fn run_cached<'a, F>(
+        &self,
+        panel: &'a Panel,
+        cache: Option<&'a dyn NodeCache>,
+        mut emit: F,
+    ) -> Result<RunStats>
     where
         F: FnMut(usize, &[f64]) -> Result<()>,
     {
@@ -136,12 +174,39 @@ impl Program {
                 .clone()
         };
         let mut vals: Vec<Option<Val>> = (0..self.nodes.len()).map(|_| None).collect();
-        let mut left: Vec<usize> = self.nodes.iter().map(|n| n.consumers).collect();
         let mut pending_out: Vec<usize> = vec![0; self.nodes.len()];
         for &o in &self.outputs {
             pending_out[o] += 1;
         }
         let mut stats = RunStats::default();
+        // Cache hits, then which nodes are still needed: walking back from the outputs
+        // (inputs always precede their consumers), a hit needs none of its inputs.
+        let hits: Vec<Option<&'a [f64]>> = match cache {
+            Some(c) => self
+                .nodes
+                .iter()
+                .map(|n| match n.expr {
+                    Expr::Call(..) => c
+                        .get(&af_store::sha256_bytes(n.text.as_bytes()))
+                        .filter(|v| v.len() == nd * na),
+                    _ => None,
+                })
+                .collect(),
+            None => vec![None; self.nodes.len()],
+        };
+        let mut needed = vec![false; self.nodes.len()];
+        for &o in &self.outputs {
+            needed[o] = true;
+        }
+        let mut left = vec![0usize; self.nodes.len()];
+        for i in (0..self.nodes.len()).rev() {
+            if needed[i] && hits[i].is_none() {
+                for &j in &self.nodes[i].inputs {
+                    needed[j] = true;
+                    left[j] += 1;
+                }
+            }
+        }
         // Assets' listed spans, for Qlib-semantics ops; computed once, on first use.
         let span_cell: OnceCell<Arc<Vec<(usize, usize)>>> = OnceCell::new();
         let span = || {
@@ -157,9 +222,23 @@ impl Program {
         };
         let mut live = 0usize;
         for (i, node) in self.nodes.iter().enumerate() {
-            let v = match &node.expr {
-                Expr::Num(x) => Val::Scalar(*x),
-                Expr::Field(f) => {
+            let is_call = matches!(node.expr, Expr::Call(..));
+            if !needed[i] {
+                if is_call {
+                    stats.skipped.push(i);
+                }
+                continue;
+            }
+            if hits[i].is_some() {
+                stats.cache_hits += 1;
+                stats.hit_nodes.push(i);
+            } else if cache.is_some() && is_call {
+                stats.cache_misses += 1;
+            }
+            let v = match (&node.expr, hits[i]) {
+                (_, Some(h)) => Val::Field(h),
+                (Expr::Num(x), _) => Val::Scalar(*x),
+                (Expr::Field(f), _) => {
                     if panel.has_field(f) {
                         Val::Field(panel.field(f)?.data)
                     } else if panel.groups(f).is_ok() {
@@ -168,7 +247,7 @@ impl Program {
                         bail!("panel {} has no field {f:?}", panel.path().display());
                     }
                 }
-                Expr::Call(op, args) => {
+                (Expr::Call(op, args), _) => {
                     let arg = |k: usize| -> &Val {
                         vals[node.inputs[k]]
                             .as_ref()
@@ -284,16 +363,18 @@ impl Program {
                 }
             }
             // Free inputs whose last consumer this was, and this node if nobody reads it.
-            for &j in &node.inputs {
-                left[j] -= 1;
-                if left[j] == 0 {
-                    if let Some(Val::Owned(v)) = vals[j].take() {
-                        live -= v.len() * 8;
-                        buf::give(v);
+            if hits[i].is_none() {
+                for &j in &node.inputs {
+                    left[j] -= 1;
+                    if left[j] == 0 {
+                        if let Some(Val::Owned(v)) = vals[j].take() {
+                            live -= v.len() * 8;
+                            buf::give(v);
+                        }
                     }
                 }
             }
-            if node.consumers == 0 {
+            if left[i] == 0 {
                 if let Some(Val::Owned(v)) = vals[i].take() {
                     live -= v.len() * 8;
                     buf::give(v);

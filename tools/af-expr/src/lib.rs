@@ -17,7 +17,7 @@ pub mod registry;
 
 pub use ast::Expr;
 pub use eval::{Program, RunStats};
-pub use parse::{Dialect, Fields, ParseError, parse, parse_canonical};
+pub use parse::{Dialect, Fields, ParseError, expression_lines, parse, parse_canonical};
 
 /// Fields an expression may read on `panel`: its f64 columns except the labels, and its
 /// group columns.

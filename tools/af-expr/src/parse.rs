@@ -775,3 +775,39 @@ mod tests {
         assert!(parse("1e", Dialect::Native, &f).is_err());
     }
 }
+
+/// An expression file: one expression per line, optionally named (`name = expr`);
+/// blank lines and `#` comments are skipped, and a `# dialect: qlib` line sets the
+/// dialect. Returns (name or "", expression text) pairs in file order.
+pub fn expression_lines(text: &str) -> Result<(Vec<(String, String)>, Option<Dialect>), String> {
+    let mut d = None;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(h) = l.strip_prefix('#') {
+            if let Some(v) = h.trim().strip_prefix("dialect:") {
+                d = Some(
+                    Dialect::from_name(v.trim())
+                        .ok_or_else(|| format!("unknown dialect {:?}", v.trim()))?,
+                );
+            }
+            continue;
+        }
+        if l.is_empty() {
+            continue;
+        }
+        match l.split_once('=') {
+            Some((n, e))
+                if !n.trim().is_empty()
+                    && n.trim()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !e.starts_with('=') =>
+            {
+                out.push((n.trim().to_string(), e.trim().to_string()))
+            }
+            _ => out.push((String::new(), l.to_string())),
+        }
+    }
+    Ok((out, d))
+}

@@ -6,6 +6,8 @@
 //! [`Table`] is built column by column; [`read_parquet`] reads one back, naming the file
 //! in every error.
 
+pub mod candidates;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use af_expr::{Dialect, Expr, Fields, Program, parse_canonical};
+use af_expr::{Dialect, Expr, Fields, Program, expression_lines, parse_canonical};
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, write_atomic};
 use af_table::{Table, write_parquet};
@@ -51,6 +51,13 @@ enum Cmd {
         dialect: String,
         #[arg(long)]
         out: PathBuf,
+        /// Sub-expression cache (cache-materialize's --out): entries of this panel are
+        /// read instead of computed.
+        #[arg(long, default_value = "data/cache")]
+        cache: PathBuf,
+        /// Compute everything; read no cache.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Time each expression on its own (median of --repeat runs after one warm-up run
     /// that also pages the panel's fields in), for `make bench`.
@@ -106,30 +113,9 @@ fn gather(
     if let Some(f) = file {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-        for line in text.lines() {
-            let l = line.trim();
-            if let Some(h) = l.strip_prefix('#') {
-                if let Some(v) = h.trim().strip_prefix("dialect:") {
-                    d = dialect(v.trim())?;
-                }
-                continue;
-            }
-            if l.is_empty() {
-                continue;
-            }
-            match l.split_once('=') {
-                Some((n, e))
-                    if !n.trim().is_empty()
-                        && n.trim()
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        && !e.starts_with('=') =>
-                {
-                    out.push((n.trim().to_string(), e.trim().to_string()))
-                }
-                _ => out.push((String::new(), l.to_string())),
-            }
-        }
+        let (lines, fd) = expression_lines(&text).map_err(|e| anyhow!("{}: {e}", f.display()))?;
+        out = lines;
+        d = fd.unwrap_or(d);
     }
     out.extend(exprs.iter().map(|e| (String::new(), e.clone())));
     if out.is_empty() {
@@ -178,6 +164,8 @@ fn run(cli: Cli) -> Result<()> {
             file,
             dialect: ds,
             out,
+            cache,
+            no_cache,
         } => {
             let (src, d) = gather(file.as_deref(), &exprs, dialect(&ds)?)?;
             let p = Panel::open(&panel)?;
@@ -188,10 +176,19 @@ fn run(cli: Cli) -> Result<()> {
             let (nd, na) = (p.n_dates(), p.n_assets());
             let mut cols: Vec<Option<Vec<f64>>> = vec![None; es.len()];
             let t0 = std::time::Instant::now();
-            let stats = prog.run(&p, |i, v| {
+            let mut cache = (!no_cache).then(|| af_cache::Cache::new(&cache, &p));
+            if let Some(c) = cache.as_mut() {
+                c.load(&p, &prog.node_ids());
+            }
+            let nc = cache.as_ref().map(|c| c as &dyn af_expr::eval::NodeCache);
+            let stats = prog.run_cached(&p, nc, |i, v| {
                 cols[i] = Some(v.to_vec());
                 Ok(())
             })?;
+            if let Some(c) = cache.as_mut().filter(|c| c.present()) {
+                c.record(&prog, &stats);
+                eprintln!("{}", c.summary());
+            }
             let secs = t0.elapsed().as_secs_f64();
             let mut table = Table::new()
                 .date(

@@ -1,9 +1,11 @@
 //! `fitness`: score candidate factors on a panel. Argument parsing, candidate I/O and
 //! the FAST→FULL schedule; the figures themselves are `af-fitness`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
+use af_cache::Cache;
+use af_expr::eval::NodeCache;
 use af_expr::{Dialect, Expr, Program, parse_canonical};
 use af_fitness::prep::Winsor;
 use af_fitness::split::{self, Split};
@@ -11,8 +13,8 @@ use af_fitness::{Config, Context, QUANTILES, Score, ScoreConfig, SplitEval, Work
 use af_library::Library;
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, sha256_file};
-use af_table::{Table, read_parquet, write_parquet};
-use anyhow::{Context as _, Result, anyhow, bail};
+use af_table::{Table, write_parquet};
+use anyhow::{Result, anyhow, bail};
 use clap::Parser;
 use serde_json::json;
 
@@ -92,15 +94,29 @@ struct Cli {
     /// …by this much per unit.
     #[arg(long, default_value_t = 0.02)]
     turnover_penalty: f64,
-    /// Admission (`valid` split): RankIC with the train sign and |RankIC| at least this.
+    /// Admission (`valid` split): RankIC with the train sign and |RankIC| at least this…
     #[arg(long, default_value_t = 0.005)]
     admit_ic: f64,
+    /// …and at least this fraction of the train |RankIC|.
+    #[arg(long, default_value_t = 1.0 / 3.0)]
+    admit_ratio: f64,
+    /// Train coverage (scored share of the universe) below this makes the score 0 and
+    /// the factor inadmissible.
+    #[arg(long, default_value_t = 0.5)]
+    min_coverage: f64,
     /// |mean RankIC| above this on any split is flagged as look-ahead (score 0).
     #[arg(long, default_value_t = 0.2)]
     leak_ic: f64,
     /// Score only shard i of n (contiguous blocks of candidates), e.g. 0/4.
     #[arg(long)]
     shard: Option<String>,
+    /// Sub-expression cache (cache-materialize's --out): entries of this panel are read
+    /// instead of computed in the full pass.
+    #[arg(long, default_value = "data/cache")]
+    cache: PathBuf,
+    /// Compute everything; read no cache.
+    #[arg(long)]
+    no_cache: bool,
     /// Candidates evaluated together (shared sub-expressions are computed once).
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -120,67 +136,6 @@ struct Cand {
     degenerate: Option<String>,
     fast: Option<Vec<SplitEval>>,
     full: Option<Vec<SplitEval>>,
-}
-
-/// Candidate expressions, the generation of each when the file records it (gp-gen),
-/// and the dialect a text file asked for.
-fn read_candidates(path: &Path) -> Result<(Vec<String>, Vec<i64>, Option<Dialect>)> {
-    let is_parquet = std::fs::File::open(path)
-        .and_then(|mut f| {
-            use std::io::Read;
-            let mut m = [0u8; 4];
-            f.read_exact(&mut m).map(|_| &m == b"PAR1")
-        })
-        .unwrap_or(false);
-    if is_parquet {
-        let t = read_parquet(path)?;
-        let v = t
-            .strings("expression")
-            .with_context(|| format!("candidates {}", path.display()))?;
-        let g = if t.has_column("generation") {
-            t.f64s("generation")?
-                .into_iter()
-                .map(|g| g as i64)
-                .collect()
-        } else {
-            vec![-1; v.len()]
-        };
-        return Ok((v, g, Some(Dialect::Native)));
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read candidates {}", path.display()))?;
-    let mut d = None;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let l = line.trim();
-        if let Some(h) = l.strip_prefix('#') {
-            if let Some(v) = h.trim().strip_prefix("dialect:") {
-                d = Some(
-                    Dialect::from_name(v.trim())
-                        .ok_or_else(|| anyhow!("{}: unknown dialect {v:?}", path.display()))?,
-                );
-            }
-            continue;
-        }
-        if l.is_empty() {
-            continue;
-        }
-        let e = match l.split_once('=') {
-            Some((n, e))
-                if n.trim()
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !n.trim().is_empty()
-                    && !e.starts_with('=') =>
-            {
-                e.trim()
-            }
-            _ => l,
-        };
-        out.push(e.to_string());
-    }
-    let g = vec![-1; out.len()];
-    Ok((out, g, d))
 }
 
 fn shard(spec: &str, n: usize) -> Result<std::ops::Range<usize>> {
@@ -211,6 +166,7 @@ fn score_pass(
     library: &[&[f64]],
     batch: usize,
     fast: bool,
+    mut cache: Option<&mut Cache>,
 ) -> Result<PassStats> {
     let mut ws = Workspace::default();
     let mut peak = 0;
@@ -226,41 +182,64 @@ fn score_pass(
             })
             .collect();
         let prog = Program::compile(&exprs);
+        if let Some(c) = cache.as_deref_mut() {
+            c.load(panel, &prog.node_ids());
+        }
         let mut results: Vec<(usize, Result<Vec<SplitEval>, String>)> = Vec::new();
         let t_run = Instant::now();
-        let run = prog.run(panel, |k, v| {
-            let t_score = Instant::now();
-            let evals = ctx.evaluate(v, splits, library, &mut ws);
-            scoring += t_score.elapsed().as_secs_f64();
-            let cov: u64 = evals
-                .iter()
-                .flat_map(|e| &e.dates)
-                .map(|d| d.n_cov as u64)
-                .sum();
-            let r = if cov == 0 {
-                Err("degenerate: NaN everywhere in the universe on the split dates".to_string())
-            } else if evals.iter().all(|e| e.summary.dates_used == 0) {
-                let mut why: std::collections::BTreeMap<&str, usize> = Default::default();
-                for e in &evals {
-                    for (r, c) in &e.summary.dropped {
-                        *why.entry(r).or_default() += c;
+        let run = prog.run_cached(
+            panel,
+            cache.as_deref().map(|c| c as &dyn NodeCache),
+            |k, v| {
+                let t_score = Instant::now();
+                let evals = ctx.evaluate(v, splits, library, &mut ws);
+                scoring += t_score.elapsed().as_secs_f64();
+                let cov: u64 = evals
+                    .iter()
+                    .flat_map(|e| &e.dates)
+                    .map(|d| d.n_cov as u64)
+                    .sum();
+                let r = if cov == 0 {
+                    Err("degenerate: NaN everywhere in the universe on the split dates".to_string())
+                } else if evals.iter().all(|e| e.summary.dates_used == 0) {
+                    let mut why: std::collections::BTreeMap<&str, usize> = Default::default();
+                    for e in &evals {
+                        for (r, c) in &e.summary.dropped {
+                            *why.entry(r).or_default() += c;
+                        }
                     }
-                }
-                let why: Vec<String> = why.iter().map(|(r, c)| format!("{c} dates {r}")).collect();
-                Err(format!("degenerate: no usable date ({})", why.join(", ")))
-            } else {
-                Ok(evals)
-            };
-            results.push((chunk[k], r));
-            Ok(())
-        });
+                    let why: Vec<String> =
+                        why.iter().map(|(r, c)| format!("{c} dates {r}")).collect();
+                    Err(format!("degenerate: no usable date ({})", why.join(", ")))
+                } else {
+                    Ok(evals)
+                };
+                results.push((chunk[k], r));
+                Ok(())
+            },
+        );
         total += t_run.elapsed().as_secs_f64();
         match run {
-            Ok(st) => peak = peak.max(st.peak_bytes),
+            Ok(st) => {
+                peak = peak.max(st.peak_bytes);
+                if let Some(c) = cache.as_deref_mut() {
+                    c.record(&prog, &st);
+                }
+            }
             Err(e) if chunk.len() > 1 => {
                 // One bad candidate must not take its batch with it: one at a time.
                 drop(results);
-                let sub = score_pass(panel, ctx, cands, chunk, splits, library, 1, fast)?;
+                let sub = score_pass(
+                    panel,
+                    ctx,
+                    cands,
+                    chunk,
+                    splits,
+                    library,
+                    1,
+                    fast,
+                    cache.as_deref_mut(),
+                )?;
                 peak = peak.max(sub.peak);
                 total += sub.eval_secs + sub.score_secs;
                 scoring += sub.score_secs;
@@ -302,6 +281,7 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--horizon must be at least 1 day");
     }
     let panel = Panel::open(&cli.panel)?;
+    let mut cache = (!cli.no_cache).then(|| Cache::new(&cli.cache, &panel));
     let winsor = Winsor::parse(&cli.winsor)?;
     let (industry, size) = match cli.neutralize.as_str() {
         "industry,size" | "size,industry" => (true, true),
@@ -325,6 +305,8 @@ fn run(cli: Cli) -> Result<()> {
         turnover_penalty: cli.turnover_penalty,
         max_corr: cli.max_corr,
         admit_ic: cli.admit_ic,
+        admit_ratio: cli.admit_ratio,
+        min_coverage: cli.min_coverage,
         leak_ic: cli.leak_ic,
     };
     let splits = match (&cli.splits, &cli.split) {
@@ -363,7 +345,11 @@ fn run(cli: Cli) -> Result<()> {
     };
     let library_ids: Vec<String> = lib.as_ref().map(|l| l.ids.clone()).unwrap_or_default();
 
-    let (sources, generations, file_dialect) = read_candidates(&cli.candidates)?;
+    let af_table::candidates::Candidates {
+        exprs: sources,
+        generations,
+        dialect: file_dialect,
+    } = af_table::candidates::read(&cli.candidates)?;
     let d = file_dialect
         .unwrap_or(Dialect::from_name(&cli.dialect).ok_or_else(|| {
             anyhow!("unknown dialect {:?} (native, qlib, alpha101)", cli.dialect)
@@ -434,6 +420,7 @@ fn run(cli: Cli) -> Result<()> {
             &[],
             cli.batch,
             true,
+            None, // the FAST panel is a subset: another hash, nothing cached for it
         )?;
         full_idx = valid
             .iter()
@@ -468,6 +455,7 @@ fn run(cli: Cli) -> Result<()> {
             &library,
             cli.batch,
             false,
+            cache.as_mut(),
         )?;
         full = (tfull.elapsed().as_secs_f64(), st);
     }
@@ -501,6 +489,9 @@ fn run(cli: Cli) -> Result<()> {
                 st.peak as f64 / 1e6
             );
         }
+    }
+    if let Some(c) = cache.as_ref().filter(|c| c.present()) {
+        eprintln!("{}", c.summary());
     }
     eprintln!("total {:.2} s", t0.elapsed().as_secs_f64());
     println!("wrote {}", cli.out.display());
@@ -600,6 +591,8 @@ fn write_outputs(
         .param("max_turnover", cli.max_turnover)
         .param("turnover_penalty", cli.turnover_penalty)
         .param("admit_ic", cli.admit_ic)
+        .param("admit_ratio", cli.admit_ratio)
+        .param("min_coverage", cli.min_coverage)
         .param("leak_ic", cli.leak_ic)
         .param(
             "splits",
@@ -670,7 +663,7 @@ struct Rows {
 }
 
 /// Numeric columns in output order, read from a split summary and the score.
-const NUMS: [&str; 21] = [
+const NUMS: [&str; 22] = [
     "ic_mean",
     "ic_std",
     "icir",
@@ -690,6 +683,7 @@ const NUMS: [&str; 21] = [
     "penalty_size",
     "penalty_turnover",
     "penalty_corr",
+    "penalty_coverage",
     "score",
     "rank_ic_min_year",
 ];
@@ -730,6 +724,7 @@ impl Rows {
             sc(|s| s.penalty_size),
             sc(|s| s.penalty_turnover),
             sc(|s| s.penalty_corr),
+            sc(|s| s.penalty_coverage),
             r.score.map_or(0.0, |s| s.score),
             s.map_or(nan, |s| {
                 s.rank_ic_by_year.values().copied().fold(f64::NAN, f64::min)

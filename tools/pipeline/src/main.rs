@@ -108,6 +108,10 @@ enum Cmd {
         c: Common,
         #[arg(long)]
         dry_run: bool,
+        /// Also remove the folders of this sub-expression cache (cache-materialize
+        /// --out) whose panel is not one of the pipeline's current outputs.
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Write an Airflow DAG or a GitHub Actions workflow running the same commands.
     Export {
@@ -118,6 +122,53 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Remove `root/<panel-hash>/` folders whose panel is none of the kept outputs' panels
+/// (cache entries are keyed by panel hash: another panel's can never be read, only
+/// take space).
+fn gc_cache(root: &Path, keep: &BTreeSet<String>, dry_run: bool) -> Result<()> {
+    let mut panels: BTreeSet<String> = BTreeSet::new();
+    let mut look = |p: &Path| {
+        if p.extension().is_some_and(|e| e == "arrow") {
+            if let Ok(panel) = af_panel::Panel::open(p) {
+                panels.insert(panel.content_hash().to_string());
+            }
+        }
+    };
+    for k in keep {
+        let p = Path::new(k);
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                look(&e.path());
+            }
+        } else {
+            look(p);
+        }
+    }
+    let mut n = 0;
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_hash = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_hash || !e.path().is_dir() || panels.contains(&name) {
+            continue;
+        }
+        n += 1;
+        println!(
+            "{} {} (cache of a panel no current step produces)",
+            if dry_run { "would remove" } else { "removing" },
+            e.path().display()
+        );
+        if !dry_run {
+            std::fs::remove_dir_all(e.path())?;
+        }
+    }
+    eprintln!(
+        "{n} cache folder(s) of other panels{} ({} panel(s) kept)",
+        if dry_run { " (dry run)" } else { " removed" },
+        panels.len()
+    );
+    Ok(())
 }
 
 /// The expanded pipeline with its dependency graph.
@@ -727,7 +778,7 @@ fn main_inner(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Gc { c, dry_run } => {
+        Cmd::Gc { c, dry_run, cache } => {
             let g = build(&c)?;
             let _lock = OutputLock::acquire(&c.file)
                 .context("a `pipeline run` holds this pipeline; gc waits for it to finish")?;
@@ -782,6 +833,9 @@ fn main_inner(cli: Cli) -> Result<()> {
                 "{n} unreferenced artifact(s){}",
                 if dry_run { " (dry run)" } else { " removed" }
             );
+            if let Some(root) = cache {
+                gc_cache(&root, &keep, dry_run)?;
+            }
             Ok(())
         }
         Cmd::Export { target, c, out } => {
