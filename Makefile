@@ -1,6 +1,9 @@
 # alpha-factory — the two commands a newcomer needs are `make mine` and `make test`.
 SHELL := /bin/bash
-CARGO ?= cargo
+# LightGBM's build (lgbm-train) needs CMake >= 3.28: .ci/toolchain.sh puts one in
+# .venv-build (and clang/libclang from Debian); cargo runs with it first on PATH.
+BUILD_VENV := .venv-build
+CARGO ?= PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH" cargo
 PYTHON ?= python3
 VENV := .venv
 ASSETS ?= 500
@@ -9,11 +12,11 @@ SEED ?= 42
 NAME ?= csi500
 REL := target/release
 
-.PHONY: mine test venv build release bench bench-expr bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
+.PHONY: mine test venv toolchain build release bench bench-expr bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
 
 ## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
-## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge
-## (pipelines/mine.yaml). A re-run skips every step whose inputs are unchanged.
+## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge, then
+## lgbm-train on the last library (pipelines/mine.yaml). A re-run skips every step whose inputs are unchanged.
 GENS ?= 10
 POP ?= 200
 GP_SEED ?= 1
@@ -24,9 +27,10 @@ mine: release
 	$(REL)/pipeline run pipelines/mine.yaml $(MINE_SETS)
 	@head -n 24 out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.yaml
 	@echo "library: out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.parquet (.csv, .yaml beside it); panel: data/panel/$(NAME).arrow"
+	@echo "model: out/runs/$(NAME)-seed$(GP_SEED)/model/ (summary.json: per-fold test RankIC vs the best single factor and an equal-weight blend; predictions.parquet)"
 
 ## test: unit + end-to-end tests (debug build; reference checks run in .venv)
-test: venv
+test: venv toolchain
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
@@ -38,10 +42,14 @@ $(VENV)/.stamp: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: pyqlib==0.9.7
 	touch $@
 
-build:
+toolchain: $(BUILD_VENV)/.stamp
+$(BUILD_VENV)/.stamp: .ci/toolchain.sh
+	.ci/toolchain.sh
+
+build: toolchain
 	$(CARGO) build --workspace --bins
 
-release:
+release: toolchain
 	$(CARGO) build --release --bins
 
 ## bench: bench.md items 1-3 — expressions on `full` vs polars_ta, numpy+bottleneck and

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use af_e2e::*;
 
-const SMALL: [&str; 8] = [
+const SMALL: [&str; 16] = [
     "--set",
     "assets=200",
     "--set",
@@ -16,6 +16,14 @@ const SMALL: [&str; 8] = [
     "pop=20",
     "--set",
     "seed=7",
+    "--set",
+    "train_days=250",
+    "--set",
+    "valid_days=50",
+    "--set",
+    "test_days=50",
+    "--set",
+    "step=50",
 ];
 
 /// A workspace folder with the pipeline file, where the runner is started.
@@ -76,7 +84,7 @@ fn reruns_exactly_what_changed() {
     let d = workspace("pipeline_incremental");
     let g2 = ["--set", "generations=2"];
     let all = run(&d, &g2);
-    assert_eq!(all.len(), 2 + 3 * 2, "{all:?}");
+    assert_eq!(all.len(), 2 + 3 * 2 + 1, "{all:?}");
     assert!(
         run(&d, &g2).is_empty(),
         "a second run with nothing changed runs 0 steps"
@@ -100,12 +108,16 @@ fn reruns_exactly_what_changed() {
             "library-000",
             "gp-gen-001",
             "fitness-001",
-            "library-001"
+            "library-001",
+            "model"
         ]),
     );
     // Raising G runs only the new generation.
     let ran = run(&d, &["--set", "generations=3", "--set", "horizon=5"]);
-    assert_eq!(ran, set(&["gp-gen-002", "fitness-002", "library-002"]));
+    assert_eq!(
+        ran,
+        set(&["gp-gen-002", "fitness-002", "library-002", "model"])
+    );
     // --only / --from select steps; --force re-runs them.
     let g3 = |extra: &[&str]| {
         let mut a = vec!["--set", "generations=3", "--set", "horizon=5"];
@@ -118,7 +130,13 @@ fn reruns_exactly_what_changed() {
     );
     assert_eq!(
         g3(&["--from", "library-001", "--force"]),
-        set(&["library-001", "gp-gen-002", "fitness-002", "library-002"])
+        set(&[
+            "library-001",
+            "gp-gen-002",
+            "fitness-002",
+            "library-002",
+            "model"
+        ])
     );
     // Early cutoff: a re-run that writes the same bytes leaves everything below skipped.
     assert_eq!(g3(&["--only", "panel", "--force"]), set(&["panel"]));
@@ -308,7 +326,7 @@ fn exports_compile_and_parse() {
     let steps = v["jobs"]["pipeline"]["steps"].as_array().unwrap();
     assert_eq!(
         steps.len(),
-        2 + 2 + 3 * 10,
+        2 + 2 + 3 * 10 + 1,
         "checkout, build, then every step"
     );
     let graph = ok(pipeline(&d).args(["graph", "pipelines/mine.yaml", "--tools", &tools]));

@@ -66,9 +66,15 @@ struct Cli {
     /// Window grid for time-series operators.
     #[arg(long, value_delimiter = ',', default_value = "3,5,10,20,40,60")]
     windows: Vec<u32>,
-    /// A library whose factors are never proposed again.
+    /// A library whose factors are never proposed again. They stay parents: the
+    /// library holds the best factors found, and their building blocks are what the
+    /// search should recombine (fitness zeroes mere near-copies of them).
     #[arg(long)]
     library: Option<PathBuf>,
+    /// Take library factors out of the breeding pool and the elites too (search only
+    /// away from what was found).
+    #[arg(long, requires = "library")]
+    library_out_of_pool: bool,
     /// Random search baseline: every generation is fresh random trees (same budget).
     #[arg(long)]
     random: bool,
@@ -104,6 +110,7 @@ fn params_json(cli: &Cli) -> serde_json::Value {
         "pop": cli.pop, "max_depth": cli.max_depth, "p_cross": cli.p_cross,
         "p_mut": cli.p_mut, "tournament": cli.tournament, "elite": cli.elite,
         "windows": cli.windows, "random": cli.random,
+        "library_out_of_pool": cli.library_out_of_pool,
     })
 }
 
@@ -257,10 +264,10 @@ fn run(cli: Cli) -> Result<()> {
             .with_context(|| format!("library {}", l.display()))?
             .into_iter()
             .collect();
-        // Found factors leave the breeding pool: their neighbourhood is what the library
-        // already has (and fitness scores its near-copies 0), so search elsewhere.
-        pool.retain(|p| !ids.contains(&p.id));
-        elites.retain(|e| !ids.contains(&e.id));
+        if cli.library_out_of_pool {
+            pool.retain(|p| !ids.contains(&p.id));
+            elites.retain(|e| !ids.contains(&e.id));
+        }
         memo.extend(ids);
         prov = prov.input_file("library", l)?;
     }

@@ -864,7 +864,7 @@ fn main_inner(cli: Cli) -> Result<()> {
                 t
             } else {
                 let mut t = format!(
-                    "# GitHub Actions workflow for alpha-factory pipeline {}, written by `pipeline export github`.\nname: {}\non:\n  workflow_dispatch: {{}}\njobs:\n  pipeline:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: build\n        run: cargo build --release --bins\n",
+                    "# GitHub Actions workflow for alpha-factory pipeline {}, written by `pipeline export github`.\nname: {}\non:\n  workflow_dispatch: {{}}\njobs:\n  pipeline:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: build\n        run: make release\n",
                     g.p.name, g.p.name
                 );
                 for &i in &g.order {

@@ -1,0 +1,241 @@
+//! `lgbm-train`: the same fold trained by Python LightGBM 4.7.0 on the identical
+//! matrices predicts the same values, and loads our model file; no leakage across folds
+//! (windows ordered with gaps, and a changed future leaves a fold's model byte-identical);
+//! deterministic output; bad input named.
+
+use std::path::{Path, PathBuf};
+
+use af_e2e::*;
+
+const FACTORS: &str = "\
+rank(ts_mean(returns, 5)) * -1
+ts_corr(close, volume, 10)
+rank(close / ts_delay(close, 5))
+ts_std(returns, 20) * -1
+group_neutralize(ts_sum(returns, 10), industry)
+ts_rank(volume, 10)
+";
+
+/// Windows for the 500-date small market: 3 folds.
+const WINDOWS: [&str; 8] = [
+    "--train-days",
+    "250",
+    "--valid-days",
+    "50",
+    "--test-days",
+    "50",
+    "--step",
+    "50",
+];
+
+/// A library of FACTORS whose admission looks only at dates 0..300, so a panel whose
+/// future (after date 301) differs gets the same library.
+fn library(dir: &Path, panel: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = af_panel::Panel::open(panel).unwrap();
+    let d = |i: usize| af_panel::dates::format_date(p.dates()[i]);
+    let splits = format!(
+        "train={}..{},valid={}..{},test={}..{}",
+        d(0),
+        d(199),
+        d(200),
+        d(249),
+        d(250),
+        d(299)
+    );
+    let c = dir.join("factors.txt");
+    std::fs::write(&c, FACTORS).unwrap();
+    let f = dir.join("f.parquet");
+    ok(bin("fitness")
+        .args([
+            "--panel",
+            &s(panel),
+            "--candidates",
+            &s(&c),
+            "--horizon",
+            "1",
+        ])
+        .args([
+            "--splits",
+            &splits,
+            "--admit-ratio",
+            "0",
+            "--no-cache",
+            "--out",
+            &s(&f),
+        ]));
+    let lib = dir.join("lib/lib-000.parquet");
+    ok(bin("library-merge").args(["--fitness", &s(&f), "--panel", &s(panel), "--out", &s(&lib)]));
+    lib
+}
+
+/// `lgbm-train --library LIB --panel PANEL --horizon H --out OUT` (no windows).
+fn cmd(lib: &Path, panel: &Path, horizon: &str, out: &Path) -> std::process::Command {
+    let mut c = bin("lgbm-train");
+    c.args([
+        "--library",
+        &s(lib),
+        "--panel",
+        &s(panel),
+        "--horizon",
+        horizon,
+        "--out",
+        &s(out),
+    ]);
+    c
+}
+
+fn train(lib: &Path, panel: &Path, out: &Path, extra: &[&str]) -> String {
+    let o = ok(bin("lgbm-train")
+        .args([
+            "--library",
+            &s(lib),
+            "--panel",
+            &s(panel),
+            "--horizon",
+            "1",
+            "--out",
+            &s(out),
+        ])
+        .args(WINDOWS)
+        .args(extra));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).expect("read json")).expect("json")
+}
+
+#[test]
+fn agrees_with_python_lightgbm_and_is_deterministic() {
+    let dir = scratch("lgbm_python");
+    let (_, panel) = small_market(&dir, 11);
+    let lib = library(&dir.join("lib"), &panel);
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    train(&lib, &panel, &a, &["--dump-fold", "1"]);
+    train(&lib, &panel, &b, &["--dump-fold", "1"]);
+    assert!(
+        tree_hashes(&a) == tree_hashes(&b),
+        "same inputs, same bytes"
+    );
+    let sum = json(&a.join("summary.json"));
+    assert_eq!(sum["folds"].as_array().unwrap().len(), 3);
+    assert!(sum["library"]["factors"].as_u64().unwrap() >= 3, "{sum}");
+    let out = ok(python().args(["check_lgbm.py", "--fold-dir", &s(&a.join("fold-01"))]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OK"), "{text}");
+    // Neutralized features and predictions go through the same model path.
+    let n = dir.join("n");
+    train(
+        &lib,
+        &panel,
+        &n,
+        &[
+            "--neutralize-features",
+            "--neutralize-prediction",
+            "--dump-fold",
+            "0",
+        ],
+    );
+    ok(python().args(["check_lgbm.py", "--fold-dir", &s(&n.join("fold-00"))]));
+    let t = af_table::read_parquet(&n.join("predictions.parquet")).unwrap();
+    assert!(t.has_column("prediction_raw"));
+}
+
+#[test]
+fn no_leakage_across_folds() {
+    let dir = scratch("lgbm_leak");
+    let (_, panel) = small_market(&dir, 12);
+    let lib = library(&dir.join("lib"), &panel);
+    let a = dir.join("a");
+    train(&lib, &panel, &a, &[]);
+    for f in json(&a.join("summary.json"))["folds"].as_array().unwrap() {
+        let r = |k: &str, i: usize| f["date_index"][k][i].as_u64().unwrap();
+        assert!(
+            r("train", 1) + 1 <= r("valid", 0),
+            "train ends a horizon before valid: {f}"
+        );
+        assert!(
+            r("valid", 1) + 1 <= r("test", 0),
+            "valid ends a horizon before test: {f}"
+        );
+    }
+    // Fold 0 trains on dates 0..250 and early-stops on 251..300 (labels to 301). A
+    // different future from date 302 on must leave its model byte-identical and change
+    // its test predictions.
+    let future = dir.join("future.arrow");
+    ok(python().args(["tamper_panel.py", &s(&panel), &s(&future), "--after", "301"]));
+    let lib2 = library(&dir.join("lib2"), &future);
+    let b = dir.join("b");
+    train(&lib2, &future, &b, &[]);
+    let model = |d: &Path| std::fs::read(d.join("fold-00/model.txt")).unwrap();
+    assert!(model(&a) == model(&b), "fold 0's model saw the future");
+    let ric = |d: &Path| json(&d.join("fold-00/fold.json"))["rank_ic"]["test"].clone();
+    assert_ne!(
+        ric(&a),
+        ric(&b),
+        "the tampered test window should change fold 0's test figures"
+    );
+}
+
+#[test]
+fn bad_input_is_named() {
+    let dir = scratch("lgbm_bad");
+    let (_, panel) = small_market(&dir, 13);
+    let lib = library(&dir.join("lib"), &panel);
+    let e = fails(cmd(&lib, &panel, "1", &dir.join("x")).args(["--train-days", "450"]));
+    assert!(e.contains("fewer than one fold"), "{e}");
+    assert!(!dir.join("x").exists(), "no output after an error");
+    let e = fails(cmd(&lib, &panel, "7", &dir.join("x")).args(WINDOWS));
+    assert!(e.contains("fwd_ret_7"), "{e}");
+    let bad = dir.join("params.yaml");
+    std::fs::write(&bad, "- not\n- a mapping\n").unwrap();
+    let e = fails(
+        cmd(&lib, &panel, "1", &dir.join("x"))
+            .args(WINDOWS)
+            .args(["--params", &s(&bad)]),
+    );
+    assert!(e.contains("params.yaml") && e.contains("mapping"), "{e}");
+
+    // A library with no factors, and one whose factor is NaN on fold 0's training dates.
+    let l = af_library::Library::open(&lib, &af_panel::Panel::open(&panel).unwrap()).unwrap();
+    let p = af_panel::Panel::open(&panel).unwrap();
+    let write = |name: &str, factors: Vec<(String, Vec<f64>)>| -> PathBuf {
+        let path = dir.join(format!("made/{name}.parquet"));
+        let table = af_table::Table::new()
+            .str("id", factors.iter().map(|f| f.0.as_str()))
+            .str(
+                "expression",
+                factors.iter().map(|f| format!("made_{}", f.0)),
+            );
+        let prov = af_store::Provenance::new("test", "0");
+        af_library::write(&path, table, factors, &p, l.meta.clone(), &prov).unwrap();
+        path
+    };
+    let empty = write("empty", Vec::new());
+    let e = fails(cmd(&empty, &panel, "1", &dir.join("x")).args(WINDOWS));
+    assert!(e.contains("has no factors"), "{e}");
+    let na = p.n_assets();
+    let v0 = l.values(0).unwrap().to_vec();
+    let mut late = l.values(1).unwrap().to_vec();
+    late[..260 * na].fill(f64::NAN);
+    let partial = write(
+        "partial",
+        vec![("a".repeat(64), v0), ("b".repeat(64), late)],
+    );
+    let out = dir.join("partial");
+    let log = train(&partial, &panel, &out, &[]);
+    assert!(
+        log.contains("is NaN on every training date: dropped for this fold"),
+        "{log}"
+    );
+    let f0 = json(&out.join("fold-00/fold.json"));
+    assert_eq!(f0["dropped_features"].as_array().unwrap().len(), 1, "{f0}");
+    assert_eq!(f0["features"].as_array().unwrap().len(), 1);
+    let f1 = json(&out.join("fold-01/fold.json"));
+    assert_eq!(
+        f1["features"].as_array().unwrap().len(),
+        2,
+        "the factor exists by fold 1's training dates"
+    );
+}
