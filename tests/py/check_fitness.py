@@ -165,7 +165,8 @@ def score_of(train, size, p):
     ric = train["rank_ic_mean"]
     ps = p["size_penalty"] * size
     pt = p["turnover_penalty"] * max(0.0, train["turnover"] - p["max_turnover"])
-    pcov = 0.0 if train["coverage"] >= p["min_coverage"] else 1.0
+    share = train["dates_used"] / max(train["dates_used"] + train["dates_dropped"], 1)
+    pcov = 0.0 if train["coverage"] >= p["min_coverage"] and share >= p["min_coverage"] else 1.0
     sc = 0.0 if pcov else max(0.0, abs(ric) - ps - pt)
     return sc, ps, pt, pcov
 

@@ -683,9 +683,11 @@ pub struct ScoreConfig {
     /// …and at least this fraction of the train |RankIC| (a factor that keeps a third of
     /// its train strength generalises; one that keeps 5 % was fitted to noise).
     pub admit_ratio: f64,
-    /// Train coverage (scored share of the universe) below this ⇒ score 0, not admitted:
-    /// a factor defined on a few percent of the stocks has a RankIC estimated on a
-    /// handful of names a day, and GP finds such flukes faster than real signal.
+    /// Train coverage (scored share of the universe), or the share of train dates the
+    /// factor could be scored on, below this ⇒ score 0, not admitted: a factor defined
+    /// on a few percent of the stocks, or constant on all but a few dates, has a RankIC
+    /// estimated on a handful of observations, and GP finds such flukes faster than
+    /// real signal (one measured: 1 usable date of 899, "RankIC" −0.128).
     pub min_coverage: f64,
     /// |RankIC| above this on any split is implausible for daily data: look-ahead.
     pub leak_ic: f64,
@@ -738,7 +740,10 @@ pub fn score(evals: &[SplitEval], size: usize, cfg: &ScoreConfig) -> Score {
     let corr = train.map_or(f64::NAN, |s| s.lib_corr);
     let penalty_corr = if corr >= cfg.max_corr { 1.0 } else { 0.0 };
     let coverage = train.map_or(f64::NAN, |s| s.coverage);
-    let penalty_coverage = if coverage >= cfg.min_coverage {
+    let date_share = train.map_or(f64::NAN, |s| {
+        s.dates_used as f64 / (s.dates_used + s.dates_dropped).max(1) as f64
+    });
+    let penalty_coverage = if coverage >= cfg.min_coverage && date_share >= cfg.min_coverage {
         0.0
     } else {
         1.0
@@ -794,6 +799,8 @@ mod tests {
             summary: Summary {
                 rank_ic_mean: ric,
                 coverage,
+                dates_used: 90,
+                dates_dropped: 10,
                 turnover: 0.2,
                 lib_corr: f64::NAN,
                 ..Default::default()
@@ -825,6 +832,11 @@ mod tests {
             4,
             &cfg,
         );
+        assert_eq!((s.score, s.penalty_coverage, s.admit), (0.0, 1.0, false));
+        // Constant on all but one date: no score, however strong that date.
+        let mut one = split("train", 0.128, 0.99);
+        (one.summary.dates_used, one.summary.dates_dropped) = (1, 898);
+        let s = score(&[one, split("valid", 0.1, 0.99)], 4, &cfg);
         assert_eq!((s.score, s.penalty_coverage, s.admit), (0.0, 1.0, false));
         // Sign flip on valid.
         let s = score(

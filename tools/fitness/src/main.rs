@@ -100,8 +100,8 @@ struct Cli {
     /// …and at least this fraction of the train |RankIC|.
     #[arg(long, default_value_t = 1.0 / 3.0)]
     admit_ratio: f64,
-    /// Train coverage (scored share of the universe) below this makes the score 0 and
-    /// the factor inadmissible.
+    /// Train coverage (scored share of the universe), or share of usable train dates,
+    /// below this makes the score 0 and the factor inadmissible.
     #[arg(long, default_value_t = 0.5)]
     min_coverage: f64,
     /// |mean RankIC| above this on any split is flagged as look-ahead (score 0).
