@@ -16,7 +16,7 @@ REL := target/release
 
 ## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
 ## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge, then
-## lgbm-train on the last library (pipelines/mine.yaml). A re-run skips every step whose inputs are unchanged.
+## lgbm-train and report on the last library (pipelines/mine.yaml). A re-run skips every step whose inputs are unchanged.
 GENS ?= 10
 POP ?= 200
 GP_SEED ?= 1
@@ -28,6 +28,7 @@ mine: release
 	@head -n 24 out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.yaml
 	@echo "library: out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.parquet (.csv, .yaml beside it); panel: data/panel/$(NAME).arrow"
 	@echo "model: out/runs/$(NAME)-seed$(GP_SEED)/model/ (summary.json: per-fold test RankIC vs the best single factor and an equal-weight blend; predictions.parquet)"
+	@echo "report: $(CURDIR)/out/runs/$(NAME)-seed$(GP_SEED)/report/index.html"
 
 ## test: unit + end-to-end tests (debug build; reference checks run in .venv)
 test: venv toolchain

@@ -84,7 +84,7 @@ fn reruns_exactly_what_changed() {
     let d = workspace("pipeline_incremental");
     let g2 = ["--set", "generations=2"];
     let all = run(&d, &g2);
-    assert_eq!(all.len(), 2 + 3 * 2 + 1, "{all:?}");
+    assert_eq!(all.len(), 2 + 3 * 2 + 2, "{all:?}");
     assert!(
         run(&d, &g2).is_empty(),
         "a second run with nothing changed runs 0 steps"
@@ -109,14 +109,21 @@ fn reruns_exactly_what_changed() {
             "gp-gen-001",
             "fitness-001",
             "library-001",
-            "model"
+            "model",
+            "report"
         ]),
     );
     // Raising G runs only the new generation.
     let ran = run(&d, &["--set", "generations=3", "--set", "horizon=5"]);
     assert_eq!(
         ran,
-        set(&["gp-gen-002", "fitness-002", "library-002", "model"])
+        set(&[
+            "gp-gen-002",
+            "fitness-002",
+            "library-002",
+            "model",
+            "report"
+        ])
     );
     // --only / --from select steps; --force re-runs them.
     let g3 = |extra: &[&str]| {
@@ -135,7 +142,8 @@ fn reruns_exactly_what_changed() {
             "gp-gen-002",
             "fitness-002",
             "library-002",
-            "model"
+            "model",
+            "report"
         ])
     );
     // Early cutoff: a re-run that writes the same bytes leaves everything below skipped.
@@ -326,7 +334,7 @@ fn exports_compile_and_parse() {
     let steps = v["jobs"]["pipeline"]["steps"].as_array().unwrap();
     assert_eq!(
         steps.len(),
-        2 + 2 + 3 * 10 + 1,
+        2 + 2 + 3 * 10 + 2,
         "checkout, build, then every step"
     );
     let graph = ok(pipeline(&d).args(["graph", "pipelines/mine.yaml", "--tools", &tools]));

@@ -120,6 +120,26 @@ pub fn parse_splits(spec: &str, dates: &[i32]) -> Result<Vec<Split>> {
     Ok(out)
 }
 
+/// The splits a fitness file or library recorded (`[{"name", "first", "last"}, …]`,
+/// dates inclusive) as ranges of `dates` (the panel calendar).
+pub fn from_recorded(recorded: &[(String, String, String)], dates: &[i32]) -> Result<Vec<Split>> {
+    let mut out = Vec::new();
+    for (name, first, last) in recorded {
+        let (a, b) = (parse_date(first)?, parse_date(last)?);
+        let start = dates.partition_point(|d| *d < a);
+        let end = dates.partition_point(|d| *d <= b);
+        if start >= end {
+            bail!("recorded split {name} ({first}..{last}) holds no date of this panel");
+        }
+        out.push(Split {
+            name: name.clone(),
+            start,
+            end,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,40 @@ pub fn mean_std(v: impl Iterator<Item = f64> + Clone) -> (f64, f64, usize) {
     (m, (ss / (n - 1) as f64).sqrt(), n)
 }
 
+/// Average ranks (1-based, ties averaged) of the finite values of `x` among the
+/// positions `idx`, written to `out` at those positions; `idx` keeps only the finite
+/// ones, sorted by value. Returns how many were ranked.
+pub fn average_ranks(x: &[f64], idx: &mut Vec<usize>, out: &mut [f64]) -> usize {
+    idx.retain(|&i| x[i].is_finite());
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]).then(a.cmp(&b)));
+    let n = idx.len();
+    let mut i = 0;
+    while i < n {
+        let mut j = i + 1;
+        while j < n && x[idx[j]] == x[idx[i]] {
+            j += 1;
+        }
+        let r = (i + j + 1) as f64 / 2.0; // the mean of ranks i+1 ..= j
+        for &k in &idx[i..j] {
+            out[k] = r;
+        }
+        i = j;
+    }
+    n
+}
+
+/// Spearman correlation of the pairs where both are finite (scipy.stats.spearmanr on
+/// them); NaN with fewer than 2 pairs or a constant side.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let keep: Vec<usize> = (0..a.len().min(b.len()))
+        .filter(|&i| a[i].is_finite() && b[i].is_finite())
+        .collect();
+    let (mut ra, mut rb) = (vec![f64::NAN; a.len()], vec![f64::NAN; b.len()]);
+    average_ranks(a, &mut keep.clone(), &mut ra);
+    average_ranks(b, &mut keep.clone(), &mut rb);
+    pearson_by(keep.len(), |k| Some((ra[keep[k]], rb[keep[k]])))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +94,13 @@ mod tests {
         let (m, s, n) = mean_std(x.iter().copied());
         assert_eq!((m, n), (2.5, 4));
         assert!((s - 1.290_994_448_7).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spearman_as_scipy() {
+        // scipy.stats.spearmanr([1, 2, 2, 5, nan], [3, 1, 2, 4, 9]) on the finite pairs.
+        let r = super::spearman(&[1.0, 2.0, 2.0, 5.0, f64::NAN], &[3.0, 1.0, 2.0, 4.0, 9.0]);
+        assert!((r - 0.3162277660168379).abs() < 1e-12, "{r}");
+        assert!(super::spearman(&[1.0], &[2.0]).is_nan());
     }
 }

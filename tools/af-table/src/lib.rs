@@ -240,6 +240,11 @@ impl ReadTable {
                     let a = c.as_primitive::<UInt32Type>();
                     out.extend((0..a.len()).map(|i| get(i, a.value(i) as f64)));
                 }
+                // Days since the epoch, as the panel stores dates.
+                DataType::Date32 => {
+                    let a = c.as_primitive::<arrow_array::types::Date32Type>();
+                    out.extend((0..a.len()).map(|i| get(i, a.value(i) as f64)));
+                }
                 t => bail!("column {name:?} is {t}, not a number"),
             }
         }

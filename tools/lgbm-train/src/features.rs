@@ -2,6 +2,8 @@
 //! across the universe (ranks or z-scores), the label the forward return's
 //! cross-sectional rank, and the per-date RankIC used to judge every fold.
 
+use af_fitness::stats::{average_ranks, spearman};
+
 /// Per-date normalisation of a feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Norm {
@@ -9,27 +11,6 @@ pub enum Norm {
     Rank,
     /// (x − mean) / std (ddof 1).
     ZScore,
-}
-
-/// Average ranks (1-based) of the finite values of `x` at positions `idx`, written to
-/// `out[idx[k]]`; returns how many were ranked.
-fn ranks_into(x: &[f64], idx: &mut Vec<usize>, out: &mut [f64]) -> usize {
-    idx.retain(|&i| x[i].is_finite());
-    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let n = idx.len();
-    let mut i = 0;
-    while i < n {
-        let mut j = i + 1;
-        while j < n && x[idx[j]] == x[idx[i]] {
-            j += 1;
-        }
-        let r = (i + j + 1) as f64 / 2.0; // mean of ranks i+1 ..= j
-        for &k in &idx[i..j] {
-            out[k] = r;
-        }
-        i = j;
-    }
-    n
 }
 
 /// Normalise `x` (`[date][asset]`) per date over the universe; NaN outside it.
@@ -42,7 +23,7 @@ pub fn normalize(x: &[f64], universe: &[bool], na: usize, norm: Norm) -> Vec<f64
         idx.extend((0..na).filter(|&a| u[a]));
         match norm {
             Norm::Rank => {
-                let n = ranks_into(row, &mut idx, o);
+                let n = average_ranks(row, &mut idx, o);
                 for &k in &idx {
                     o[k] = o[k] / n as f64 - 0.5;
                 }
@@ -65,36 +46,6 @@ pub fn normalize(x: &[f64], universe: &[bool], na: usize, norm: Norm) -> Vec<f64
         }
     }
     out
-}
-
-/// Spearman correlation of the pairs where both are finite (NaN with fewer than 3).
-pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    let keep: Vec<usize> = (0..a.len())
-        .filter(|&i| a[i].is_finite() && b[i].is_finite())
-        .collect();
-    if keep.len() < 3 {
-        return f64::NAN;
-    }
-    let (mut ra, mut rb) = (vec![0.0; a.len()], vec![0.0; b.len()]);
-    ranks_into(a, &mut keep.clone(), &mut ra);
-    ranks_into(b, &mut keep.clone(), &mut rb);
-    let n = keep.len() as f64;
-    let (ma, mb) = (
-        keep.iter().map(|&i| ra[i]).sum::<f64>() / n,
-        keep.iter().map(|&i| rb[i]).sum::<f64>() / n,
-    );
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for &i in &keep {
-        let (x, y) = (ra[i] - ma, rb[i] - mb);
-        sab += x * y;
-        saa += x * x;
-        sbb += y * y;
-    }
-    if saa > 0.0 && sbb > 0.0 {
-        sab / (saa * sbb).sqrt()
-    } else {
-        f64::NAN
-    }
 }
 
 /// Mean over `dates` of the per-date Spearman correlation between `x` and `label`
@@ -147,7 +98,5 @@ mod tests {
         assert!(r[7].is_nan());
         let z = normalize(&x, &u, 4, Norm::ZScore);
         assert!((z[4] + 1.0).abs() < 1e-12 && z[5].abs() < 1e-12 && (z[6] - 1.0).abs() < 1e-12);
-        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 45.0]) - 1.0).abs() < 1e-12);
-        assert!(spearman(&[1.0, 2.0], &[1.0, 2.0]).is_nan());
     }
 }

@@ -1,0 +1,97 @@
+"""`report` against alphalens-reloaded: on the processed factor values the report used
+(`report --dump-values`) and forward returns recomputed here from the panel (its label
+where it has one, else close(t+h)/close(t) - 1 where the shortest label says the asset
+could be bought), alphalens' per-date Spearman IC averaged over the split gives the
+report's IC decay, and its per-date quintile mean returns give the report's.
+"""
+import argparse
+import contextlib
+import io
+import json
+import sys
+import warnings
+
+import alphalens.performance as perf
+import alphalens.utils as au
+import numpy as np
+import pandas as pd
+
+from afref import read_panel
+
+Q = 5
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--panel", required=True)
+    ap.add_argument("--report", required=True)
+    ap.add_argument("--horizons", default="1,2,5,10,20")
+    ap.add_argument("--tol", type=float, default=1e-9)
+    a = ap.parse_args()
+    s = json.load(open(f"{a.report}/summary.json"))
+    _, w = read_panel(a.panel)
+    dates = w["close"].index
+    codes = w["close"].columns
+    close = w["close"].to_numpy()
+    nd = len(dates)
+    labels = sorted(int(c[8:]) for c in w if c.startswith("fwd_ret_"))
+    buy = np.isfinite(w[f"fwd_ret_{labels[0]}"].to_numpy())
+    split = next(x for x in s["splits"] if x["name"] == s["split"])
+    lo, hi = dates.get_loc(pd.Timestamp(split["first"])), dates.get_loc(pd.Timestamp(split["last"])) + 1
+    vals = pd.read_parquet(f"{a.report}/values.parquet")
+    vals["date"] = pd.to_datetime(vals["date"])
+    fails, checked = [], 0
+
+    def fwd(h):
+        if f"fwd_ret_{h}" in w:
+            return w[f"fwd_ret_{h}"].to_numpy()
+        out = np.full(close.shape, np.nan)
+        t = np.arange(nd - h)
+        ok = buy[t] | (t[:, None] + labels[0] >= nd)
+        out[t] = np.where(ok, close[t + h] / close[t] - 1.0, np.nan)
+        return out
+
+    def cmp(tag, got, want):
+        nonlocal checked
+        checked += 1
+        if not (np.isfinite(got) and np.isfinite(want)):
+            if np.isfinite(got) != np.isfinite(want):
+                fails.append(f"{tag}: report {got}, alphalens {want}")
+            return
+        if abs(got - want) > a.tol * max(1.0, abs(want)):
+            fails.append(f"{tag}: report {got}, alphalens {want}")
+
+    for f in s["factors"]:
+        fac = vals.set_index(["date", "code"])[f["id"]]
+        for h in [int(x) for x in a.horizons.split(",")]:
+            if h > len(f["decay"]):
+                continue
+            r = fwd(h)
+            t_use = dates[lo:hi - h]
+            rets = pd.DataFrame(r[lo:hi - h], index=t_use, columns=codes).stack(future_stack=True)
+            rets.index.names = ["date", "code"]
+            df = pd.DataFrame({"factor": fac, f"{h}D": rets}).dropna()
+            df = df[df.index.get_level_values(0).isin(t_use)]
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                fd = au.get_clean_factor(df["factor"], df[[f"{h}D"]], quantiles=Q, max_loss=1.0)
+                ic = perf.factor_information_coefficient(fd)[f"{h}D"]
+                if h == s["horizon"]:
+                    mq, _ = perf.mean_return_by_quantile(fd, by_date=True, demeaned=False)
+            cmp(f"{f['rank']}/decay/{h}", f["decay"][h - 1]["rank_ic_mean"], ic.mean())
+            if h == s["horizon"]:
+                ser = f["series"]
+                for i, d in enumerate(pd.to_datetime(ser["date"])):
+                    for q in range(Q):
+                        got = ser["quantile_mean_return"][q][i]
+                        if got is not None and np.isfinite(got) and (q + 1, d) in mq.index:
+                            cmp(f"{f['rank']}/q{q + 1}/{d.date()}", got, mq.loc[(q + 1, d), f"{h}D"])
+    print(f"{checked} figures compared with alphalens-reloaded, {len(fails)} differ")
+    if fails:
+        print("\n".join(fails[:20]))
+        sys.exit(1)
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()
