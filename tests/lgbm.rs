@@ -7,15 +7,6 @@ use std::path::{Path, PathBuf};
 
 use af_e2e::*;
 
-const FACTORS: &str = "\
-rank(ts_mean(returns, 5)) * -1
-ts_corr(close, volume, 10)
-rank(close / ts_delay(close, 5))
-ts_std(returns, 20) * -1
-group_neutralize(ts_sum(returns, 10), industry)
-ts_rank(volume, 10)
-";
-
 /// Windows for the 500-date small market: 3 folds.
 const WINDOWS: [&str; 8] = [
     "--train-days",
@@ -28,7 +19,7 @@ const WINDOWS: [&str; 8] = [
     "50",
 ];
 
-/// A library of FACTORS whose admission looks only at dates 0..300, so a panel whose
+/// A library of SIX_FACTORS whose admission looks only at dates 0..300, so a panel whose
 /// future (after date 301) differs gets the same library.
 fn library(dir: &Path, panel: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
@@ -44,7 +35,7 @@ fn library(dir: &Path, panel: &Path) -> PathBuf {
         d(299)
     );
     let c = dir.join("factors.txt");
-    std::fs::write(&c, FACTORS).unwrap();
+    std::fs::write(&c, SIX_FACTORS).unwrap();
     let f = dir.join("f.parquet");
     ok(bin("fitness")
         .args([
@@ -102,10 +93,6 @@ fn train(lib: &Path, panel: &Path, out: &Path, extra: &[&str]) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).expect("read json")).expect("json")
-}
-
 #[test]
 fn agrees_with_python_lightgbm_and_is_deterministic() {
     let dir = scratch("lgbm_python");
@@ -118,7 +105,7 @@ fn agrees_with_python_lightgbm_and_is_deterministic() {
         tree_hashes(&a) == tree_hashes(&b),
         "same inputs, same bytes"
     );
-    let sum = json(&a.join("summary.json"));
+    let sum = read_json(&a.join("summary.json"));
     assert_eq!(sum["folds"].as_array().unwrap().len(), 3);
     assert!(sum["library"]["factors"].as_u64().unwrap() >= 3, "{sum}");
     let out = ok(python().args(["check_lgbm.py", "--fold-dir", &s(&a.join("fold-01"))]));
@@ -149,7 +136,10 @@ fn no_leakage_across_folds() {
     let lib = library(&dir.join("lib"), &panel);
     let a = dir.join("a");
     train(&lib, &panel, &a, &[]);
-    for f in json(&a.join("summary.json"))["folds"].as_array().unwrap() {
+    for f in read_json(&a.join("summary.json"))["folds"]
+        .as_array()
+        .unwrap()
+    {
         let r = |k: &str, i: usize| f["date_index"][k][i].as_u64().unwrap();
         assert!(
             r("train", 1) + 1 <= r("valid", 0),
@@ -170,7 +160,7 @@ fn no_leakage_across_folds() {
     train(&lib2, &future, &b, &[]);
     let model = |d: &Path| std::fs::read(d.join("fold-00/model.txt")).unwrap();
     assert!(model(&a) == model(&b), "fold 0's model saw the future");
-    let ric = |d: &Path| json(&d.join("fold-00/fold.json"))["rank_ic"]["test"].clone();
+    let ric = |d: &Path| read_json(&d.join("fold-00/fold.json"))["rank_ic"]["test"].clone();
     assert_ne!(
         ric(&a),
         ric(&b),
@@ -229,10 +219,10 @@ fn bad_input_is_named() {
         log.contains("is NaN on every training date: dropped for this fold"),
         "{log}"
     );
-    let f0 = json(&out.join("fold-00/fold.json"));
+    let f0 = read_json(&out.join("fold-00/fold.json"));
     assert_eq!(f0["dropped_features"].as_array().unwrap().len(), 1, "{f0}");
     assert_eq!(f0["features"].as_array().unwrap().len(), 1);
-    let f1 = json(&out.join("fold-01/fold.json"));
+    let f1 = read_json(&out.join("fold-01/fold.json"));
     assert_eq!(
         f1["features"].as_array().unwrap().len(),
         2,

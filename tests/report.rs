@@ -8,25 +8,12 @@ use std::path::Path;
 use af_e2e::*;
 use af_table::read_parquet;
 
-const FACTORS: &str = "\
-rank(ts_mean(returns, 5)) * -1
-ts_corr(close, volume, 10)
-rank(close / ts_delay(close, 5))
-ts_std(returns, 20) * -1
-group_neutralize(ts_sum(returns, 10), industry)
-ts_rank(volume, 10)
-";
-
-fn json(p: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(p).expect("read json")).expect("json")
-}
-
 #[test]
 fn report_matches_fitness_alphalens_and_renders() {
     let dir = scratch("report");
     let (_, panel) = small_market(&dir, 21);
     let c = dir.join("factors.txt");
-    std::fs::write(&c, FACTORS).unwrap();
+    std::fs::write(&c, SIX_FACTORS).unwrap();
     let (f, ics) = (dir.join("f.parquet"), dir.join("ic.parquet"));
     ok(bin("fitness")
         .args([
@@ -99,7 +86,7 @@ fn report_matches_fitness_alphalens_and_renders() {
     );
 
     // Every figure per factor and split, and the test split's daily RankIC, are fitness'.
-    let sum = json(&out.join("summary.json"));
+    let sum = read_json(&out.join("summary.json"));
     let fit = read_parquet(&f).unwrap();
     let (ids, splits) = (fit.strings("id").unwrap(), fit.strings("split").unwrap());
     let factors = sum["factors"].as_array().unwrap();

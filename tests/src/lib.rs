@@ -145,3 +145,19 @@ pub fn panel_hash(panel: &Path) -> String {
         .content_hash()
         .to_string()
 }
+
+/// Six ordinary factors (planted-style signals, a group operator) for tests that need a
+/// small library.
+pub const SIX_FACTORS: &str = "\
+rank(ts_mean(returns, 5)) * -1
+ts_corr(close, volume, 10)
+rank(close / ts_delay(close, 5))
+ts_std(returns, 20) * -1
+group_neutralize(ts_sum(returns, 10), industry)
+ts_rank(volume, 10)
+";
+
+/// A JSON file, parsed.
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).expect("read json")).expect("json")
+}

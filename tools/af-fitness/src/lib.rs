@@ -29,6 +29,21 @@ use stats::{mean_std, pearson_by};
 /// Quantile buckets for long-short returns and top-quantile turnover.
 pub const QUANTILES: usize = 5;
 
+/// `--neutralize` spelled as fitness records it: (industry, size).
+pub fn parse_neutralize(s: &str) -> Result<(bool, bool)> {
+    Ok(match s {
+        "industry,size" | "size,industry" => (true, true),
+        "industry" => (true, false),
+        "size" => (false, true),
+        "none" => (false, false),
+        o => {
+            return Err(anyhow!(
+                "--neutralize {o}: expected industry,size | industry | size | none"
+            ));
+        }
+    })
+}
+
 /// Preprocessing and metric parameters.
 #[derive(Debug, Clone)]
 pub struct Config {

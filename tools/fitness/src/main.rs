@@ -283,13 +283,7 @@ fn run(cli: Cli) -> Result<()> {
     let panel = Panel::open(&cli.panel)?;
     let mut cache = (!cli.no_cache).then(|| Cache::new(&cli.cache, &panel));
     let winsor = Winsor::parse(&cli.winsor)?;
-    let (industry, size) = match cli.neutralize.as_str() {
-        "industry,size" | "size,industry" => (true, true),
-        "industry" => (true, false),
-        "size" => (false, true),
-        "none" => (false, false),
-        o => bail!("--neutralize {o}: expected industry,size | industry | size | none"),
-    };
+    let (industry, size) = af_fitness::parse_neutralize(&cli.neutralize)?;
     let cfg = Config {
         horizon: cli.horizon,
         winsor,

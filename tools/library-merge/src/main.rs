@@ -231,12 +231,7 @@ fn run(cli: Cli) -> Result<()> {
     entries.retain(|e| seen.insert(e.id.clone()));
     entries.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
 
-    let (industry, size) = match params.neutralize.as_str() {
-        "industry,size" | "size,industry" => (true, true),
-        "industry" => (true, false),
-        "size" => (false, true),
-        _ => (false, false),
-    };
+    let (industry, size) = af_fitness::parse_neutralize(&params.neutralize)?;
     let cfg = Config {
         horizon: params.horizon,
         winsor: Winsor::parse(&params.winsor)?,

@@ -215,12 +215,7 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--decay must be at least 1");
     }
     let h = meta.horizon;
-    let (industry, size) = match meta.neutralize.as_str() {
-        "industry,size" | "size,industry" => (true, true),
-        "industry" => (true, false),
-        "size" => (false, true),
-        _ => (false, false),
-    };
+    let (industry, size) = af_fitness::parse_neutralize(&meta.neutralize)?;
     let cfg = Config {
         horizon: h,
         winsor: Winsor::parse(&meta.winsor)?,
