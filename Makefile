@@ -94,7 +94,7 @@ bench-fitness: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 bench-cache: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 	tests/bench/cache.sh
 
-## bench-mine: GP against random search on csi500 over 3 seeds (bench.md item 3);
+## bench-mine: GP against random search on csi500 over 5 seeds (bench.md item 3);
 ## out/bench/mining.json
 bench-mine: release $(BENCH_VENV)/.stamp
 	test -f data/panel/$(NAME).arrow || $(MAKE) mine GENS=1 POP=10

@@ -10,7 +10,7 @@ PANEL=${PANEL:-data/panel/csi500.arrow}
 GT=${GT:-data/raw/ground_truth.json}
 GENS=${GENS:-10}
 POP=${POP:-200}
-SEEDS=${SEEDS:-"1 2 3"}
+SEEDS=${SEEDS:-"1 2 3 4 5"}
 MODES=${MODES:-"gp random"}
 # Extra arguments (experiments): GP_ARGS for gp-gen, FIT_ARGS for fitness.
 GP_ARGS=${GP_ARGS:-}
