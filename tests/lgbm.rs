@@ -7,18 +7,6 @@ use std::path::{Path, PathBuf};
 
 use af_e2e::*;
 
-/// Windows for the 500-date small market: 3 folds.
-const WINDOWS: [&str; 8] = [
-    "--train-days",
-    "250",
-    "--valid-days",
-    "50",
-    "--test-days",
-    "50",
-    "--step",
-    "50",
-];
-
 /// A library of SIX_FACTORS whose admission looks only at dates 0..300, so a panel whose
 /// future (after date 301) differs gets the same library.
 fn library(dir: &Path, panel: &Path) -> PathBuf {
@@ -88,7 +76,7 @@ fn train(lib: &Path, panel: &Path, out: &Path, extra: &[&str]) -> String {
             "--out",
             &s(out),
         ])
-        .args(WINDOWS)
+        .args(SMALL_FOLDS)
         .args(extra));
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -176,13 +164,13 @@ fn bad_input_is_named() {
     let e = fails(cmd(&lib, &panel, "1", &dir.join("x")).args(["--train-days", "450"]));
     assert!(e.contains("fewer than one fold"), "{e}");
     assert!(!dir.join("x").exists(), "no output after an error");
-    let e = fails(cmd(&lib, &panel, "7", &dir.join("x")).args(WINDOWS));
+    let e = fails(cmd(&lib, &panel, "7", &dir.join("x")).args(SMALL_FOLDS));
     assert!(e.contains("fwd_ret_7"), "{e}");
     let bad = dir.join("params.yaml");
     std::fs::write(&bad, "- not\n- a mapping\n").unwrap();
     let e = fails(
         cmd(&lib, &panel, "1", &dir.join("x"))
-            .args(WINDOWS)
+            .args(SMALL_FOLDS)
             .args(["--params", &s(&bad)]),
     );
     assert!(e.contains("params.yaml") && e.contains("mapping"), "{e}");
@@ -203,7 +191,7 @@ fn bad_input_is_named() {
         path
     };
     let empty = write("empty", Vec::new());
-    let e = fails(cmd(&empty, &panel, "1", &dir.join("x")).args(WINDOWS));
+    let e = fails(cmd(&empty, &panel, "1", &dir.join("x")).args(SMALL_FOLDS));
     assert!(e.contains("has no factors"), "{e}");
     let na = p.n_assets();
     let v0 = l.values(0).unwrap().to_vec();

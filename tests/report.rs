@@ -54,16 +54,7 @@ fn report_matches_fitness_alphalens_and_renders() {
             "--out",
             &s(&model),
         ])
-        .args([
-            "--train-days",
-            "250",
-            "--valid-days",
-            "50",
-            "--test-days",
-            "50",
-            "--step",
-            "50",
-        ]));
+        .args(SMALL_FOLDS));
     let out = dir.join("out");
     let report = |o: &Path| {
         ok(bin("report")

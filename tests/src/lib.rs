@@ -161,3 +161,15 @@ ts_rank(volume, 10)
 pub fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).expect("read json")).expect("json")
 }
+
+/// lgbm-train windows for the 500-date small market: 3 folds.
+pub const SMALL_FOLDS: [&str; 8] = [
+    "--train-days",
+    "250",
+    "--valid-days",
+    "50",
+    "--test-days",
+    "50",
+    "--step",
+    "50",
+];
