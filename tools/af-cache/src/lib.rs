@@ -239,6 +239,9 @@ impl Cache {
 }
 
 impl NodeCache for Cache {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
     fn get(&self, id: &str) -> Option<&[f64]> {
         self.entries
             .get(id)

@@ -58,6 +58,10 @@ pub struct RunStats {
 /// text). Implementations must return values of the panel the program runs on.
 pub trait NodeCache {
     fn get(&self, id: &str) -> Option<&[f64]>;
+    /// Nothing to look up: the evaluator then does not hash its nodes.
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 enum Val<'p> {
@@ -181,7 +185,7 @@ impl Program {
         let mut stats = RunStats::default();
         // Cache hits, then which nodes are still needed: walking back from the outputs
         // (inputs always precede their consumers), a hit needs none of its inputs.
-        let hits: Vec<Option<&'a [f64]>> = match cache {
+        let hits: Vec<Option<&'a [f64]>> = match cache.filter(|c| !c.is_empty()) {
             Some(c) => self
                 .nodes
                 .iter()

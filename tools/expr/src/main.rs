@@ -177,7 +177,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut cols: Vec<Option<Vec<f64>>> = vec![None; es.len()];
             let t0 = std::time::Instant::now();
             let mut cache = (!no_cache).then(|| af_cache::Cache::new(&cache, &p));
-            if let Some(c) = cache.as_mut() {
+            if let Some(c) = cache.as_mut().filter(|c| c.present()) {
                 c.load(&p, &prog.node_ids());
             }
             let nc = cache.as_ref().map(|c| c as &dyn af_expr::eval::NodeCache);

@@ -182,7 +182,7 @@ fn score_pass(
             })
             .collect();
         let prog = Program::compile(&exprs);
-        if let Some(c) = cache.as_deref_mut() {
+        if let Some(c) = cache.as_deref_mut().filter(|c| c.present()) {
             c.load(panel, &prog.node_ids());
         }
         let mut results: Vec<(usize, Result<Vec<SplitEval>, String>)> = Vec::new();
