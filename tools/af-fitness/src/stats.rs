@@ -80,6 +80,38 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     pearson_by(keep.len(), |k| Some((ra[keep[k]], rb[keep[k]])))
 }
 
+/// Mean over `dates` of the per-date Spearman correlation between `x` and `label`
+/// (`[date][asset]` matrices) over the universe; dates where it is undefined are
+/// skipped. Returns (mean, dates used).
+pub fn mean_rank_ic(
+    x: &[f64],
+    label: &[f64],
+    universe: &[bool],
+    na: usize,
+    dates: impl IntoIterator<Item = usize>,
+) -> (f64, usize) {
+    let (mut s, mut n) = (0.0, 0usize);
+    let mut xa = Vec::with_capacity(na);
+    let mut la = Vec::with_capacity(na);
+    for t in dates {
+        xa.clear();
+        la.clear();
+        for a in 0..na {
+            let i = t * na + a;
+            if universe[i] {
+                xa.push(x[i]);
+                la.push(label[i]);
+            }
+        }
+        let c = spearman(&xa, &la);
+        if c.is_finite() {
+            s += c;
+            n += 1;
+        }
+    }
+    (if n > 0 { s / n as f64 } else { f64::NAN }, n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

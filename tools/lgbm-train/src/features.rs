@@ -1,8 +1,8 @@
 //! Features and label as the model sees them: each library factor normalised per date
 //! across the universe (ranks or z-scores), the label the forward return's
-//! cross-sectional rank, and the per-date RankIC used to judge every fold.
+//! cross-sectional rank (folds are judged by `af_fitness::stats::mean_rank_ic`).
 
-use af_fitness::stats::{average_ranks, spearman};
+use af_fitness::stats::average_ranks;
 
 /// Per-date normalisation of a feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,38 +46,6 @@ pub fn normalize(x: &[f64], universe: &[bool], na: usize, norm: Norm) -> Vec<f64
         }
     }
     out
-}
-
-/// Mean over `dates` of the per-date Spearman correlation between `x` and `label`
-/// (`[date][asset]` matrices) over the universe; dates where it is undefined are
-/// skipped. Returns (mean, dates used).
-pub fn mean_rank_ic(
-    x: &[f64],
-    label: &[f64],
-    universe: &[bool],
-    na: usize,
-    dates: std::ops::Range<usize>,
-) -> (f64, usize) {
-    let (mut s, mut n) = (0.0, 0usize);
-    let mut xa = Vec::with_capacity(na);
-    let mut la = Vec::with_capacity(na);
-    for t in dates {
-        xa.clear();
-        la.clear();
-        for a in 0..na {
-            let i = t * na + a;
-            if universe[i] {
-                xa.push(x[i]);
-                la.push(label[i]);
-            }
-        }
-        let c = spearman(&xa, &la);
-        if c.is_finite() {
-            s += c;
-            n += 1;
-        }
-    }
-    (if n > 0 { s / n as f64 } else { f64::NAN }, n)
 }
 
 #[cfg(test)]

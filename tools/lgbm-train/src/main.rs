@@ -24,7 +24,8 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use features::{Norm, mean_rank_ic, normalize};
+use af_fitness::stats::mean_rank_ic;
+use features::{Norm, normalize};
 use folds::Fold;
 use model::Params;
 

@@ -17,7 +17,7 @@ use std::time::Instant;
 use af_expr::{Dialect, Program, fields_of, parse_canonical};
 use af_fitness::prep::Winsor;
 use af_fitness::split::{Split, from_recorded};
-use af_fitness::stats::spearman;
+use af_fitness::stats::mean_rank_ic;
 use af_fitness::{Config, Context, DateStat, QUANTILES, Summary, Workspace};
 use af_library::Library;
 use af_panel::Panel;
@@ -259,25 +259,8 @@ fn run(cli: Cli) -> Result<()> {
             .unwrap_or_default();
         let decay = (1..=cli.decay)
             .map(|k| {
-                let (mut s, mut n) = (0.0, 0usize);
-                let (mut x, mut y) = (Vec::with_capacity(na), Vec::with_capacity(na));
-                for t in rep.usable(k, 1) {
-                    x.clear();
-                    y.clear();
-                    for a in 0..na {
-                        let c = t * na + a;
-                        if universe[c] {
-                            x.push(processed[c]);
-                            y.push(fwd[k - 1][c]);
-                        }
-                    }
-                    let r = spearman(&x, &y);
-                    if r.is_finite() {
-                        s += r;
-                        n += 1;
-                    }
-                }
-                (k, if n > 0 { s / n as f64 } else { f64::NAN }, n)
+                let (m, n) = mean_rank_ic(&processed, &fwd[k - 1], &universe, na, rep.usable(k, 1));
+                (k, m, n)
             })
             .collect();
         Figures {
