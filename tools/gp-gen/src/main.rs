@@ -78,6 +78,13 @@ struct Cli {
     /// Random search baseline: every generation is fresh random trees (same budget).
     #[arg(long)]
     random: bool,
+    /// Selection pressure away from the library: a parent's fitness is its score ×
+    /// (1 − |ρ|)^k, ρ = its largest correlation with a library factor (fitness'
+    /// `library_max_corr`). 0 selects on the score alone. Without it the population
+    /// keeps breeding near-copies of the strongest family (correlation just under the
+    /// library's 0.7), which the library can no longer take.
+    #[arg(long, default_value_t = 1.0)]
+    corr_pressure: f64,
 }
 
 const FORMAT: &str = "af-gp-checkpoint/1";
@@ -108,6 +115,7 @@ struct Checkpoint {
 fn params_json(cli: &Cli) -> serde_json::Value {
     serde_json::json!({
         "pop": cli.pop, "max_depth": cli.max_depth, "p_cross": cli.p_cross,
+        "corr_pressure": cli.corr_pressure,
         "p_mut": cli.p_mut, "tournament": cli.tournament, "elite": cli.elite,
         "windows": cli.windows, "random": cli.random,
         "library_out_of_pool": cli.library_out_of_pool,
@@ -159,6 +167,9 @@ fn run(cli: Cli) -> Result<()> {
             "panel {} offers nothing to search over",
             cli.panel.display()
         );
+    }
+    if !(cli.corr_pressure >= 0.0 && cli.corr_pressure.is_finite()) {
+        bail!("--corr-pressure must be a finite number ≥ 0");
     }
     if cli.pop == 0 || cli.max_depth < 2 {
         bail!("--pop must be positive and --max-depth at least 2");
@@ -212,7 +223,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let ids = t.strings("id")?;
             let exprs = t.strings("expression")?;
-            let scores = read_scores(fit, &prev_hash, &panel)?;
+            let scores = read_scores(fit, &prev_hash, &panel, cli.corr_pressure)?;
             let mut pool = Vec::new();
             for (id, ex) in ids.iter().zip(&exprs) {
                 let e = parse_canonical(ex, Dialect::Native, &fields)
@@ -337,8 +348,15 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// Train score per candidate id from a fitness file made on `prev` and `panel`.
-fn read_scores(fit: &Path, prev_hash: &str, panel: &Panel) -> Result<BTreeMap<String, f64>> {
+/// Selection fitness per candidate id from a fitness file made on `prev` and `panel`:
+/// the train score, discounted by (1 − |ρ|)^`pressure` where ρ is the candidate's largest
+/// correlation with the library it was scored against (none: no discount).
+fn read_scores(
+    fit: &Path,
+    prev_hash: &str,
+    panel: &Panel,
+    pressure: f64,
+) -> Result<BTreeMap<String, f64>> {
     let t = read_parquet(fit)?;
     let prov = Provenance::from_kv(t.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .ok_or_else(|| anyhow!("{}: no provenance (not made by fitness?)", fit.display()))?;
@@ -350,13 +368,44 @@ fn read_scores(fit: &Path, prev_hash: &str, panel: &Panel) -> Result<BTreeMap<St
     }
     let ids = t.strings("id")?;
     let scores = t.f64s("score")?;
+    let corr = if pressure > 0.0 && t.has_column("library_max_corr") {
+        t.f64s("library_max_corr")?
+    } else {
+        vec![f64::NAN; scores.len()]
+    };
     let mut out = BTreeMap::new();
-    for (id, s) in ids.into_iter().zip(scores) {
-        out.entry(id).or_insert(s);
+    // The train row comes first for each id; every split repeats the train score.
+    for ((id, s), r) in ids.into_iter().zip(scores).zip(corr) {
+        out.entry(id).or_insert(selection_fitness(s, r, pressure));
     }
     Ok(out)
 }
 
+/// score · (1 − |ρ|)^pressure; no correlation recorded (no library): the score.
+fn selection_fitness(score: f64, rho: f64, pressure: f64) -> f64 {
+    if rho.is_finite() && pressure > 0.0 {
+        score * (1.0 - rho.abs().min(1.0)).powf(pressure)
+    } else {
+        score
+    }
+}
+
 fn main() {
     af_store::cli::main_with(|| run(Cli::parse()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selection_fitness;
+
+    #[test]
+    fn selection_discounts_what_the_library_already_has() {
+        assert_eq!(selection_fitness(0.03, f64::NAN, 1.0), 0.03);
+        assert_eq!(selection_fitness(0.03, 0.5, 0.0), 0.03);
+        assert!((selection_fitness(0.03, -0.5, 1.0) - 0.015).abs() < 1e-15);
+        assert!((selection_fitness(0.03, 0.5, 2.0) - 0.0075).abs() < 1e-15);
+        // A weaker factor unlike the library beats a stronger near-copy.
+        assert!(selection_fitness(0.019, 0.2, 1.0) > selection_fitness(0.03, 0.65, 1.0));
+        assert_eq!(selection_fitness(0.03, 1.2, 1.0), 0.0);
+    }
 }

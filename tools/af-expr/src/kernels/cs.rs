@@ -41,6 +41,7 @@ pub fn order_key(x: f64) -> u64 {
 pub struct RankScratch {
     packed: Vec<u64>,
     tmp: Vec<u64>,
+    hist: Vec<u32>,
 }
 
 impl RankScratch {
@@ -52,23 +53,29 @@ impl RankScratch {
     }
 }
 
-/// Sort by the high 32 bits only (LSD radix, 8 bits a pass, skipping bytes that every
-/// key shares: a cross-section shares its sign and most exponent bits). O(n), stable.
-fn radix_high(v: &mut Vec<u64>, tmp: &mut Vec<u64>) {
+/// Bits of the range-scaled key the radix passes sort on: three digits of 11, 11 and 10.
+const SORT_BITS: u32 = 32;
+const DIGITS: [(u32, usize); 3] = [(32, 1 << 11), (43, 1 << 11), (54, 1 << 10)];
+/// Below this many cells a comparison sort beats clearing the radix histograms.
+const RADIX_MIN: usize = 512;
+
+/// Stable LSD radix sort of `v` by its high 32 bits in three passes of 11/11/10 bits
+/// (a pass is skipped when every key shares its digit). The histograms (20 KB) stay in
+/// L1 and are all filled in one read of the keys.
+fn radix32(v: &mut Vec<u64>, tmp: &mut Vec<u64>, hist: &mut Vec<u32>) {
     let n = v.len();
-    if n < 128 {
-        v.sort_unstable_by_key(|k| k >> 32);
-        return;
-    }
-    let mut hist = [[0u32; 256]; 4];
-    for k in v.iter() {
-        for (p, h) in hist.iter_mut().enumerate() {
-            h[(k >> (32 + 8 * p)) as usize & 255] += 1;
-        }
+    hist.clear();
+    hist.resize(DIGITS.iter().map(|d| d.1).sum(), 0);
+    let (h0, rest) = hist.split_at_mut(DIGITS[0].1);
+    let (h1, h2) = rest.split_at_mut(DIGITS[1].1);
+    for &k in v.iter() {
+        h0[(k >> 32) as usize & 2047] += 1;
+        h1[(k >> 43) as usize & 2047] += 1;
+        h2[(k >> 54) as usize & 1023] += 1;
     }
     tmp.clear();
     tmp.resize(n, 0);
-    for (p, h) in hist.iter_mut().enumerate() {
+    for (h, (shift, size)) in [h0, h1, h2].into_iter().zip(DIGITS) {
         if h.contains(&(n as u32)) {
             continue;
         }
@@ -78,10 +85,13 @@ fn radix_high(v: &mut Vec<u64>, tmp: &mut Vec<u64>) {
             *c = sum;
             sum += x;
         }
-        let shift = 32 + 8 * p;
         for &k in v.iter() {
-            let b = (k >> shift) as usize & 255;
-            tmp[h[b] as usize] = k;
+            let b = (k >> shift) as usize & (size - 1);
+            let at = h[b] as usize;
+            // The histogram's prefix sums place every key inside `tmp` (n slots).
+            if let Some(slot) = tmp.get_mut(at) {
+                *slot = k;
+            }
             h[b] += 1;
         }
         std::mem::swap(v, tmp);
@@ -89,20 +99,36 @@ fn radix_high(v: &mut Vec<u64>, tmp: &mut Vec<u64>) {
 }
 
 /// Average-tie percentile ranks (rank / n) of the cells `idx` of row `xr`, written to
-/// `out`. Cells are packed with the top 32 bits of their order key into one u64 and
-/// sorted as plain integers (no indirection, no float compares: what dominates
-/// cross-sectional ranks); the rare runs that share those 32 bits are then ordered by
-/// the full key, so ranks and ties are exact.
+/// `out`. Each cell's order key, minus the row's smallest, is cut to its top 32
+/// significant bits, so the radix passes spend themselves on the bits that actually
+/// differ in this cross-section (prices share sign and most exponent bits; a narrow
+/// range shares the high mantissa too) and a row spanning zero or many binades still
+/// keeps ~20 mantissa bits. Cells are packed with that digit in the high
+/// word and their index in the low word and sorted as plain integers (no indirection,
+/// no float compares: what dominates cross-sectional ranks); the rare runs that share
+/// the digit are then ordered by the full key, so ranks and ties are exact.
 pub fn rank_row(xr: &[f64], idx: &[u32], sc: &mut RankScratch, out: &mut [f64]) {
     const LOW: u64 = 0xffff_ffff;
+    let n = idx.len();
+    if n == 0 {
+        return;
+    }
     let packed = &mut sc.packed;
     packed.clear();
-    packed.extend(
-        idx.iter()
-            .map(|&a| (order_key(xr[a as usize]) & !LOW) | a as u64),
-    );
-    radix_high(packed, &mut sc.tmp);
-    let n = packed.len();
+    packed.extend(idx.iter().map(|&a| order_key(xr[a as usize])));
+    let (lo, hi) = packed
+        .iter()
+        .fold((u64::MAX, 0u64), |(l, h), &k| (l.min(k), h.max(k)));
+    let span_bits = 64 - (hi - lo).leading_zeros();
+    let shift = span_bits.saturating_sub(SORT_BITS);
+    for (p, &a) in packed.iter_mut().zip(idx) {
+        *p = (((*p - lo) >> shift) << 32) | a as u64;
+    }
+    if n < RADIX_MIN {
+        packed.sort_unstable();
+    } else {
+        radix32(packed, &mut sc.tmp, &mut sc.hist);
+    }
     let nf = n as f64;
     let full = |p: u64| order_key(xr[(p & LOW) as usize]);
     let mut i = 0;
@@ -117,7 +143,9 @@ pub fn rank_row(xr: &[f64], idx: &[u32], sc: &mut RankScratch, out: &mut [f64]) 
             i = j;
             continue;
         }
-        packed[i..j].sort_unstable_by_key(|p| full(*p));
+        if shift > 0 {
+            packed[i..j].sort_unstable_by_key(|p| full(*p));
+        }
         let mut a = i;
         while a < j {
             let ka = full(packed[a]);
@@ -143,7 +171,9 @@ pub fn apply(
     nd: usize,
     na: usize,
 ) -> Vec<f64> {
-    let mut out = super::buf::filled(nd * na, f64::NAN);
+    // Each row is filled with NaN by its own task, while it is in cache, instead of in a
+    // separate pass over the whole matrix.
+    let mut out = super::buf::take(nd * na);
     let ngroups = groups
         .map(|g| g.iter().copied().max().unwrap_or(0).max(0) as usize + 1)
         .unwrap_or(1);
@@ -156,6 +186,7 @@ pub fn apply(
             gcnt: vec![0; ngroups],
         },
         |s, (t, row)| {
+            row.fill(f64::NAN);
             let xr = &x[t * na..(t + 1) * na];
             let ur = &universe[t * na..(t + 1) * na];
             s.idx.clear();
@@ -169,7 +200,11 @@ pub fn apply(
                 return;
             }
             match op {
-                CsOp::Rank => rank_row(xr, &s.idx, &mut s.rank, row),
+                CsOp::Rank => {
+                    // Ranks are finite by construction.
+                    rank_row(xr, &s.idx, &mut s.rank, row);
+                    return;
+                }
                 CsOp::ZScore | CsOp::Demean | CsOp::Scale(_) => {
                     let m = s.idx.iter().map(|&a| xr[a as usize]).sum::<f64>() / n as f64;
                     match op {
@@ -283,5 +318,48 @@ mod tests {
             assert_eq!(out[i], (lt + (eq + 1.0) / 2.0) / n, "cell {i}");
         }
         assert_eq!(out[5], out[6]);
+    }
+
+    #[test]
+    fn ranks_match_brute_force_for_every_path() {
+        // Sizes on both sides of RADIX_MIN; wide, narrow and integer-valued rows; a
+        // subset of cells (idx) as the universe leaves.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for &n in &[1usize, 2, 7, 300, 511, 512, 2000, 5000] {
+            for kind in 0..4 {
+                let x: Vec<f64> = (0..n)
+                    .map(|_| match kind {
+                        0 => (next() - 0.5) * 1e6,
+                        1 => 100.0 + next() * 1e-10,
+                        2 => (next() * 30.0).floor(),
+                        _ => (next() * 40.0 - 20.0).exp(),
+                    })
+                    .collect();
+                let idx: Vec<u32> = (0..n as u32).filter(|a| a % 5 != 3 || n < 3).collect();
+                let mut out = vec![f64::NAN; n];
+                let mut sc = RankScratch::default();
+                rank_row(&x, &idx, &mut sc, &mut out);
+                let m = idx.len() as f64;
+                for &a in &idx {
+                    let v = x[a as usize];
+                    let lt = idx.iter().filter(|&&b| x[b as usize] < v).count() as f64;
+                    let eq = idx.iter().filter(|&&b| x[b as usize] == v).count() as f64;
+                    assert_eq!(
+                        out[a as usize],
+                        (lt + (eq + 1.0) / 2.0) / m,
+                        "n {n} kind {kind}"
+                    );
+                }
+                for k in 1..idx.len() {
+                    assert!(x[sc.sorted_cell(k - 1)] <= x[sc.sorted_cell(k)]);
+                }
+            }
+        }
     }
 }
