@@ -99,6 +99,7 @@ bench-cache: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 bench-mine: release $(BENCH_VENV)/.stamp
 	test -f data/panel/$(NAME).arrow || $(MAKE) mine GENS=1 POP=10
 	tests/bench/mine.sh
+	$(BENCH_VENV)/bin/python tests/bench/mine_summary.py out/bench/mining.json
 
 $(BENCH_VENV)/.stamp: tests/bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
