@@ -69,9 +69,9 @@ fn radix32(v: &mut Vec<u64>, tmp: &mut Vec<u64>, hist: &mut Vec<u32>) {
     let (h0, rest) = hist.split_at_mut(DIGITS[0].1);
     let (h1, h2) = rest.split_at_mut(DIGITS[1].1);
     for &k in v.iter() {
-        h0[(k >> 32) as usize & 2047] += 1;
-        h1[(k >> 43) as usize & 2047] += 1;
-        h2[(k >> 54) as usize & 1023] += 1;
+        h0[(k >> DIGITS[0].0) as usize & (DIGITS[0].1 - 1)] += 1;
+        h1[(k >> DIGITS[1].0) as usize & (DIGITS[1].1 - 1)] += 1;
+        h2[(k >> DIGITS[2].0) as usize & (DIGITS[2].1 - 1)] += 1;
     }
     tmp.clear();
     tmp.resize(n, 0);
