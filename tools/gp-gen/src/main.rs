@@ -105,6 +105,7 @@ struct Checkpoint {
     params: serde_json::Value,
     /// sha256 of this generation's candidates file.
     candidates: String,
+    /// Best ever by selection fitness (score discounted by library correlation).
     elites: Vec<Elite>,
     /// Every id proposed so far (sorted).
     memo: Vec<String>,
@@ -368,7 +369,7 @@ fn read_scores(
     }
     let ids = t.strings("id")?;
     let scores = t.f64s("score")?;
-    let corr = if pressure > 0.0 && t.has_column("library_max_corr") {
+    let corr = if t.has_column("library_max_corr") {
         t.f64s("library_max_corr")?
     } else {
         vec![f64::NAN; scores.len()]

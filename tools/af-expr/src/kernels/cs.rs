@@ -53,9 +53,10 @@ impl RankScratch {
     }
 }
 
-/// Bits of the range-scaled key the radix passes sort on: three digits of 11, 11 and 10.
-const SORT_BITS: u32 = 32;
+/// The radix digits (shift, buckets) of the packed key's high word: 11, 11 and 10 bits.
 const DIGITS: [(u32, usize); 3] = [(32, 1 << 11), (43, 1 << 11), (54, 1 << 10)];
+/// Bits of the range-scaled key the radix passes sort on (the whole high word).
+const SORT_BITS: u32 = DIGITS[2].0 + DIGITS[2].1.trailing_zeros() - 32;
 /// Below this many cells a comparison sort beats clearing the radix histograms.
 const RADIX_MIN: usize = 512;
 
