@@ -727,6 +727,10 @@ impl Default for ScoreConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Score {
     pub score: f64,
+    /// The score before the library bound zeroes it: what `library-merge` ranks on
+    /// (its own de-correlation replaces the bound, so a better near-copy of a member
+    /// can take the member's place) and what `gp-gen` weighs a near-copy's gain by.
+    pub merit: f64,
     pub penalty_size: f64,
     pub penalty_turnover: f64,
     /// 1 when the library correlation bound zeroed the score, else 0.
@@ -777,7 +781,11 @@ pub fn score(evals: &[SplitEval], size: usize, cfg: &ScoreConfig) -> Score {
     } else {
         0.0
     };
-    if penalty_corr > 0.0 || penalty_coverage > 0.0 || suspect.is_some() {
+    if penalty_coverage > 0.0 || suspect.is_some() {
+        score = 0.0;
+    }
+    let merit = score;
+    if penalty_corr > 0.0 {
         score = 0.0;
     }
     let admit = suspect.is_none()
@@ -794,6 +802,7 @@ pub fn score(evals: &[SplitEval], size: usize, cfg: &ScoreConfig) -> Score {
         };
     Score {
         score,
+        merit,
         penalty_size,
         penalty_turnover,
         penalty_corr,
@@ -863,5 +872,13 @@ mod tests {
         // No valid split: admission on score alone.
         let s = score(&[split("all", 0.04, 0.9)], 4, &cfg);
         assert!(s.admit);
+        // A near-copy of a library factor: score 0, merit kept (coverage still zeroes it).
+        let mut near = split("train", 0.04, 0.9);
+        near.summary.lib_corr = 0.8;
+        let s = score(&[near.clone(), split("valid", 0.03, 0.9)], 4, &cfg);
+        assert_eq!((s.score, s.penalty_corr), (0.0, 1.0));
+        assert!((s.merit - (0.04 - 4.0 * cfg.size_penalty)).abs() < 1e-15);
+        near.summary.coverage = 0.05;
+        assert_eq!(score(&[near], 4, &cfg).merit, 0.0);
     }
 }

@@ -338,6 +338,14 @@ fn run(cli: Cli) -> Result<()> {
         None => Vec::new(),
     };
     let library_ids: Vec<String> = lib.as_ref().map(|l| l.ids.clone()).unwrap_or_default();
+    // A near-copy's gain over the member it resembles is what `gp-gen` selects it on.
+    let library_scores: Vec<f64> = match &lib {
+        Some(l) => l
+            .table
+            .f64s("score")
+            .map_err(|e| e.context(format!("library {}", l.path.display())))?,
+        None => Vec::new(),
+    };
 
     let af_table::candidates::Candidates {
         exprs: sources,
@@ -461,6 +469,7 @@ fn run(cli: Cli) -> Result<()> {
         &cands,
         &scfg,
         &library_ids,
+        &library_scores,
         range.start,
     )?;
     let n_full = cands.iter().filter(|c| c.full.is_some()).count();
@@ -499,6 +508,7 @@ fn write_outputs(
     cands: &[Cand],
     scfg: &ScoreConfig,
     library_ids: &[String],
+    library_scores: &[f64],
     offset: usize,
 ) -> Result<()> {
     let mut r = Rows::default();
@@ -569,6 +579,7 @@ fn write_outputs(
                 fast_ric,
                 score: sc.as_ref(),
                 library_ids,
+                library_scores,
             });
         }
     }
@@ -634,6 +645,7 @@ struct RowIn<'a> {
     fast_ric: f64,
     score: Option<&'a Score>,
     library_ids: &'a [String],
+    library_scores: &'a [f64],
 }
 
 /// The output table, column by column (docs/fitness.md lists them).
@@ -657,7 +669,7 @@ struct Rows {
 }
 
 /// Numeric columns in output order, read from a split summary and the score.
-const NUMS: [&str; 22] = [
+const NUMS: [&str; 24] = [
     "ic_mean",
     "ic_std",
     "icir",
@@ -674,11 +686,13 @@ const NUMS: [&str; 22] = [
     "coverage",
     "fast_rank_ic",
     "library_max_corr",
+    "library_max_corr_score",
     "penalty_size",
     "penalty_turnover",
     "penalty_corr",
     "penalty_coverage",
     "score",
+    "merit",
     "rank_ic_min_year",
 ];
 
@@ -715,11 +729,15 @@ impl Rows {
             g(|s| s.coverage),
             r.fast_ric,
             g(|s| s.lib_corr),
+            s.and_then(|s| s.lib_corr_which)
+                .and_then(|k| r.library_scores.get(k).copied())
+                .unwrap_or(nan),
             sc(|s| s.penalty_size),
             sc(|s| s.penalty_turnover),
             sc(|s| s.penalty_corr),
             sc(|s| s.penalty_coverage),
             r.score.map_or(0.0, |s| s.score),
+            r.score.map_or(0.0, |s| s.merit),
             s.map_or(nan, |s| {
                 s.rank_ic_by_year.values().copied().fold(f64::NAN, f64::min)
             }),

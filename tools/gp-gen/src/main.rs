@@ -349,9 +349,8 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// Selection fitness per candidate id from a fitness file made on `prev` and `panel`:
-/// the train score, discounted by (1 − |ρ|)^`pressure` where ρ is the candidate's largest
-/// correlation with the library it was scored against (none: no discount).
+/// Selection fitness per candidate id from a fitness file made on `prev` and `panel`
+/// (see [`selection_fitness`]).
 fn read_scores(
     fit: &Path,
     prev_hash: &str,
@@ -369,23 +368,58 @@ fn read_scores(
     }
     let ids = t.strings("id")?;
     let scores = t.f64s("score")?;
-    let corr = if t.has_column("library_max_corr") {
-        t.f64s("library_max_corr")?
-    } else {
-        vec![f64::NAN; scores.len()]
+    // Columns older fitness files lack read as "no library".
+    let col = |c: &str| -> Result<Vec<f64>> {
+        Ok(if t.has_column(c) {
+            t.f64s(c)?
+        } else {
+            vec![f64::NAN; scores.len()]
+        })
     };
+    let (corr, merit, member) = (
+        col("library_max_corr")?,
+        col("merit")?,
+        col("library_max_corr_score")?,
+    );
+    let near = col("penalty_corr")?;
     let mut out = BTreeMap::new();
     // The train row comes first for each id; every split repeats the train score.
-    for ((id, s), r) in ids.into_iter().zip(scores).zip(corr) {
-        out.entry(id).or_insert(selection_fitness(s, r, pressure));
+    for (i, id) in ids.into_iter().enumerate() {
+        let lib = Lib {
+            rho: corr[i],
+            near_copy: near[i] > 0.0,
+            merit: merit[i],
+            member: member[i],
+        };
+        out.entry(id)
+            .or_insert(selection_fitness(scores[i], &lib, pressure));
     }
     Ok(out)
 }
 
-/// score · (1 − |ρ|)^pressure; no correlation recorded (no library): the score.
-fn selection_fitness(score: f64, rho: f64, pressure: f64) -> f64 {
-    if rho.is_finite() && pressure > 0.0 {
-        score * (1.0 - rho.abs().min(1.0)).powf(pressure)
+/// What fitness recorded about a candidate against the library.
+struct Lib {
+    /// Largest |corr| with a library factor (NaN: no library).
+    rho: f64,
+    /// ρ reached the library bound, so fitness zeroed the score.
+    near_copy: bool,
+    /// The score before that zeroing.
+    merit: f64,
+    /// The library score of the factor ρ was measured against.
+    member: f64,
+}
+
+/// A factor unlike the library: score · (1 − |ρ|)^`pressure` (no library: the score).
+/// A near-copy of a member: how much it beats that member (`library-merge` swaps them
+/// when it does), else 0 — so the search refines a found family toward its best form
+/// instead of either breeding copies or abandoning it.
+fn selection_fitness(score: f64, lib: &Lib, pressure: f64) -> f64 {
+    if lib.near_copy {
+        let gain = lib.merit - lib.member;
+        return if gain.is_finite() { gain.max(0.0) } else { 0.0 };
+    }
+    if lib.rho.is_finite() && pressure > 0.0 {
+        score * (1.0 - lib.rho.abs().min(1.0)).powf(pressure)
     } else {
         score
     }
@@ -397,16 +431,42 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
-    use super::selection_fitness;
+    use super::{Lib, selection_fitness};
+
+    fn lib(rho: f64) -> Lib {
+        Lib {
+            rho,
+            near_copy: false,
+            merit: f64::NAN,
+            member: f64::NAN,
+        }
+    }
 
     #[test]
     fn selection_discounts_what_the_library_already_has() {
-        assert_eq!(selection_fitness(0.03, f64::NAN, 1.0), 0.03);
-        assert_eq!(selection_fitness(0.03, 0.5, 0.0), 0.03);
-        assert!((selection_fitness(0.03, -0.5, 1.0) - 0.015).abs() < 1e-15);
-        assert!((selection_fitness(0.03, 0.5, 2.0) - 0.0075).abs() < 1e-15);
+        assert_eq!(selection_fitness(0.03, &lib(f64::NAN), 1.0), 0.03);
+        assert_eq!(selection_fitness(0.03, &lib(0.5), 0.0), 0.03);
+        assert!((selection_fitness(0.03, &lib(-0.5), 1.0) - 0.015).abs() < 1e-15);
+        assert!((selection_fitness(0.03, &lib(0.5), 2.0) - 0.0075).abs() < 1e-15);
         // A weaker factor unlike the library beats a stronger near-copy.
-        assert!(selection_fitness(0.019, 0.2, 1.0) > selection_fitness(0.03, 0.65, 1.0));
-        assert_eq!(selection_fitness(0.03, 1.2, 1.0), 0.0);
+        assert!(
+            selection_fitness(0.019, &lib(0.2), 1.0) > selection_fitness(0.03, &lib(0.65), 1.0)
+        );
+        assert_eq!(selection_fitness(0.03, &lib(1.2), 1.0), 0.0);
+    }
+
+    #[test]
+    fn a_near_copy_counts_by_what_it_adds_to_its_member() {
+        let near = |merit, member| Lib {
+            rho: 0.9,
+            near_copy: true,
+            merit,
+            member,
+        };
+        // Better than the member it resembles: the gain.
+        assert!((selection_fitness(0.0, &near(0.031, 0.027), 1.0) - 0.004).abs() < 1e-15);
+        // Worse, or no member score recorded: nothing.
+        assert_eq!(selection_fitness(0.0, &near(0.02, 0.027), 1.0), 0.0);
+        assert_eq!(selection_fitness(0.0, &near(0.03, f64::NAN), 1.0), 0.0);
     }
 }

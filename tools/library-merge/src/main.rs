@@ -387,19 +387,14 @@ fn read_fitness(
     let status = t.strings("status").map_err(ctx)?;
     let pass = t.strings("pass").map_err(ctx)?;
     let admit = t.bools("admit").map_err(ctx)?;
-    let score = t.f64s("score").map_err(ctx)?;
-    let penalty = |c: &str| -> Result<Vec<f64>> {
-        if t.has_column(c) {
-            t.f64s(c).map_err(ctx)
-        } else {
-            Ok(vec![0.0; cand.len()])
-        }
+    // The library's own de-correlation replaces fitness' library bound, so a better
+    // near-copy of a member competes on its merit and can take the member's place.
+    // (Files from before `merit` existed: their score.)
+    let merit = if t.has_column("merit") {
+        t.f64s("merit").map_err(ctx)?
+    } else {
+        t.f64s("score").map_err(ctx)?
     };
-    let (pen_corr, pen_size, pen_turn) = (
-        penalty("penalty_corr")?,
-        penalty("penalty_size")?,
-        penalty("penalty_turnover")?,
-    );
     let size = t.f64s("size").map_err(ctx)?;
     let generation = if t.has_column("generation") {
         t.f64s("generation").map_err(ctx)?
@@ -430,22 +425,12 @@ fn read_fitness(
                 METRICS.iter().zip(&cols).map(|(k, c)| (*k, c[r])).collect();
             metrics.insert(split[r].clone(), m);
         }
-        // The library's own de-correlation replaces fitness' library penalty, so a
-        // better near-copy of a member competes on its merit and can take its place.
-        let mut merit = score[r0];
-        if pen_corr[r0] > 0.0 {
-            let train = metrics.get("train").or_else(|| metrics.get("all"));
-            let ric = train.map_or(f64::NAN, |m| m["rank_ic_mean"]);
-            if ric.is_finite() {
-                merit = (ric.abs() - pen_size[r0] - pen_turn[r0]).max(0.0);
-            }
-        }
         out.push(Entry {
             id: id[r0].clone(),
             expression: ex[r0].clone(),
             generation: generation[r0] as i64,
             size: size[r0],
-            score: merit,
+            score: merit[r0],
             admitted_by: if has_valid { "valid" } else { "score" },
             metrics,
             from_library: None,

@@ -13,7 +13,8 @@
 //! use van Herk blocks (a window = the tail of one block of `d` rows + the head of the
 //! next; suffix and prefix aggregates, nothing subtracted). Covariance/correlation and
 //! regressions on time keep running sums of `x - K` (a per-asset shift), recomputed
-//! exactly every `d` days and at once when a huge value leaves the window. A window is
+//! exactly every `d` days (pairs: every max(`d`, 32)) and at once when a huge value
+//! leaves the window. A window is
 //! valid when it holds at least `minp` values (native: `minp = d`, every value present;
 //! Qlib: `minp = 1`, NaNs skipped). A window whose values are all equal has variance
 //! exactly 0 (as pandas), detected by counting consecutive equal values.
@@ -496,105 +497,322 @@ fn block_moments<const P: usize>(
 /// leave the running sums with its rounding error: recompute that asset exactly.
 const CANCEL: f64 = 1e4;
 
+/// Running sums of [`pair`] and [`linreg`] are recomputed from the window at least this
+/// often (every `d` rows when `d` is longer): bounded drift at a small fraction of a
+/// pass.
+const REFRESH: usize = 32;
+
+/// Sums whose Σa² exceeds this multiple of n·variance (4 of 16 digits lost to the
+/// mean's distance from the shift) are re-shifted and recomputed.
+const DRIFT: f64 = 1e4;
+
+/// A defined, non-constant window whose sums are dominated by the distance of its mean
+/// from the shift (n·Σa² ≫ n²·variance): its variance keeps few exact digits.
+#[inline(always)]
+fn drifted(defined: bool, nxx: f64, vx: f64, nyy: f64, vy: f64) -> bool {
+    defined & ((nxx > DRIFT * vx) | (nyy > DRIFT * vy))
+}
+
+/// Running state of [`pair`] for one chunk of columns, one slot per column; counts are
+/// f64 so every loop runs on f64 lanes only (the compiler vectorises them).
+struct PairSums {
+    cnt: Vec<f64>,
+    kx: Vec<f64>,
+    ky: Vec<f64>,
+    /// Σa, Σb, Σab, Σa², Σb² of the shifted values a = x − kx, b = y − ky.
+    s: [Vec<f64>; 5],
+    runx: Vec<f64>,
+    runy: Vec<f64>,
+    lastx: Vec<f64>,
+    lasty: Vec<f64>,
+}
+
+impl PairSums {
+    fn new(w: usize) -> PairSums {
+        PairSums {
+            cnt: vec![0.0; w],
+            kx: vec![0.0; w],
+            ky: vec![0.0; w],
+            s: std::array::from_fn(|_| vec![0.0; w]),
+            runx: vec![0.0; w],
+            runy: vec![0.0; w],
+            lastx: vec![f64::NAN; w],
+            lasty: vec![f64::NAN; w],
+        }
+    }
+
+    /// Add (`sign` = 1) or remove (−1) one row's valid pairs from the sums. Returns
+    /// whether a removed value was large enough to cancel digits.
+    #[inline(always)]
+    fn update(&mut self, xr: &[f64], yr: &[f64], sign: f64) -> bool {
+        let [s0, s1, s2, s3, s4] = &mut self.s;
+        let (kx, ky, cnt) = (&self.kx, &self.ky, &mut self.cnt);
+        pair_update(xr, yr, kx, ky, cnt, s0, s1, s2, s3, s4, sign) && sign < 0.0
+    }
+
+    /// Today's row, before it is added: an empty window takes today's pair as its
+    /// shift and restarts its sums from zero (they hold only rounding residue), and the
+    /// runs of equal values advance.
+    #[inline(always)]
+    fn arrive(&mut self, xr: &[f64], yr: &[f64]) {
+        pair_shift(xr, yr, &self.cnt, &mut self.kx, &mut self.ky, &mut self.s);
+        pair_runs(
+            xr,
+            yr,
+            &mut self.runx,
+            &mut self.lastx,
+            &mut self.runy,
+            &mut self.lasty,
+        );
+    }
+
+    /// The window's covariance or correlation into `o`; returns whether an asset's
+    /// sums have [`drifted`] far from their shift.
+    #[inline(always)]
+    fn emit(&self, o: &mut [f64], need: f64, corr: bool) -> bool {
+        pair_emit(o, &self.cnt, &self.runx, &self.runy, &self.s, need, corr)
+    }
+
+    /// [`drifted`] for asset `j`.
+    fn drifted_at(&self, j: usize, need: f64) -> bool {
+        let n = self.cnt[j];
+        let (nxx, nyy) = (n * self.s[3][j], n * self.s[4][j]);
+        let vx = nxx - self.s[0][j] * self.s[0][j];
+        let vy = nyy - self.s[1][j] * self.s[1][j];
+        let constant = self.runx[j] >= n || self.runy[j] >= n;
+        drifted(n >= need && !constant, nxx, vx, nyy, vy)
+    }
+
+    /// Recompute the sums of `cols` (all when `None`) exactly from the window's rows,
+    /// re-shifted to today's pair where it has one.
+    fn refresh(&mut self, x: Cols, y: Cols, t: usize, d: usize, cols: Option<&[usize]>) {
+        let (xr, yr) = (x.row(t), y.row(t));
+        let lo = (t + 1).saturating_sub(d);
+        match cols {
+            None => {
+                let w = self.cnt.len();
+                for j in 0..w {
+                    let ok = !(xr[j].is_nan() || yr[j].is_nan());
+                    self.kx[j] = if ok { xr[j] } else { self.kx[j] };
+                    self.ky[j] = if ok { yr[j] } else { self.ky[j] };
+                }
+                for v in self.s.iter_mut() {
+                    v.fill(0.0);
+                }
+                self.cnt.fill(0.0);
+                for u in lo..=t {
+                    self.update(x.row(u), y.row(u), 1.0);
+                }
+            }
+            Some(cols) => {
+                for &j in cols {
+                    if !(xr[j].is_nan() || yr[j].is_nan()) {
+                        self.kx[j] = xr[j];
+                        self.ky[j] = yr[j];
+                    }
+                    let mut acc = [0.0; 5];
+                    for u in lo..=t {
+                        let (a, b) = (x.row(u)[j], y.row(u)[j]);
+                        if !a.is_nan() && !b.is_nan() {
+                            let (a, b) = (a - self.kx[j], b - self.ky[j]);
+                            acc[0] += a;
+                            acc[1] += b;
+                            acc[2] += a * b;
+                            acc[3] += a * a;
+                            acc[4] += b * b;
+                        }
+                    }
+                    for (v, a) in self.s.iter_mut().zip(acc) {
+                        v[j] = a;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// The lane loops of [`PairSums`] are free functions so that every buffer they write is
+// its own `&mut` argument: the compiler then knows the buffers do not overlap and
+// vectorises the loops (inside one method, through `self`, it did not and ran them one
+// lane at a time). `|` and `&` on bools keep the loops free of branches.
+
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn pair_update(
+    xr: &[f64],
+    yr: &[f64],
+    kx: &[f64],
+    ky: &[f64],
+    cnt: &mut [f64],
+    s0: &mut [f64],
+    s1: &mut [f64],
+    s2: &mut [f64],
+    s3: &mut [f64],
+    s4: &mut [f64],
+    sign: f64,
+) -> bool {
+    let w = cnt.len();
+    let (xr, yr, kx, ky) = (&xr[..w], &yr[..w], &kx[..w], &ky[..w]);
+    let (s0, s1, s2, s3, s4) = (
+        &mut s0[..w],
+        &mut s1[..w],
+        &mut s2[..w],
+        &mut s3[..w],
+        &mut s4[..w],
+    );
+    let mut cancel = false;
+    for j in 0..w {
+        let ok = !(xr[j].is_nan() | yr[j].is_nan());
+        let a = if ok { xr[j] - kx[j] } else { 0.0 };
+        let b = if ok { yr[j] - ky[j] } else { 0.0 };
+        cnt[j] += if ok { sign } else { 0.0 };
+        s0[j] += sign * a;
+        s1[j] += sign * b;
+        s2[j] += sign * (a * b);
+        s3[j] += sign * (a * a);
+        s4[j] += sign * (b * b);
+        cancel |= ok & ((a * a > CANCEL * s3[j]) | (b * b > CANCEL * s4[j])) & (cnt[j] > 0.0);
+    }
+    cancel
+}
+
+#[inline(never)]
+fn pair_shift(
+    xr: &[f64],
+    yr: &[f64],
+    cnt: &[f64],
+    kx: &mut [f64],
+    ky: &mut [f64],
+    s: &mut [Vec<f64>; 5],
+) {
+    let w = cnt.len();
+    let (xr, yr, kx, ky) = (&xr[..w], &yr[..w], &mut kx[..w], &mut ky[..w]);
+    for j in 0..w {
+        let ok = !(xr[j].is_nan() | yr[j].is_nan());
+        let reset = ok & (cnt[j] == 0.0);
+        kx[j] = if reset { xr[j] } else { kx[j] };
+        ky[j] = if reset { yr[j] } else { ky[j] };
+    }
+    for v in s.iter_mut() {
+        for (v, c) in v[..w].iter_mut().zip(cnt) {
+            *v = if *c == 0.0 { 0.0 } else { *v };
+        }
+    }
+}
+
+#[inline(never)]
+fn pair_runs(
+    xr: &[f64],
+    yr: &[f64],
+    runx: &mut [f64],
+    lastx: &mut [f64],
+    runy: &mut [f64],
+    lasty: &mut [f64],
+) {
+    let w = runx.len();
+    let (xr, yr) = (&xr[..w], &yr[..w]);
+    let (lastx, runy, lasty) = (&mut lastx[..w], &mut runy[..w], &mut lasty[..w]);
+    for j in 0..w {
+        let (a, b) = (xr[j], yr[j]);
+        let ok = !(a.is_nan() | b.is_nan());
+        let rx = if a == lastx[j] { runx[j] + 1.0 } else { 1.0 };
+        let ry = if b == lasty[j] { runy[j] + 1.0 } else { 1.0 };
+        runx[j] = if ok { rx } else { runx[j] };
+        runy[j] = if ok { ry } else { runy[j] };
+        lastx[j] = if ok { a } else { lastx[j] };
+        lasty[j] = if ok { b } else { lasty[j] };
+    }
+}
+
+#[inline(never)]
+fn pair_emit(
+    o: &mut [f64],
+    cnt: &[f64],
+    runx: &[f64],
+    runy: &[f64],
+    s: &[Vec<f64>; 5],
+    need: f64,
+    corr: bool,
+) -> bool {
+    let w = cnt.len();
+    let (o, runx, runy) = (&mut o[..w], &runx[..w], &runy[..w]);
+    let [s0, s1, s2, s3, s4] = s;
+    let (s0, s1, s2, s3, s4) = (&s0[..w], &s1[..w], &s2[..w], &s3[..w], &s4[..w]);
+    let mut drift = false;
+    for j in 0..w {
+        let n = cnt[j];
+        let constant = (runx[j] >= n) | (runy[j] >= n);
+        let sxy = n * s2[j] - s0[j] * s1[j];
+        let (nxx, nyy) = (n * s3[j], n * s4[j]);
+        let vx = nxx - s0[j] * s0[j];
+        let vy = nyy - s1[j] * s1[j];
+        drift |= drifted((n >= need) & !constant, nxx, vx, nyy, vy);
+        let v = if corr {
+            // No floor on the bounds: with a floor like 1e-300 the empty (NaN) lanes
+            // computed denormals, which are ~100× slower on x86.
+            let flat = constant | (vx <= 1e-12 * nxx) | (vy <= 1e-12 * nyy);
+            let r = (sxy / (vx * vy).sqrt()).clamp(-1.0, 1.0);
+            if flat { f64::NAN } else { r }
+        } else {
+            let c = sxy / (n * (n - 1.0));
+            if constant { 0.0 } else { c }
+        };
+        let v = if v.is_finite() { v } else { f64::NAN };
+        o[j] = if n < need { f64::NAN } else { v };
+    }
+    drift
+}
+
 /// Rolling covariance (ddof 1) or Pearson correlation over the days where both series
-/// have a value; correlation is NaN when either side is (nearly) constant.
+/// have a value; correlation is NaN when either side is (nearly) constant. Running
+/// sums of shifted values, updated row by row with branch-free loops; an asset whose
+/// leaving value was huge is recomputed at once, all of them every
+/// max(`d`, [`REFRESH`]) rows.
 pub fn pair(x: &[f64], y: &[f64], nd: usize, na: usize, win: Win, corr: bool) -> Vec<f64> {
     let Win { d, minp } = win;
-    let need = minp.max(2) as u32;
+    let need = minp.max(2) as f64;
+    let every = d.max(REFRESH);
     by_cols(x, Some(y), nd, na, |xc, yc, out| {
         let yc = yc.expect("pair has two inputs");
         let w = xc.w;
-        let (mut kx, mut ky) = (vec![0.0; w], vec![0.0; w]);
-        let mut cnt = vec![0u32; w];
-        // sx, sy, sxy, sxx, syy
-        let mut s: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; w]);
-        let (mut runx, mut runy) = (vec![0u32; w], vec![0u32; w]);
-        let (mut lastx, mut lasty) = (vec![f64::NAN; w], vec![f64::NAN; w]);
-        let add = |s: &mut [Vec<f64>; 5], j: usize, a: f64, b: f64, sign: f64| {
-            s[0][j] += sign * a;
-            s[1][j] += sign * b;
-            s[2][j] += sign * a * b;
-            s[3][j] += sign * a * a;
-            s[4][j] += sign * b * b;
-        };
+        let mut st = PairSums::new(w);
         let mut redo: Vec<usize> = Vec::new();
         for t in 0..nd {
             redo.clear();
-            if t >= d {
+            if t >= d && st.update(xc.row(t - d), yc.row(t - d), -1.0) {
+                // Rare: which assets' leaving value cancelled digits.
                 let (xo, yo) = (xc.row(t - d), yc.row(t - d));
                 for j in 0..w {
-                    if !xo[j].is_nan() && !yo[j].is_nan() {
-                        cnt[j] -= 1;
-                        let (a, b) = (xo[j] - kx[j], yo[j] - ky[j]);
-                        add(&mut s, j, a, b, -1.0);
-                        if (a * a > CANCEL * s[3][j] || b * b > CANCEL * s[4][j]) && cnt[j] > 0 {
-                            redo.push(j);
-                        }
+                    if xo[j].is_nan() || yo[j].is_nan() || st.cnt[j] == 0.0 {
+                        continue;
+                    }
+                    let (a, b) = (xo[j] - st.kx[j], yo[j] - st.ky[j]);
+                    if a * a > CANCEL * st.s[3][j] || b * b > CANCEL * st.s[4][j] {
+                        redo.push(j);
                     }
                 }
             }
             let (xr, yr) = (xc.row(t), yc.row(t));
-            for j in 0..w {
-                let (a, b) = (xr[j], yr[j]);
-                if a.is_nan() || b.is_nan() {
-                    continue;
-                }
-                if cnt[j] == 0 {
-                    kx[j] = a;
-                    ky[j] = b;
-                    for v in s.iter_mut() {
-                        v[j] = 0.0;
-                    }
-                }
-                cnt[j] += 1;
-                runx[j] = if a == lastx[j] { runx[j] + 1 } else { 1 };
-                runy[j] = if b == lasty[j] { runy[j] + 1 } else { 1 };
-                lastx[j] = a;
-                lasty[j] = b;
-                add(&mut s, j, a - kx[j], b - ky[j], 1.0);
+            st.arrive(xr, yr);
+            st.update(xr, yr, 1.0);
+            if (t + 1) % every == 0 {
+                st.refresh(xc, yc, t, d, None);
+            } else if !redo.is_empty() {
+                st.refresh(xc, yc, t, d, Some(&redo));
             }
-            let all = (t + 1) % d == 0;
-            for j in (0..w).filter(|j| all || redo.contains(j)) {
-                if !xr[j].is_nan() && !yr[j].is_nan() {
-                    kx[j] = xr[j];
-                    ky[j] = yr[j];
-                }
-                for v in s.iter_mut() {
-                    v[j] = 0.0;
-                }
-                for u in (t + 1).saturating_sub(d)..=t {
-                    let (a, b) = (xc.row(u)[j], yc.row(u)[j]);
-                    if !a.is_nan() && !b.is_nan() {
-                        add(&mut s, j, a - kx[j], b - ky[j], 1.0);
+            // Sums far from their shift lose digits to cancellation (a trending series
+            // drifts from the value it was shifted by): those assets are re-shifted to
+            // today's pair and recomputed, then written again.
+            let o = &mut out.row(t)[..w];
+            if st.emit(o, need, corr) {
+                redo.clear();
+                for j in 0..w {
+                    if st.drifted_at(j, need) {
+                        redo.push(j);
                     }
                 }
-            }
-            let o = out.row(t);
-            for j in 0..w {
-                let c = cnt[j];
-                if c < need {
-                    o[j] = f64::NAN;
-                    continue;
-                }
-                let n = c as f64;
-                let cov = (n * s[2][j] - s[0][j] * s[1][j]) / (n * (n - 1.0));
-                let cx = runx[j] >= c;
-                let cy = runy[j] >= c;
-                o[j] = finite_or_nan(if !corr {
-                    if cx || cy { 0.0 } else { cov }
-                } else {
-                    let vx = n * s[3][j] - s[0][j] * s[0][j];
-                    let vy = n * s[4][j] - s[1][j] * s[1][j];
-                    if cx
-                        || cy
-                        || vx <= 1e-12 * (n * s[3][j]).max(1e-300)
-                        || vy <= 1e-12 * (n * s[4][j]).max(1e-300)
-                    {
-                        f64::NAN
-                    } else {
-                        ((n * s[2][j] - s[0][j] * s[1][j]) / (vx * vy).sqrt()).clamp(-1.0, 1.0)
-                    }
-                });
+                st.refresh(xc, yc, t, d, Some(&redo));
+                st.emit(o, need, corr);
             }
         }
     })
@@ -613,112 +831,270 @@ pub enum Reg {
 }
 
 /// Regression of each window on time, from running sums that are re-indexed as the
-/// window slides (every position drops by one), exactly recomputed every `d` days.
+/// window slides (every position drops by one), exactly recomputed every max(`d`, 32)
+/// days and whenever cancellation threatens (a huge value leaving, values far from the
+/// shift).
 pub fn linreg(x: &[f64], nd: usize, na: usize, win: Win, what: Reg) -> Vec<f64> {
     let Win { d, minp } = win;
-    let need = minp.max(if what == Reg::Decay { 1 } else { 2 }) as u32;
-    let dn = d as f64;
+    let need = minp.max(if what == Reg::Decay { 1 } else { 2 }) as f64;
+    let every = d.max(REFRESH);
     by_cols(x, None, nd, na, |x, _, out| {
         let w = x.w;
-        let mut k = vec![0.0; w];
-        let mut cnt = vec![0u32; w];
-        // si, sii, sy, siy, syy over present values, y = x - k
-        let mut s: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; w]);
+        let mut st = LinSums {
+            k: vec![0.0; w],
+            cnt: vec![0.0; w],
+            s: std::array::from_fn(|_| vec![0.0; w]),
+        };
         let mut redo: Vec<usize> = Vec::new();
         for t in 0..nd {
             redo.clear();
-            // Slide: positions drop by one; the value at position 0 leaves.
-            for j in 0..w {
-                let c = cnt[j] as f64;
-                s[1][j] += c - 2.0 * s[0][j];
-                s[0][j] -= c;
-                s[3][j] -= s[2][j];
+            {
+                let [si, sii, sy, siy, _] = &mut st.s;
+                lin_slide(&st.cnt, si, sii, sy, siy);
             }
-            if t >= d {
+            if t >= d && st.leave(x.row(t - d)) {
+                // Rare: which assets' leaving value cancelled digits.
                 for (j, &v) in x.row(t - d).iter().enumerate() {
-                    if !v.is_nan() {
-                        cnt[j] -= 1;
-                        let y = v - k[j];
-                        s[2][j] -= y;
-                        s[4][j] -= y * y;
-                        if y * y > CANCEL * s[4][j] && cnt[j] > 0 {
-                            redo.push(j);
-                        }
+                    let y = v - st.k[j];
+                    if !v.is_nan() && st.cnt[j] > 0.0 && y * y > CANCEL * st.s[4][j] {
+                        redo.push(j);
                     }
                 }
             }
             let xr = x.row(t);
-            for (j, &v) in xr.iter().enumerate() {
-                if v.is_nan() {
-                    continue;
-                }
-                if cnt[j] == 0 {
-                    k[j] = v;
-                    for sk in s.iter_mut() {
-                        sk[j] = 0.0;
-                    }
-                }
-                cnt[j] += 1;
-                let y = v - k[j];
-                s[0][j] += dn;
-                s[1][j] += dn * dn;
-                s[2][j] += y;
-                s[3][j] += dn * y;
-                s[4][j] += y * y;
+            st.arrive(xr, d as f64);
+            if (t + 1) % every == 0 {
+                st.refresh(x, t, d, None);
+            } else if !redo.is_empty() {
+                st.refresh(x, t, d, Some(&redo));
             }
-            let all = (t + 1) % d == 0;
-            for j in (0..w).filter(|j| all || redo.contains(j)) {
-                if !xr[j].is_nan() {
-                    k[j] = xr[j];
-                }
-                for sk in s.iter_mut() {
-                    sk[j] = 0.0;
-                }
-                // Positions: today is d, the window's oldest day is d - (t - u).
-                for u in (t + 1).saturating_sub(d)..=t {
-                    let v = x.row(u)[j];
-                    if !v.is_nan() {
-                        let i = (d - (t - u)) as f64;
-                        let y = v - k[j];
-                        s[0][j] += i;
-                        s[1][j] += i * i;
-                        s[2][j] += y;
-                        s[3][j] += i * y;
-                        s[4][j] += y * y;
+            let o = &mut out.row(t)[..w];
+            if lin_emit(o, xr, &st.k, &st.cnt, &st.s, need, d as f64, what) {
+                // Sums far from their shift (a trending series): re-shift, recompute.
+                redo.clear();
+                for j in 0..w {
+                    let (n, sy, syy) = (st.cnt[j], st.s[2][j], st.s[4][j]);
+                    if lin_drifted(what, n >= need, n * syy, n * syy - sy * sy) {
+                        redo.push(j);
                     }
                 }
-            }
-            let o = out.row(t);
-            for j in 0..w {
-                let c = cnt[j];
-                if c < need {
-                    o[j] = f64::NAN;
-                    continue;
-                }
-                let n = c as f64;
-                let (si, sii, sy, siy, syy) = (s[0][j], s[1][j], s[2][j], s[3][j], s[4][j]);
-                let sxx = n * sii - si * si;
-                let sxy = n * siy - si * sy;
-                let slope = sxy / sxx;
-                o[j] = finite_or_nan(match what {
-                    Reg::Decay => siy / si + k[j],
-                    Reg::Slope => slope,
-                    Reg::Resi => {
-                        let icpt = (sy - slope * si) / n;
-                        (xr[j] - k[j]) - (icpt + slope * dn)
-                    }
-                    Reg::Rsquare => {
-                        let syy_c = n * syy - sy * sy;
-                        if syy_c <= 1e-12 * (n * syy).max(1e-300) {
-                            f64::NAN
-                        } else {
-                            sxy * sxy / (sxx * syy_c)
-                        }
-                    }
-                });
+                st.refresh(x, t, d, Some(&redo));
+                lin_emit(o, xr, &st.k, &st.cnt, &st.s, need, d as f64, what);
             }
         }
     })
+}
+
+/// Running state of [`linreg`] for one chunk of columns: the shift `k`, the count, and
+/// Σi, Σi², Σy, Σiy, Σy² over present values (y = x − k, i = position 1..d).
+struct LinSums {
+    k: Vec<f64>,
+    cnt: Vec<f64>,
+    s: [Vec<f64>; 5],
+}
+
+impl LinSums {
+    /// Remove the value leaving the window (position 0 after the slide, so only Σy and
+    /// Σy² change). Returns whether it was large enough to cancel digits.
+    fn leave(&mut self, xr: &[f64]) -> bool {
+        let [_, _, sy, _, syy] = &mut self.s;
+        lin_leave(xr, &self.k, &mut self.cnt, sy, syy)
+    }
+
+    /// Today's value at position `dn`; an empty window takes it as its shift.
+    fn arrive(&mut self, xr: &[f64], dn: f64) {
+        let [si, sii, sy, siy, syy] = &mut self.s;
+        lin_add::<true>(xr, &mut self.k, &mut self.cnt, si, sii, sy, siy, syy, dn);
+    }
+
+    /// Recompute the sums of `cols` (all when `None`) exactly from the window's rows,
+    /// re-shifted to today's value where there is one.
+    fn refresh(&mut self, x: Cols, t: usize, d: usize, cols: Option<&[usize]>) {
+        let xr = x.row(t);
+        let lo = (t + 1).saturating_sub(d);
+        let Some(cols) = cols else {
+            for (k, v) in self.k.iter_mut().zip(xr) {
+                *k = if v.is_nan() { *k } else { *v };
+            }
+            self.cnt.fill(0.0);
+            for v in self.s.iter_mut() {
+                v.fill(0.0);
+            }
+            let [si, sii, sy, siy, syy] = &mut self.s;
+            for u in lo..=t {
+                let i = (d - (t - u)) as f64;
+                lin_add::<false>(
+                    x.row(u),
+                    &mut self.k,
+                    &mut self.cnt,
+                    si,
+                    sii,
+                    sy,
+                    siy,
+                    syy,
+                    i,
+                );
+            }
+            return;
+        };
+        for &j in cols {
+            if !xr[j].is_nan() {
+                self.k[j] = xr[j];
+            }
+            let mut acc = [0.0; 5];
+            // Positions: today is d, the window's oldest day is d - (t - u).
+            for u in lo..=t {
+                let v = x.row(u)[j];
+                if !v.is_nan() {
+                    let i = (d - (t - u)) as f64;
+                    let y = v - self.k[j];
+                    acc[0] += i;
+                    acc[1] += i * i;
+                    acc[2] += y;
+                    acc[3] += i * y;
+                    acc[4] += y * y;
+                }
+            }
+            for (v, a) in self.s.iter_mut().zip(acc) {
+                v[j] = a;
+            }
+        }
+    }
+}
+
+// As for `pair`: free functions, one `&mut` argument per written buffer, so the loops
+// vectorise.
+
+/// Every position drops by one as the window slides.
+#[inline(never)]
+fn lin_slide(cnt: &[f64], si: &mut [f64], sii: &mut [f64], sy: &[f64], siy: &mut [f64]) {
+    let w = cnt.len();
+    let (si, sii, sy, siy) = (&mut si[..w], &mut sii[..w], &sy[..w], &mut siy[..w]);
+    for j in 0..w {
+        let c = cnt[j];
+        sii[j] += c - 2.0 * si[j];
+        si[j] -= c;
+        siy[j] -= sy[j];
+    }
+}
+
+#[inline(never)]
+fn lin_leave(xr: &[f64], k: &[f64], cnt: &mut [f64], sy: &mut [f64], syy: &mut [f64]) -> bool {
+    let w = cnt.len();
+    let (xr, k, sy, syy) = (&xr[..w], &k[..w], &mut sy[..w], &mut syy[..w]);
+    let mut cancel = false;
+    for j in 0..w {
+        let ok = !xr[j].is_nan();
+        let y = if ok { xr[j] - k[j] } else { 0.0 };
+        cnt[j] -= if ok { 1.0 } else { 0.0 };
+        sy[j] -= y;
+        syy[j] -= y * y;
+        cancel |= ok & (y * y > CANCEL * syy[j]) & (cnt[j] > 0.0);
+    }
+    cancel
+}
+
+/// Add a row's present values at position `dn`; with `RESET`, an empty window first
+/// takes its value as the shift and restarts its sums from zero (they hold only
+/// rounding residue).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn lin_add<const RESET: bool>(
+    xr: &[f64],
+    k: &mut [f64],
+    cnt: &mut [f64],
+    si: &mut [f64],
+    sii: &mut [f64],
+    sy: &mut [f64],
+    siy: &mut [f64],
+    syy: &mut [f64],
+    dn: f64,
+) {
+    let w = cnt.len();
+    let (xr, k) = (&xr[..w], &mut k[..w]);
+    let (si, sii, sy, siy, syy) = (
+        &mut si[..w],
+        &mut sii[..w],
+        &mut sy[..w],
+        &mut siy[..w],
+        &mut syy[..w],
+    );
+    for j in 0..w {
+        let v = xr[j];
+        let ok = !v.is_nan();
+        let empty = RESET & (cnt[j] == 0.0);
+        k[j] = if ok & empty { v } else { k[j] };
+        let keep = if empty { 0.0 } else { 1.0 };
+        let (one, y) = if ok { (1.0, v - k[j]) } else { (0.0, 0.0) };
+        cnt[j] += one;
+        si[j] = si[j] * keep + one * dn;
+        sii[j] = sii[j] * keep + one * dn * dn;
+        sy[j] = sy[j] * keep + y;
+        siy[j] = siy[j] * keep + dn * y;
+        syy[j] = syy[j] * keep + y * y;
+    }
+}
+
+/// Slope, R² and residual lose digits when the values sit far from their shift; the
+/// position-weighted mean does not (nothing cancels).
+#[inline(always)]
+fn lin_drifted(what: Reg, defined: bool, nyy: f64, vy: f64) -> bool {
+    (what != Reg::Decay) & defined & (nyy > DRIFT * vy)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn lin_emit(
+    o: &mut [f64],
+    xr: &[f64],
+    k: &[f64],
+    cnt: &[f64],
+    s: &[Vec<f64>; 5],
+    need: f64,
+    dn: f64,
+    what: Reg,
+) -> bool {
+    let w = cnt.len();
+    let (o, xr, k) = (&mut o[..w], &xr[..w], &k[..w]);
+    let [si, sii, sy, siy, syy] = s;
+    let (si, sii, sy, siy, syy) = (&si[..w], &sii[..w], &sy[..w], &siy[..w], &syy[..w]);
+    let mut drift = false;
+    // One loop per statistic, so each is a plain vectorisable loop.
+    match what {
+        Reg::Decay => {
+            for j in 0..w {
+                let v = siy[j] / si[j] + k[j];
+                let v = if v.is_finite() { v } else { f64::NAN };
+                o[j] = if cnt[j] < need { f64::NAN } else { v };
+            }
+        }
+        _ => {
+            for j in 0..w {
+                let n = cnt[j];
+                let sxx = n * sii[j] - si[j] * si[j];
+                let sxy = n * siy[j] - si[j] * sy[j];
+                let slope = sxy / sxx;
+                let (nyy, vy) = (n * syy[j], n * syy[j] - sy[j] * sy[j]);
+                drift |= lin_drifted(what, n >= need, nyy, vy);
+                let v = match what {
+                    Reg::Slope => slope,
+                    Reg::Resi => {
+                        let icpt = (sy[j] - slope * si[j]) / n;
+                        (xr[j] - k[j]) - (icpt + slope * dn)
+                    }
+                    // No floor on the bound (a floor like 1e-300 made denormals in
+                    // the empty lanes, ~100× slower on x86).
+                    _ => {
+                        let r2 = sxy * sxy / (sxx * vy);
+                        if vy <= 1e-12 * nyy { f64::NAN } else { r2 }
+                    }
+                };
+                let v = if v.is_finite() { v } else { f64::NAN };
+                o[j] = if n < need { f64::NAN } else { v };
+            }
+        }
+    }
+    drift
 }
 
 /// Rolling max (or min) over full windows, or days since it (`arg`; ties: the earliest),
