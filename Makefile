@@ -6,32 +6,36 @@ BUILD_VENV := .venv-build
 CARGO ?= PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH" cargo
 PYTHON ?= python3
 VENV := .venv
-ASSETS ?= 500
-DAYS ?= 1500
-SEED ?= 42
-NAME ?= csi500
 REL := target/release
 
-.PHONY: mine test venv toolchain build release bench bench-expr bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
+.PHONY: mine test test-deps venv toolchain build release bench bench-expr bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
 
 ## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
 ## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge, then
 ## lgbm-train and report on the last library (pipelines/mine.yaml). A re-run skips every step whose inputs are unchanged.
-GENS ?= 10
-POP ?= 200
+## Settings: ASSETS DAYS SEED NAME GENS POP GP_SEED HORIZON MAX_SIZE MODEL_SEED; only those
+## given on the command line reach the pipeline (`make mine HORIZON=5`): every default
+## lives in the pipeline file or the tool's own flags (docs/pipeline.md).
+mine_var = $(if $(filter command line,$(origin $(1))),--set $(2)=$($(1)))
+MINE_SETS = $(call mine_var,ASSETS,assets) $(call mine_var,DAYS,days) $(call mine_var,SEED,seed) \
+  $(call mine_var,NAME,name) $(call mine_var,GENS,generations) $(call mine_var,POP,pop) \
+  $(call mine_var,GP_SEED,gp_seed) $(call mine_var,HORIZON,horizon) \
+  $(call mine_var,MAX_SIZE,max_size) $(call mine_var,MODEL_SEED,model_seed)
+# The run folder's name, for the messages and the bench targets (the pipeline's own
+# `name` and `gp_seed` unless given).
+NAME ?= csi500
 GP_SEED ?= 1
-HORIZON ?= 1
-MINE_SETS = --set assets=$(ASSETS) --set days=$(DAYS) --set seed=$(SEED) --set name=$(NAME) \
-  --set generations=$(GENS) --set pop=$(POP) --set gp_seed=$(GP_SEED) --set horizon=$(HORIZON)
 mine: release
 	$(REL)/pipeline run pipelines/mine.yaml $(MINE_SETS)
 	@head -n 24 out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.yaml
 	@echo "library: out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.parquet (.csv, .yaml beside it); panel: data/panel/$(NAME).arrow"
-	@echo "model: out/runs/$(NAME)-seed$(GP_SEED)/model/ (summary.json: per-fold test RankIC vs the best single factor and an equal-weight blend; predictions.parquet)"
+	@echo "model: out/runs/$(NAME)-seed$(GP_SEED)/model/ (summary.json: test RankIC on the dates after the library's selection, vs the best single factor and an equal-weight blend; predictions.parquet)"
 	@echo "report: $(CURDIR)/out/runs/$(NAME)-seed$(GP_SEED)/report/index.html"
 
-## test: unit + end-to-end tests (debug build; reference checks run in .venv)
-test: venv toolchain
+## test: unit + end-to-end tests (debug build; reference checks run in .venv). Installs
+## what they need first: Debian's chromium and time (.ci/test-deps.sh, as root), the
+## reference venv, the LightGBM toolchain.
+test: test-deps venv toolchain
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
@@ -42,6 +46,9 @@ $(VENV)/.stamp: tests/requirements.txt
 	# Qlib's own source (for the Alpha158 list), without its heavy dependencies
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: pyqlib==0.9.7
 	touch $@
+
+test-deps:
+	.ci/test-deps.sh
 
 toolchain: $(BUILD_VENV)/.stamp
 $(BUILD_VENV)/.stamp: .ci/toolchain.sh

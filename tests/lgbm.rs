@@ -7,21 +7,14 @@ use std::path::{Path, PathBuf};
 
 use af_e2e::*;
 
-/// A library of SIX_FACTORS whose admission looks only at dates 0..300, so a panel whose
-/// future (after date 301) differs gets the same library.
+/// A library of SIX_FACTORS selected on dates 0..300 (train 0..200, valid 200..300, no
+/// test split), so a panel whose future (after date 301) differs selects the same
+/// factors, and the model's out-of-selection dates are 301.. (horizon 1).
 fn library(dir: &Path, panel: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let p = af_panel::Panel::open(panel).unwrap();
     let d = |i: usize| af_panel::dates::format_date(p.dates()[i]);
-    let splits = format!(
-        "train={}..{},valid={}..{},test={}..{}",
-        d(0),
-        d(199),
-        d(200),
-        d(249),
-        d(250),
-        d(299)
-    );
+    let splits = format!("train={}..{},valid={}..{}", d(0), d(199), d(200), d(299));
     let c = dir.join("factors.txt");
     std::fs::write(&c, SIX_FACTORS).unwrap();
     let f = dir.join("f.parquet");
@@ -94,7 +87,8 @@ fn agrees_with_python_lightgbm_and_is_deterministic() {
         "same inputs, same bytes"
     );
     let sum = read_json(&a.join("summary.json"));
-    assert_eq!(sum["folds"].as_array().unwrap().len(), 3);
+    // Test windows of 50 tile 301..500.
+    assert_eq!(sum["folds"].as_array().unwrap().len(), 4);
     assert!(sum["library"]["factors"].as_u64().unwrap() >= 3, "{sum}");
     let out = ok(python().args(["check_lgbm.py", "--fold-dir", &s(&a.join("fold-01"))]));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -124,11 +118,34 @@ fn no_leakage_across_folds() {
     let lib = library(&dir.join("lib"), &panel);
     let a = dir.join("a");
     train(&lib, &panel, &a, &[]);
-    for f in read_json(&a.join("summary.json"))["folds"]
-        .as_array()
+    let sum = read_json(&a.join("summary.json"));
+    // Every date the model is judged on lies after the library's selection (valid ends
+    // at date 299) plus the horizon: 301 on.
+    let p = af_panel::Panel::open(&panel).unwrap();
+    let first = af_panel::dates::format_date(p.dates()[301]);
+    assert_eq!(sum["out_of_selection"]["first"], first.as_str(), "{sum}");
+    assert_eq!(
+        sum["out_of_selection"]["selection_last"],
+        af_panel::dates::format_date(p.dates()[299]).as_str()
+    );
+    assert!(sum["test_rank_ic"]["model"].is_f64(), "{sum}");
+    let preds = af_table::read_parquet(&a.join("predictions.parquet")).unwrap();
+    let min_date = preds
+        .f64s("date")
         .unwrap()
-    {
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(
+        min_date as i32,
+        p.dates()[301],
+        "a prediction on a selection date"
+    );
+    for f in sum["folds"].as_array().unwrap() {
         let r = |k: &str, i: usize| f["date_index"][k][i].as_u64().unwrap();
+        assert!(
+            r("test", 0) >= 301,
+            "test window inside the selection dates: {f}"
+        );
         assert!(
             r("train", 1) + 1 <= r("valid", 0),
             "train ends a horizon before valid: {f}"
@@ -138,9 +155,9 @@ fn no_leakage_across_folds() {
             "valid ends a horizon before test: {f}"
         );
     }
-    // Fold 0 trains on dates 0..250 and early-stops on 251..300 (labels to 301). A
+    // Fold 0 trains on dates 49..249 and early-stops on 250..300 (labels to 300). A
     // different future from date 302 on must leave its model byte-identical and change
-    // its test predictions.
+    // its test predictions (301..351).
     let future = dir.join("future.arrow");
     ok(python().args(["tamper_panel.py", &s(&panel), &s(&future), "--after", "301"]));
     let lib2 = library(&dir.join("lib2"), &future);
@@ -162,10 +179,31 @@ fn bad_input_is_named() {
     let (_, panel) = small_market(&dir, 13);
     let lib = library(&dir.join("lib"), &panel);
     let e = fails(cmd(&lib, &panel, "1", &dir.join("x")).args(["--train-days", "450"]));
-    assert!(e.contains("fewer than one fold"), "{e}");
+    assert!(e.contains("shorten --train-days"), "{e}");
     assert!(!dir.join("x").exists(), "no output after an error");
-    let e = fails(cmd(&lib, &panel, "7", &dir.join("x")).args(SMALL_FOLDS));
-    assert!(e.contains("fwd_ret_7"), "{e}");
+    // The library was selected on horizon 1: another label is refused, not trained on.
+    let e = fails(cmd(&lib, &panel, "5", &dir.join("x")).args(SMALL_FOLDS));
+    assert!(e.contains("contradicts the horizon 1"), "{e}");
+    // So is scoring candidates against it with other processing.
+    let c = dir.join("c.txt");
+    std::fs::write(&c, "ts_mean(returns, 5)\n").unwrap();
+    let e = fails(bin("fitness").args([
+        "--panel",
+        &s(&panel),
+        "--candidates",
+        &s(&c),
+        "--library",
+        &s(&lib),
+        "--horizon",
+        "5",
+        "--no-cache",
+        "--out",
+        &s(&dir.join("f5.parquet")),
+    ]));
+    assert!(
+        e.contains("other processing settings") && e.contains("horizon 5 vs 1"),
+        "{e}"
+    );
     let bad = dir.join("params.yaml");
     std::fs::write(&bad, "- not\n- a mapping\n").unwrap();
     let e = fails(
@@ -196,7 +234,7 @@ fn bad_input_is_named() {
     let na = p.n_assets();
     let v0 = l.values(0).unwrap().to_vec();
     let mut late = l.values(1).unwrap().to_vec();
-    late[..260 * na].fill(f64::NAN);
+    late[..260 * na].fill(f64::NAN); // fold 0 trains on 49..249, fold 1 on 99..299
     let partial = write(
         "partial",
         vec![("a".repeat(64), v0), ("b".repeat(64), late)],

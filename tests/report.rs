@@ -86,6 +86,19 @@ fn report_matches_fitness_alphalens_and_renders() {
         n_lib >= 3 && factors.len() == n_lib + 1,
         "factors and the model"
     );
+    // The model's headline is lgbm-train's, on the out-of-selection dates, and the page
+    // says which dates those are.
+    let lgbm = read_json(&model.join("summary.json"));
+    assert_eq!(sum["model"]["test_rank_ic"], lgbm["test_rank_ic"]);
+    let first = lgbm["out_of_selection"]["first"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains("Model, out of selection") && html.contains(&first),
+        "{first}"
+    );
     let mut compared = 0;
     for m in [
         "rank_ic_mean",

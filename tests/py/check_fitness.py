@@ -182,7 +182,8 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-9)
     args = ap.parse_args()
     meta = pq.read_metadata(args.fitness).metadata
-    p = json.loads(meta[b"af.params"])
+    # Processing under af.processing, the scoring rules in the provenance's params.
+    p = {**json.loads(meta[b"af.params"]), **json.loads(meta[b"af.processing"])}
     h = p["horizon"]
     args.winsor = p["winsor"]
     args.min_assets = p["min_assets"]
@@ -284,7 +285,7 @@ def main():
         size = int(rows_c["size"].iloc[0])
         sc, ps, pt, pcov = score_of(train, size, p)
         pc = 0.0
-        if lib and train["library_max_corr"] >= p["max_corr"]:
+        if lib and train["library_max_corr"] >= p["near_copy_corr"]:
             sc, pc = 0.0, 1.0
         for name, (rows, s) in per_split.items():
             row = rows_c[rows_c.split == name].iloc[0]

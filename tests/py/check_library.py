@@ -36,12 +36,13 @@ def main():
     dates = w["close"].index
     nd, na = w["close"].shape
     univ, ind, logcap = cf.exposures(w)
-    label = w[f"fwd_ret_{lmeta['horizon']}"].to_numpy()
+    proc = lmeta["processing"]
+    label = w[f"fwd_ret_{proc['horizon']}"].to_numpy()
     args = argparse.Namespace(
-        winsor=lmeta["winsor"], min_assets=lmeta["min_assets"],
-        industry="industry" in lmeta["neutralize"], size="size" in lmeta["neutralize"],
+        winsor=proc["winsor"], min_assets=proc["min_assets"],
+        industry="industry" in proc["neutralize"], size="size" in proc["neutralize"],
     )
-    train = next(s for s in lmeta["splits"] if s["name"] in ("train", "all"))
+    train = next(s for s in proc["splits"] if s["name"] in ("train", "all"))
     t0, t1 = dates.get_loc(pd.Timestamp(train["first"])), dates.get_loc(pd.Timestamp(train["last"]))
     train_dates = range(t0, t1 + 1)
 

@@ -36,7 +36,7 @@ def main():
     nd = len(dates)
     labels = sorted(int(c[8:]) for c in w if c.startswith("fwd_ret_"))
     buy = np.isfinite(w[f"fwd_ret_{labels[0]}"].to_numpy())
-    split = next(x for x in s["splits"] if x["name"] == s["split"])
+    split = next(x for x in s["processing"]["splits"] if x["name"] == s["split"])
     lo, hi = dates.get_loc(pd.Timestamp(split["first"])), dates.get_loc(pd.Timestamp(split["last"])) + 1
     vals = pd.read_parquet(f"{a.report}/values.parquet")
     vals["date"] = pd.to_datetime(vals["date"])

@@ -165,7 +165,7 @@ pub fn read_json(p: &Path) -> serde_json::Value {
 /// lgbm-train windows for the 500-date small market: 3 folds.
 pub const SMALL_FOLDS: [&str; 8] = [
     "--train-days",
-    "250",
+    "200",
     "--valid-days",
     "50",
     "--test-days",

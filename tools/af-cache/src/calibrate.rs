@@ -75,7 +75,7 @@ impl Calibration {
                 numeric.get(k).map(|s| s.to_string())
             }
         };
-        let has_industry = sample.groups("industry").is_ok();
+        let has_industry = sample.groups(af_panel::columns::INDUSTRY).is_ok();
         let mut ns = BTreeMap::new();
         for op in registry::OPS {
             let mut args = Vec::new();
@@ -100,7 +100,7 @@ impl Calibration {
                             ok = false;
                             break;
                         }
-                        Expr::Field("industry".into())
+                        Expr::Field(af_panel::columns::INDUSTRY.into())
                     }
                 });
             }

@@ -22,8 +22,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use af_panel::PanelData;
 use af_panel::dates::busday_count;
+use af_panel::{PanelData, columns};
 use anyhow::{Result, bail};
 use serde_json::json;
 
@@ -37,11 +37,8 @@ pub enum Adjust {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Label {
-    Close2Close,
-    Open2Open,
-}
+/// The label rule is the panel's own (af-panel), so readers compute it the same way.
+pub use af_panel::columns::LabelRule as Label;
 
 /// Index membership: per code, the date ranges (inclusive) it belongs to.
 #[derive(Debug, Clone, Default)]
@@ -247,16 +244,14 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
                 if !buyable[c] {
                     continue;
                 }
-                lab[c] = match p.label {
-                    Label::Close2Close if t + h < nd => close[c + h * na] / close[c] - 1.0,
-                    Label::Open2Open if t + 1 + h < nd && open_ok[c + na] => {
-                        open[c + (1 + h) * na] / open[c + na] - 1.0
-                    }
-                    _ => f64::NAN,
-                };
+                // Open to open also needs the next day's open to be tradable.
+                if p.label == Label::Open2Open && !(t + 1 < nd && open_ok[c + na]) {
+                    continue;
+                }
+                lab[c] = p.label.forward(open, close, nd, na, c, h);
             }
         }
-        labels.push((format!("fwd_ret_{h}"), lab));
+        labels.push((columns::label(h), lab));
     }
     fields.extend(labels);
 
@@ -317,13 +312,7 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
             Adjust::None => "none",
         }),
     );
-    extra.insert(
-        "label".into(),
-        json!(match p.label {
-            Label::Close2Close => "close2close",
-            Label::Open2Open => "open2open",
-        }),
-    );
+    extra.insert("label".into(), json!(p.label.name()));
     extra.insert("horizons".into(), json!(horizons));
     extra.insert("min_list_days".into(), json!(p.min_list_days));
     extra.insert("cap_available".into(), json!(cap_present));
@@ -334,10 +323,10 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
             dates,
             codes,
             fields,
-            groups: vec![("industry".into(), keys, names)],
+            groups: vec![(columns::INDUSTRY.into(), keys, names)],
             masks: vec![
-                ("tradable".into(), tradable),
-                ("in_universe".into(), in_universe),
+                (columns::TRADABLE.into(), tradable),
+                (columns::UNIVERSE.into(), in_universe),
             ],
             extra,
         },

@@ -172,7 +172,7 @@ impl Program {
             universe_cell
                 .get_or_init(|| {
                     panel
-                        .mask_shared("in_universe")
+                        .mask_shared(af_panel::columns::UNIVERSE)
                         .unwrap_or_else(|_| Arc::new(vec![true; n]))
                 })
                 .clone()

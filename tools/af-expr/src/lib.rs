@@ -25,10 +25,10 @@ pub fn fields_of(panel: &af_panel::Panel) -> Fields {
     let numeric = panel
         .field_names()
         .into_iter()
-        .filter(|f| !f.starts_with("fwd_ret"))
+        .filter(|f| !af_panel::columns::is_label(f))
         .map(String::from)
         .collect();
-    let groups = ["industry"]
+    let groups = [af_panel::columns::INDUSTRY]
         .iter()
         .filter(|g| panel.groups(g).is_ok())
         .map(|g| g.to_string())

@@ -52,7 +52,7 @@ impl Default for Fields {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-            groups: vec!["industry".into()],
+            groups: vec![af_panel::columns::INDUSTRY.into()],
         }
     }
 }

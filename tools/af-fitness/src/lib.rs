@@ -11,6 +11,7 @@
 //! The crate never links polars or parquet; the `fitness` tool does the I/O.
 
 pub mod prep;
+pub mod processing;
 pub mod split;
 pub mod stats;
 
@@ -18,8 +19,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use af_expr::kernels::cs::{RankScratch, rank_row};
-use af_panel::Panel;
 use af_panel::dates::year_of;
+use af_panel::{Panel, columns};
 use anyhow::{Result, anyhow};
 use rayon::prelude::*;
 
@@ -28,21 +29,6 @@ use stats::{mean_std, pearson_by};
 
 /// Quantile buckets for long-short returns and top-quantile turnover.
 pub const QUANTILES: usize = 5;
-
-/// `--neutralize` spelled as fitness records it: (industry, size).
-pub fn parse_neutralize(s: &str) -> Result<(bool, bool)> {
-    Ok(match s {
-        "industry,size" | "size,industry" => (true, true),
-        "industry" => (true, false),
-        "size" => (false, true),
-        "none" => (false, false),
-        o => {
-            return Err(anyhow!(
-                "--neutralize {o}: expected industry,size | industry | size | none"
-            ));
-        }
-    })
-}
 
 /// Preprocessing and metric parameters.
 #[derive(Debug, Clone)]
@@ -62,15 +48,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            horizon: 1,
-            winsor: Winsor::Quantile(0.01),
-            industry: true,
-            size: true,
-            min_assets: 30,
-            ridge: 1e-6,
-            turnover: true,
-        }
+        processing::Processing::default().config(true)
     }
 }
 
@@ -209,12 +187,12 @@ impl<'p> Context<'p> {
     /// turnover). Errors when the label horizon is missing.
     pub fn new(panel: &'p Panel, cfg: Config, needed: &[usize]) -> Result<Context<'p>> {
         let (nd, na) = (panel.n_dates(), panel.n_assets());
-        let lname = format!("fwd_ret_{}", cfg.horizon);
+        let lname = columns::label(cfg.horizon);
         if !panel.has_field(&lname) {
             let have: Vec<&str> = panel
                 .field_names()
                 .into_iter()
-                .filter(|f| f.starts_with("fwd_ret_"))
+                .filter(|f| columns::is_label(f))
                 .collect();
             return Err(anyhow!(
                 "panel {} has no label for horizon {} ({lname}); it has {} — rebuild it with \
@@ -231,14 +209,14 @@ impl<'p> Context<'p> {
         }
         let label = panel.field(&lname)?.data;
         let mut warnings = Vec::new();
-        let universe = match panel.mask_shared("in_universe") {
+        let universe = match panel.mask_shared(columns::UNIVERSE) {
             Ok(u) => u,
             Err(_) => {
                 warnings.push("the panel has no in_universe mask: every asset counts".into());
                 Arc::new(vec![true; nd * na])
             }
         };
-        let (groups, n_groups) = match (cfg.industry, panel.groups("industry")) {
+        let (groups, n_groups) = match (cfg.industry, panel.groups(columns::INDUSTRY)) {
             (true, Ok(g)) => (Some(g.keys), g.names.len().max(1)),
             (true, Err(_)) => {
                 warnings.push("industry neutralization skipped: the panel has no industry".into());
@@ -256,7 +234,7 @@ impl<'p> Context<'p> {
             }
         }
         let logcap = if cfg.size {
-            match panel.field("cap") {
+            match panel.field(columns::CAP) {
                 // Logs only on the dates scored: 12.5 M logs on `full` cost more than
                 // the rest of the setup.
                 Ok(c) if c.data.iter().any(|x| x.is_finite() && *x > 0.0) => Some(
@@ -691,8 +669,9 @@ pub struct ScoreConfig {
     /// Turnover above this bound costs `turnover_penalty` per unit.
     pub max_turnover: f64,
     pub turnover_penalty: f64,
-    /// |corr| with a library factor at or above this ⇒ score 0.
-    pub max_corr: f64,
+    /// |corr| with a library factor at or above this ⇒ a near-copy: score 0 (its
+    /// merit is kept for library-merge, which de-correlates with its own bound).
+    pub near_copy_corr: f64,
     /// The `valid` admission rule: valid RankIC with the train sign and at least this…
     pub admit_ic: f64,
     /// …and at least this fraction of the train |RankIC| (a factor that keeps a third of
@@ -710,15 +689,16 @@ pub struct ScoreConfig {
 
 impl Default for ScoreConfig {
     fn default() -> Self {
+        use processing::defaults as d;
         ScoreConfig {
-            size_penalty: 5e-4,
-            max_turnover: 0.5,
-            turnover_penalty: 0.02,
-            max_corr: 0.7,
-            admit_ic: 0.005,
-            admit_ratio: 1.0 / 3.0,
-            min_coverage: 0.5,
-            leak_ic: 0.2,
+            size_penalty: d::SIZE_PENALTY,
+            max_turnover: d::MAX_TURNOVER,
+            turnover_penalty: d::TURNOVER_PENALTY,
+            near_copy_corr: d::NEAR_COPY_CORR,
+            admit_ic: d::ADMIT_IC,
+            admit_ratio: d::ADMIT_RATIO,
+            min_coverage: d::MIN_COVERAGE,
+            leak_ic: d::LEAK_IC,
         }
     }
 }
@@ -757,7 +737,7 @@ pub fn score(evals: &[SplitEval], size: usize, cfg: &ScoreConfig) -> Score {
         0.0
     };
     let corr = train.map_or(f64::NAN, |s| s.lib_corr);
-    let penalty_corr = if corr >= cfg.max_corr { 1.0 } else { 0.0 };
+    let penalty_corr = if corr >= cfg.near_copy_corr { 1.0 } else { 0.0 };
     let coverage = train.map_or(f64::NAN, |s| s.coverage);
     let date_share = train.map_or(f64::NAN, |s| {
         s.dates_used as f64 / (s.dates_used + s.dates_dropped).max(1) as f64

@@ -12,8 +12,11 @@
 //! values file's own content hash and size, so a library is never used with another
 //! panel and a swapped or truncated values file is an error, not numbers.
 
+pub mod select;
+
 use std::path::{Path, PathBuf};
 
+use af_fitness::processing::Processing;
 use af_panel::{Panel, PanelData, write_panel};
 use af_store::Provenance;
 use af_table::{ReadTable, Table, read_parquet};
@@ -21,7 +24,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 pub const META_LIBRARY: &str = "af.library";
-pub const LIBRARY_FORMAT: &str = "af-library/1";
+/// 2: the processing settings are one typed `processing` entry.
+pub const LIBRARY_FORMAT: &str = "af-library/2";
 
 /// What a library was made from and how its values were processed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -33,14 +37,12 @@ pub struct Meta {
     pub values: String,
     pub values_hash: String,
     pub values_bytes: u64,
-    pub horizon: usize,
-    pub winsor: String,
-    pub neutralize: String,
-    pub min_assets: usize,
+    /// How the values were processed and the splits the factors were selected on (the
+    /// fitness files' own, all equal).
+    pub processing: Processing,
+    /// De-correlation bound of the selection (library-merge `--max-corr`).
     pub max_corr: f64,
     pub max_size: usize,
-    /// Date ranges of the splits the metrics come from.
-    pub splits: serde_json::Value,
 }
 
 /// An opened library: its table and its values, checked against `panel`.

@@ -8,6 +8,7 @@
 //!
 //! Later tools (expression engine, fitness, GP, cache) use only this API.
 
+pub mod columns;
 pub mod dates;
 mod read;
 mod write;

@@ -8,12 +8,13 @@ use af_cache::Cache;
 use af_expr::eval::NodeCache;
 use af_expr::{Dialect, Expr, Program, parse_canonical};
 use af_fitness::prep::Winsor;
+use af_fitness::processing::{Neutralize, Processing, defaults};
 use af_fitness::split::{self, Split};
 use af_fitness::{Config, Context, QUANTILES, Score, ScoreConfig, SplitEval, Workspace, score};
 use af_library::Library;
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, sha256_file};
-use af_table::{Table, write_parquet};
+use af_table::{Table, write_parquet_kv};
 use anyhow::{Result, anyhow, bail};
 use clap::Parser;
 use serde_json::json;
@@ -45,13 +46,13 @@ struct Cli {
     #[arg(long)]
     candidates: PathBuf,
     /// Dialect of text candidates (Parquet candidates are canonical native).
-    #[arg(long, default_value = "native")]
+    #[arg(long, default_value = "native", value_parser = ["native", "qlib", "alpha101"])]
     dialect: String,
     /// Factor library (library-merge's snapshot) for the correlation penalty.
     #[arg(long)]
     library: Option<PathBuf>,
     /// Label horizon in days: scores against the panel's fwd_ret_{H}.
-    #[arg(long)]
+    #[arg(long, default_value_t = defaults::HORIZON)]
     horizon: usize,
     /// Date splits, e.g. 'train=..2019-12-31,valid=2020-01-02..2020-12-31,test=2021-01-04..'
     /// (inclusive; default: the panel's dates 60/20/20 in time order).
@@ -72,40 +73,42 @@ struct Cli {
     /// …and every k-th asset of the panel (evaluation on the subsample).
     #[arg(long, default_value_t = 2)]
     fast_asset_step: usize,
-    /// industry,size | industry | size | none
-    #[arg(long, default_value = "industry,size")]
-    neutralize: String,
-    /// quantile:P | mad:K | none
-    #[arg(long, default_value = "quantile:0.01")]
-    winsor: String,
+    /// Per-date neutralization of the factor values.
+    #[arg(long, value_enum, default_value = defaults::NEUTRALIZE)]
+    neutralize: Neutralize,
+    /// Per-date winsorization: quantile:P (clip to the P and 1-P quantiles), mad:K
+    /// (median ± K robust standard deviations) or none.
+    #[arg(long, default_value = defaults::WINSOR, value_parser = parse_winsor)]
+    winsor: Winsor,
     /// Dates with fewer scorable assets are dropped and counted.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::MIN_ASSETS)]
     min_assets: usize,
-    /// |corr| with a library factor at or above this makes the score 0.
-    #[arg(long, default_value_t = 0.7)]
-    max_corr: f64,
+    /// |corr| with a library factor at or above this makes a candidate a near-copy:
+    /// score 0 (its `merit` is kept; library-merge de-correlates with its own --max-corr).
+    #[arg(long, default_value_t = defaults::NEAR_COPY_CORR)]
+    near_copy_corr: f64,
     /// Score penalty per expression node (parsimony: a 10-node factor gives up 0.005
     /// of RankIC).
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = defaults::SIZE_PENALTY)]
     size_penalty: f64,
     /// Turnover (1 − rank autocorrelation) above this is penalised…
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = defaults::MAX_TURNOVER)]
     max_turnover: f64,
     /// …by this much per unit.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = defaults::TURNOVER_PENALTY)]
     turnover_penalty: f64,
     /// Admission (`valid` split): RankIC with the train sign and |RankIC| at least this…
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = defaults::ADMIT_IC)]
     admit_ic: f64,
     /// …and at least this fraction of the train |RankIC|.
-    #[arg(long, default_value_t = 1.0 / 3.0)]
+    #[arg(long, default_value_t = defaults::ADMIT_RATIO)]
     admit_ratio: f64,
     /// Train coverage (scored share of the universe), or share of usable train dates,
     /// below this makes the score 0 and the factor inadmissible.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = defaults::MIN_COVERAGE)]
     min_coverage: f64,
     /// |mean RankIC| above this on any split is flagged as look-ahead (score 0).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = defaults::LEAK_IC)]
     leak_ic: f64,
     /// Score only shard i of n (contiguous blocks of candidates), e.g. 0/4.
     #[arg(long)]
@@ -125,6 +128,10 @@ struct Cli {
     /// Also write per-date IC, RankIC, quintile mean returns, long-short and turnover.
     #[arg(long)]
     ic_series: Option<PathBuf>,
+}
+
+fn parse_winsor(s: &str) -> Result<Winsor, String> {
+    Winsor::parse(s).map_err(|e| e.to_string())
 }
 
 /// One candidate as read, and what became of it.
@@ -282,22 +289,11 @@ fn run(cli: Cli) -> Result<()> {
     }
     let panel = Panel::open(&cli.panel)?;
     let mut cache = (!cli.no_cache).then(|| Cache::new(&cli.cache, &panel));
-    let winsor = Winsor::parse(&cli.winsor)?;
-    let (industry, size) = af_fitness::parse_neutralize(&cli.neutralize)?;
-    let cfg = Config {
-        horizon: cli.horizon,
-        winsor,
-        industry,
-        size,
-        min_assets: cli.min_assets,
-        ridge: 1e-6,
-        turnover: true,
-    };
     let scfg = ScoreConfig {
         size_penalty: cli.size_penalty,
         max_turnover: cli.max_turnover,
         turnover_penalty: cli.turnover_penalty,
-        max_corr: cli.max_corr,
+        near_copy_corr: cli.near_copy_corr,
         admit_ic: cli.admit_ic,
         admit_ratio: cli.admit_ratio,
         min_coverage: cli.min_coverage,
@@ -319,17 +315,31 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
     }
+    let mut processing = Processing {
+        horizon: cli.horizon,
+        winsor: cli.winsor.clone(),
+        neutralize: cli.neutralize,
+        min_assets: cli.min_assets,
+        ridge: defaults::RIDGE,
+        min_coverage: cli.min_coverage,
+        splits: Vec::new(),
+    };
+    processing.record_splits(&splits, panel.dates());
+    let cfg = processing.config(true);
     let lib = match &cli.library {
         Some(l) => Some(Library::open(l, &panel)?),
         None => None,
     };
     if let Some(l) = &lib {
-        let ours = (Winsor::parse(&cli.winsor)?.name(), cli.neutralize.clone());
-        if (l.meta.winsor.clone(), l.meta.neutralize.clone()) != ours {
-            eprintln!(
-                "warning: the library's values were processed with winsor {} / neutralize {}, \
-                 these candidates with {} / {}: correlations compare differently processed factors",
-                l.meta.winsor, l.meta.neutralize, ours.0, ours.1
+        // Near-copy correlations compare processed values, and library-merge pools these
+        // candidates with the library's: both must be processed and split alike.
+        let diff = processing.differences(&l.meta.processing);
+        if !diff.is_empty() {
+            bail!(
+                "library {} was made with other processing settings than these candidates ({}): \
+                 score with the library's settings or start a new library",
+                l.path.display(),
+                diff.join("; ")
             );
         }
     }
@@ -465,6 +475,7 @@ fn run(cli: Cli) -> Result<()> {
     write_outputs(
         &cli,
         &panel,
+        &processing,
         &splits,
         &cands,
         &scfg,
@@ -504,6 +515,7 @@ fn run(cli: Cli) -> Result<()> {
 fn write_outputs(
     cli: &Cli,
     panel: &Panel,
+    processing: &Processing,
     splits: &[Split],
     cands: &[Cand],
     scfg: &ScoreConfig,
@@ -583,35 +595,18 @@ fn write_outputs(
             });
         }
     }
-    let horizon = cli.horizon;
+    // Processing (horizon, winsor, neutralize, min_assets, splits, …) is recorded once,
+    // under af.processing; the provenance keeps the scoring rules.
     let mut prov = Provenance::new("fitness", env!("CARGO_PKG_VERSION"))
         .input_hash("panel", panel.content_hash())
         .input_hash("candidates", &sha256_file(&cli.candidates)?)
-        .param("horizon", horizon)
-        .param("neutralize", cli.neutralize.clone())
-        .param("winsor", Winsor::parse(&cli.winsor)?.name())
-        .param("min_assets", cli.min_assets)
-        .param("max_corr", cli.max_corr)
+        .param("near_copy_corr", cli.near_copy_corr)
         .param("size_penalty", cli.size_penalty)
         .param("max_turnover", cli.max_turnover)
         .param("turnover_penalty", cli.turnover_penalty)
         .param("admit_ic", cli.admit_ic)
         .param("admit_ratio", cli.admit_ratio)
-        .param("min_coverage", cli.min_coverage)
-        .param("leak_ic", cli.leak_ic)
-        .param(
-            "splits",
-            json!(
-                splits
-                    .iter()
-                    .map(|s| json!({
-                        "name": s.name,
-                        "first": af_panel::dates::format_date(panel.dates()[s.start]),
-                        "last": af_panel::dates::format_date(panel.dates()[s.end - 1]),
-                    }))
-                    .collect::<Vec<_>>()
-            ),
-        );
+        .param("leak_ic", cli.leak_ic);
     if cli.fast {
         prov = prov
             .param("fast_threshold", cli.fast_threshold)
@@ -624,9 +619,10 @@ fn write_outputs(
     if let Some(l) = &cli.library {
         prov = prov.input_file("library", l)?;
     }
-    write_parquet(&cli.out, r.into_table(), &prov)?;
+    let extra = [processing.metadata_entry()];
+    write_parquet_kv(&cli.out, r.into_table(), &prov, &extra)?;
     if let Some(path) = &cli.ic_series {
-        write_parquet(path, ic_series(panel, cands, offset), &prov)?;
+        write_parquet_kv(path, ic_series(panel, cands, offset), &prov, &extra)?;
     }
     Ok(())
 }

@@ -5,11 +5,12 @@
 use af_fitness::stats::average_ranks;
 
 /// Per-date normalisation of a feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Norm {
     /// Percentile rank in (0, 1] (ties averaged) minus 0.5.
     Rank,
     /// (x − mean) / std (ddof 1).
+    #[value(name = "zscore")]
     ZScore,
 }
 

@@ -14,15 +14,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use af_fitness::prep::Winsor;
-use af_fitness::{Config, Context, Workspace};
+use af_fitness::processing::{Neutralize, Processing};
+use af_fitness::{Context, Workspace};
 use af_library::Library;
-use af_panel::Panel;
+use af_panel::{Panel, columns};
 use af_store::{AtomicDir, OutputLock, sha256_file, write_atomic_bytes};
 use af_table::{Table, write_parquet};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Parser;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use af_fitness::stats::mean_rank_ic;
 use features::{Norm, normalize};
@@ -48,21 +49,25 @@ struct Cli {
     library: PathBuf,
     #[arg(long)]
     panel: PathBuf,
-    /// Label: the cross-sectional rank of fwd_ret_<horizon>.
+    /// Label: the cross-sectional rank of fwd_ret_<horizon>. Default: the library's
+    /// horizon (another one is refused: the factors were selected for that label).
     #[arg(long)]
-    horizon: usize,
-    #[arg(long, default_value_t = 750)]
-    train_days: usize,
-    #[arg(long, default_value_t = 125)]
-    valid_days: usize,
-    #[arg(long, default_value_t = 125)]
-    test_days: usize,
-    /// Dates between fold starts (= --test-days: test windows tile the sample).
-    #[arg(long, default_value_t = 125)]
-    step: usize,
-    /// Per-date feature normalisation: rank (percentile − 0.5) or zscore.
-    #[arg(long, default_value = "rank", value_parser = ["rank", "zscore"])]
-    normalize: String,
+    horizon: Option<usize>,
+    /// Fold windows in dates. Defaults scale with the panel: train ≤ 750, valid ≤ 125
+    /// (a sixth of the dates before the first test date), test ≤ 125 (half the
+    /// out-of-selection dates).
+    #[arg(long)]
+    train_days: Option<usize>,
+    #[arg(long)]
+    valid_days: Option<usize>,
+    #[arg(long)]
+    test_days: Option<usize>,
+    /// Dates between fold starts (default = --test-days: test windows tile the sample).
+    #[arg(long)]
+    step: Option<usize>,
+    /// Per-date feature normalisation.
+    #[arg(long, value_enum, default_value = "rank")]
+    normalize: Norm,
     /// Also residualise each normalised feature on industry + log(cap) per date.
     #[arg(long)]
     neutralize_features: bool,
@@ -195,12 +200,9 @@ fn matrix(rows: &[usize], feats: &[&Vec<f64>]) -> Vec<f64> {
     x
 }
 
-fn round6(x: f64) -> Value {
-    if x.is_finite() {
-        json!((x * 1e6).round() / 1e6)
-    } else {
-        Value::Null
-    }
+/// Six decimals, NaN as null (JSON has no NaN).
+fn round6(x: f64) -> Option<f64> {
+    x.is_finite().then(|| (x * 1e6).round() / 1e6)
 }
 
 struct Inputs<'a> {
@@ -213,6 +215,87 @@ struct Inputs<'a> {
     names: Vec<String>,
 }
 
+/// The two baselines' stitched values, filled fold by fold on its test dates.
+struct Stitched {
+    model: Vec<f64>,
+    fold: Vec<i64>,
+    best_single: Vec<f64>,
+    equal_weight: Vec<f64>,
+}
+
+/// `[first, last]` dates of a window.
+type Span = [String; 2];
+
+#[derive(Serialize)]
+struct ByWindow<T> {
+    train: T,
+    valid: T,
+    test: T,
+}
+
+#[derive(Serialize)]
+struct Dropped {
+    id: String,
+    expression: String,
+    why: &'static str,
+}
+
+#[derive(Serialize)]
+struct BestSingle {
+    id: String,
+    expression: String,
+    train_rank_ic: Option<f64>,
+    test_rank_ic: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct EqualWeight {
+    test_rank_ic: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Baselines {
+    best_single: Option<BestSingle>,
+    equal_weight: EqualWeight,
+}
+
+/// One fold's results (fold-NN/fold.json and an entry of summary.json).
+#[derive(Serialize)]
+struct FoldReport {
+    fold: usize,
+    dates: ByWindow<Span>,
+    date_index: ByWindow<[usize; 2]>,
+    rows: ByWindow<usize>,
+    features: Vec<String>,
+    dropped_features: Vec<Dropped>,
+    lightgbm_params: Params,
+    best_iteration: i32,
+    iterations_run: i32,
+    valid_l2: Vec<Option<f64>>,
+    rank_ic: ByWindow<Option<f64>>,
+    baselines: Baselines,
+}
+
+/// The headline: RankIC of the stitched predictions on the out-of-selection dates.
+#[derive(Serialize)]
+struct Headline {
+    model: Option<f64>,
+    best_single_factor: Option<f64>,
+    equal_weight: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct OutOfSelection {
+    /// Last date of the library's selection splits (train + valid).
+    selection_last: String,
+    first: String,
+    last: String,
+    /// Dates from `first` to `last` (the last `horizon` have no label and no RankIC).
+    dates: usize,
+    /// Dates with a RankIC (a realised label and enough assets).
+    scored_dates: usize,
+}
+
 fn run(cli: Cli) -> Result<()> {
     let t0 = Instant::now();
     let panel = Panel::open(&cli.panel)?;
@@ -223,66 +306,61 @@ fn run(cli: Cli) -> Result<()> {
             cli.library.display()
         );
     }
+    let processing = &lib.meta.processing;
+    let source = format!("library {}", cli.library.display());
+    let horizon = Processing::agree("horizon", cli.horizon, processing.horizon, &source)?;
     let (nd, na) = (panel.n_dates(), panel.n_assets());
-    let lname = format!("fwd_ret_{}", cli.horizon);
+    let lname = columns::label(horizon);
     if !panel.has_field(&lname) {
         bail!(
-            "panel {} has no label {lname}: rebuild it with panel-build --horizons including {}",
+            "panel {} has no label {lname}: rebuild it with panel-build --horizons including {horizon}",
             cli.panel.display(),
-            cli.horizon
         );
     }
     let fwd = panel.field(&lname)?.data;
     let universe = panel
-        .mask("in_universe")
+        .mask(columns::UNIVERSE)
         .unwrap_or_else(|_| vec![true; nd * na]);
     let label = normalize(fwd, &universe, na, Norm::Rank);
-    let norm = if cli.normalize == "zscore" {
-        Norm::ZScore
-    } else {
-        Norm::Rank
-    };
     let (params, rounds, patience) = lgbm_params(&cli)?;
-    let fold_list = folds::folds(
-        nd,
-        cli.train_days,
-        cli.valid_days,
-        cli.test_days,
-        cli.step,
-        cli.horizon,
-    )?;
+    // The first date whose prediction may count: after the dates the library's factors
+    // were selected on, plus the horizon (folds.rs).
+    let selection_end = processing
+        .selection_end(panel.dates())
+        .with_context(|| source.clone())?;
+    let first_test = selection_end + horizon;
+    let windows = folds::Windows {
+        train: cli.train_days,
+        valid: cli.valid_days,
+        test: cli.test_days,
+        step: cli.step,
+    }
+    .resolve(nd, first_test, horizon);
+    let fold_list = folds::folds(nd, first_test, windows).with_context(|| source.clone())?;
     if let Some(k) = cli.dump_fold {
         if k >= fold_list.len() {
             bail!("--dump-fold {k}: there are {} folds", fold_list.len());
         }
     }
     let all: Vec<usize> = (0..nd).collect();
-    let neutral_ctx = || -> Result<Context> {
-        Context::new(
-            &panel,
-            Config {
-                horizon: cli.horizon,
-                winsor: Winsor::parse("none")?,
-                industry: true,
-                size: true,
-                min_assets: 30,
-                ridge: 1e-6,
-                turnover: false,
-            },
-            &all,
-        )
+    // Neutralization only (no winsor): the library's own min_assets and ridge.
+    let neutral = Processing {
+        horizon,
+        winsor: Winsor::None,
+        neutralize: Neutralize::IndustrySize,
+        ..processing.clone()
     };
     let ctx = if cli.neutralize_features || cli.neutralize_prediction {
-        Some(neutral_ctx()?)
+        Some(Context::new(&panel, neutral.config(false), &all)?)
     } else {
         None
     };
     let mut ws = Workspace::default();
     let mut feats = Vec::with_capacity(lib.len());
     for i in 0..lib.len() {
-        let mut f = normalize(lib.values(i)?, &universe, na, norm);
-        if cli.neutralize_features {
-            f = ctx.as_ref().expect("made above").processed(&f, &mut ws);
+        let mut f = normalize(lib.values(i)?, &universe, na, cli.normalize);
+        if let (true, Some(c)) = (cli.neutralize_features, &ctx) {
+            f = c.processed(&f, &mut ws);
         }
         feats.push(f);
     }
@@ -304,49 +382,59 @@ fn run(cli: Cli) -> Result<()> {
 
     let _lock = OutputLock::acquire(&cli.out)?;
     let stage = AtomicDir::new(&cli.out)?;
-    let mut pred = vec![f64::NAN; nd * na];
-    let mut pred_fold = vec![-1i64; nd * na];
-    let mut fold_json = Vec::new();
+    let mut st = Stitched {
+        model: vec![f64::NAN; nd * na],
+        fold: vec![-1i64; nd * na],
+        best_single: vec![f64::NAN; nd * na],
+        equal_weight: vec![f64::NAN; nd * na],
+    };
+    let mut reports = Vec::new();
     for f in &fold_list {
         let tf = Instant::now();
-        let j = train_fold(
-            &cli,
-            &inp,
-            f,
-            &params,
-            rounds,
-            patience,
-            &stage,
-            &mut pred,
-            &mut pred_fold,
-        )?;
+        let j = train_fold(&cli, &inp, f, &params, rounds, patience, &stage, &mut st)?;
+        let show = |x: Option<f64>| x.unwrap_or(f64::NAN);
         eprintln!(
             "fold {}: test {}..{}: best iteration {}, RankIC train {:.4} valid {:.4} test {:.4} (best single factor {:.4}, equal weight {:.4}) in {:.1} s",
             f.index,
-            j["dates"]["test"][0].as_str().unwrap_or(""),
-            j["dates"]["test"][1].as_str().unwrap_or(""),
-            j["best_iteration"],
-            j["rank_ic"]["train"].as_f64().unwrap_or(f64::NAN),
-            j["rank_ic"]["valid"].as_f64().unwrap_or(f64::NAN),
-            j["rank_ic"]["test"].as_f64().unwrap_or(f64::NAN),
-            j["baselines"]["best_single"]["test_rank_ic"]
-                .as_f64()
-                .unwrap_or(f64::NAN),
-            j["baselines"]["equal_weight"]["test_rank_ic"]
-                .as_f64()
-                .unwrap_or(f64::NAN),
+            j.dates.test[0],
+            j.dates.test[1],
+            j.best_iteration,
+            show(j.rank_ic.train),
+            show(j.rank_ic.valid),
+            show(j.rank_ic.test),
+            show(
+                j.baselines
+                    .best_single
+                    .as_ref()
+                    .and_then(|b| b.test_rank_ic)
+            ),
+            show(j.baselines.equal_weight.test_rank_ic),
             tf.elapsed().as_secs_f64()
         );
-        fold_json.push(j);
+        reports.push(j);
     }
 
-    let raw = pred.clone();
-    if cli.neutralize_prediction {
-        pred = ctx.as_ref().expect("made above").processed(&pred, &mut ws);
+    let raw = st.model.clone();
+    let mut pred = st.model;
+    if let (true, Some(c)) = (cli.neutralize_prediction, &ctx) {
+        pred = c.processed(&pred, &mut ws);
     }
-    let first = fold_list[0].test.start;
-    let last = fold_list[fold_list.len() - 1].test.end;
-    let (stitched, used) = mean_rank_ic(&pred, fwd, &universe, na, first..last);
+    let oos = first_test..nd;
+    let stitched = |x: &[f64]| mean_rank_ic(x, fwd, &universe, na, oos.clone());
+    let (model_ric, used) = stitched(&pred);
+    let headline = Headline {
+        model: round6(model_ric),
+        best_single_factor: round6(stitched(&st.best_single).0),
+        equal_weight: round6(stitched(&st.equal_weight).0),
+    };
+    let day = |t: usize| af_panel::dates::format_date(panel.dates()[t]);
+    let out_of_selection = OutOfSelection {
+        selection_last: day(selection_end - 1),
+        first: day(first_test),
+        last: day(nd - 1),
+        dates: nd - first_test,
+        scored_dates: used,
+    };
     let keep: Vec<usize> = (0..nd * na).filter(|&i| pred[i].is_finite()).collect();
     let mut t = Table::new()
         .date(
@@ -355,70 +443,72 @@ fn run(cli: Cli) -> Result<()> {
         )
         .str("code", keep.iter().map(|&i| panel.codes()[i % na].as_str()))
         .f64("prediction", keep.iter().map(|&i| pred[i]).collect())
-        .i64("fold", keep.iter().map(|&i| pred_fold[i]).collect());
+        .i64("fold", keep.iter().map(|&i| st.fold[i]).collect());
     if cli.neutralize_prediction {
         t = t.f64("prediction_raw", keep.iter().map(|&i| raw[i]).collect());
     }
+    let norm_name = format!("{:?}", cli.normalize).to_lowercase();
     let prov = af_store::Provenance::new("lgbm-train", env!("CARGO_PKG_VERSION"))
         .input_hash("panel", panel.content_hash())
         .input_file("library", &cli.library)?
-        .param("horizon", cli.horizon)
+        .param("horizon", horizon)
         .param("seed", cli.seed)
-        .param("normalize", cli.normalize.clone())
+        .param("windows", json!(windows))
+        .param("normalize", norm_name.clone())
         .param("neutralize_features", cli.neutralize_features)
         .param("neutralize_prediction", cli.neutralize_prediction)
         .param("lightgbm", json!(params))
         .param("rounds", rounds)
         .param("early_stopping_round", patience);
     write_parquet(&stage.path("predictions.parquet"), t, &prov)?;
-    let mean = |k: &[&str]| -> f64 {
-        let v: Vec<f64> = fold_json
-            .iter()
-            .filter_map(|j| {
-                k.iter()
-                    .fold(Some(j), |j, k| j.and_then(|j| j.get(*k)))
-                    .and_then(Value::as_f64)
-            })
-            .collect();
+    let mean = |get: &dyn Fn(&FoldReport) -> Option<f64>| -> f64 {
+        let v: Vec<f64> = reports.iter().filter_map(get).collect();
         if v.is_empty() {
             f64::NAN
         } else {
             v.iter().sum::<f64>() / v.len() as f64
         }
     };
+    let fold_means = Headline {
+        model: round6(mean(&|j| j.rank_ic.test)),
+        best_single_factor: round6(mean(&|j| {
+            j.baselines
+                .best_single
+                .as_ref()
+                .and_then(|b| b.test_rank_ic)
+        })),
+        equal_weight: round6(mean(&|j| j.baselines.equal_weight.test_rank_ic)),
+    };
     let summary = json!({
         "tool": {"name": "lgbm-train", "version": env!("CARGO_PKG_VERSION")},
         "panel": {"path": cli.panel, "hash": panel.content_hash()},
         "library": {"path": cli.library, "sha256": sha256_file(&cli.library)?, "factors": lib.len()},
-        "horizon": cli.horizon,
-        "windows": {"train": cli.train_days, "valid": cli.valid_days, "test": cli.test_days,
-                    "step": cli.step, "gap": cli.horizon},
-        "features": {"normalize": cli.normalize, "neutralized": cli.neutralize_features},
+        "horizon": horizon,
+        "windows": windows,
+        "features": {"normalize": norm_name, "neutralized": cli.neutralize_features},
         "label": format!("cross-sectional rank of {lname} (percentile - 0.5)"),
         "prediction_neutralized": cli.neutralize_prediction,
         "lightgbm": {"version": "4.7.0", "params": params, "rounds": rounds, "early_stopping_round": patience},
         "seed": cli.seed,
-        "folds": fold_json,
-        "mean_test_rank_ic": {
-            "model": round6(mean(&["rank_ic", "test"])),
-            "best_single_factor": round6(mean(&["baselines", "best_single", "test_rank_ic"])),
-            "equal_weight": round6(mean(&["baselines", "equal_weight", "test_rank_ic"])),
-        },
-        "stitched_test_rank_ic": round6(stitched),
-        "stitched_test_dates": used,
+        "out_of_selection": out_of_selection,
+        "test_rank_ic": headline,
+        "mean_fold_test_rank_ic": fold_means,
+        "folds": reports,
         "predictions": keep.len(),
     });
     let mut s = serde_json::to_string_pretty(&summary)?;
     s.push('\n');
     write_atomic_bytes(&stage.path("summary.json"), s.as_bytes())?;
     stage.commit()?;
+    let show = |x: Option<f64>| x.unwrap_or(f64::NAN);
     eprintln!(
-        "{} folds: mean test RankIC {:.4} (best single factor {:.4}, equal weight {:.4}); stitched {:.4} over {used} dates; {:.1} s",
+        "{} folds; out of selection ({} .. {}, {used} dates): test RankIC {:.4} (best single factor {:.4}, equal weight {:.4}); {:.1} s",
         fold_list.len(),
-        mean(&["rank_ic", "test"]),
-        mean(&["baselines", "best_single", "test_rank_ic"]),
-        mean(&["baselines", "equal_weight", "test_rank_ic"]),
-        stitched,
+        out_of_selection.first,
+        out_of_selection.last,
+        show(headline.model),
+        show(headline.best_single_factor),
+        show(headline.equal_weight),
         t0.elapsed().as_secs_f64()
     );
     println!("wrote {}", cli.out.display());
@@ -434,9 +524,8 @@ fn train_fold(
     rounds: usize,
     patience: usize,
     stage: &AtomicDir,
-    pred: &mut [f64],
-    pred_fold: &mut [i64],
-) -> Result<Value> {
+    st: &mut Stitched,
+) -> Result<FoldReport> {
     let na = inp.panel.n_assets();
     let dates = inp.panel.dates();
     let day = |t: usize| af_panel::dates::format_date(dates[t]);
@@ -507,8 +596,8 @@ fn train_fold(
         }
     }
     for (&i, &x) in te.iter().zip(&pe) {
-        pred[i] = x;
-        pred_fold[i] = f.index as i64;
+        st.model[i] = x;
+        st.fold[i] = f.index as i64;
     }
     let ric =
         |x: &[f64], d: std::ops::Range<usize>| mean_rank_ic(x, inp.fwd, inp.universe, na, d).0;
@@ -524,30 +613,30 @@ fn train_fold(
             best = Some((k, r));
         }
     }
-    let mut blend = vec![f64::NAN; nd * na];
-    for t in f.test.clone() {
-        for a in 0..na {
-            let i = t * na + a;
-            let (mut s, mut c) = (0.0, 0usize);
-            for (fv, sg) in fs.iter().zip(&signs) {
-                if fv[i].is_finite() && *sg != 0.0 {
-                    s += sg * fv[i];
-                    c += 1;
-                }
-            }
-            if c > 0 {
-                blend[i] = s / c as f64;
+    let test_cells = f.test.start * na..f.test.end * na;
+    for i in test_cells.clone() {
+        let (mut s, mut c) = (0.0, 0usize);
+        for (fv, sg) in fs.iter().zip(&signs) {
+            if fv[i].is_finite() && *sg != 0.0 {
+                s += sg * fv[i];
+                c += 1;
             }
         }
+        if c > 0 {
+            st.equal_weight[i] = s / c as f64;
+        }
     }
-    let best_json = match best {
-        Some((k, r)) => json!({
-            "id": inp.lib.ids[k], "expression": inp.lib.expressions[k],
-            "train_rank_ic": round6(r),
-            "test_rank_ic": round6(r.signum() * ric(&inp.feats[k], f.test.clone())),
-        }),
-        None => Value::Null,
-    };
+    if let Some((k, r)) = best {
+        for i in test_cells {
+            st.best_single[i] = r.signum() * inp.feats[k][i];
+        }
+    }
+    let best_single = best.map(|(k, r)| BestSingle {
+        id: inp.lib.ids[k].clone(),
+        expression: inp.lib.expressions[k].clone(),
+        train_rank_ic: round6(r),
+        test_rank_ic: round6(ric(&st.best_single, f.test.clone())),
+    });
     let dir = format!("fold-{:02}", f.index);
     let text = m.to_text()?;
     write_atomic_bytes(&stage.path(format!("{dir}/model.txt")), text.as_bytes())?;
@@ -567,28 +656,49 @@ fn train_fold(
         );
     }
     write_atomic_bytes(&stage.path(format!("{dir}/importance.csv")), csv.as_bytes())?;
-    let j = json!({
-        "fold": f.index,
-        "dates": {
-            "train": [day(f.train.start), day(f.train.end - 1)],
-            "valid": [day(f.valid.start), day(f.valid.end - 1)],
-            "test": [day(f.test.start), day(f.test.end - 1)],
+    let span = |r: &std::ops::Range<usize>| [day(r.start), day(r.end - 1)];
+    let j = FoldReport {
+        fold: f.index,
+        dates: ByWindow {
+            train: span(&f.train),
+            valid: span(&f.valid),
+            test: span(&f.test),
         },
-        "date_index": {"train": [f.train.start, f.train.end], "valid": [f.valid.start, f.valid.end],
-                       "test": [f.test.start, f.test.end]},
-        "rows": {"train": tr.len(), "valid": va.len(), "test": te.len()},
-        "features": names,
-        "dropped_features": dropped.iter().map(|&k| json!({"id": inp.lib.ids[k], "expression": inp.lib.expressions[k],
-                                                          "why": "NaN on every training date"})).collect::<Vec<_>>(),
-        "lightgbm_params": params,
-        "best_iteration": m.best_iteration,
-        "iterations_run": m.iterations_run,
-        "valid_l2": m.valid_curve.iter().map(|x| round6(*x)).collect::<Vec<_>>(),
-        "rank_ic": {"train": round6(ric(&p, f.train.clone())), "valid": round6(ric(&p, f.valid.clone())),
-                    "test": round6(ric(&p, f.test.clone()))},
-        "baselines": {"best_single": best_json,
-                      "equal_weight": {"test_rank_ic": round6(ric(&blend, f.test.clone()))}},
-    });
+        date_index: ByWindow {
+            train: [f.train.start, f.train.end],
+            valid: [f.valid.start, f.valid.end],
+            test: [f.test.start, f.test.end],
+        },
+        rows: ByWindow {
+            train: tr.len(),
+            valid: va.len(),
+            test: te.len(),
+        },
+        features: names.clone(),
+        dropped_features: dropped
+            .iter()
+            .map(|&k| Dropped {
+                id: inp.lib.ids[k].clone(),
+                expression: inp.lib.expressions[k].clone(),
+                why: "NaN on every training date",
+            })
+            .collect(),
+        lightgbm_params: params.clone(),
+        best_iteration: m.best_iteration,
+        iterations_run: m.iterations_run,
+        valid_l2: m.valid_curve.iter().map(|x| round6(*x)).collect(),
+        rank_ic: ByWindow {
+            train: round6(ric(&p, f.train.clone())),
+            valid: round6(ric(&p, f.valid.clone())),
+            test: round6(ric(&p, f.test.clone())),
+        },
+        baselines: Baselines {
+            best_single,
+            equal_weight: EqualWeight {
+                test_rank_ic: round6(ric(&st.equal_weight, f.test.clone())),
+            },
+        },
+    };
     let mut s = serde_json::to_string_pretty(&j)?;
     s.push('\n');
     write_atomic_bytes(&stage.path(format!("{dir}/fold.json")), s.as_bytes())?;

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use af_expr::{Dialect, Program, parse_canonical};
-use af_fitness::prep::Winsor;
-use af_fitness::{Config, Context, Workspace};
+use af_fitness::processing::Processing;
+use af_fitness::{Context, Workspace};
 use af_library::{Library, Meta};
 use af_panel::Panel;
-use af_panel::dates::parse_date;
 use af_store::{OutputLock, Provenance, sha256_file, write_atomic_bytes};
 use af_table::{Table, read_parquet};
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -69,17 +68,13 @@ const METRICS: [&str; 9] = [
     "coverage",
 ];
 
-/// Parameters every input must agree on (they define the processed values).
-#[derive(Debug, Clone, PartialEq)]
-struct Params {
-    horizon: usize,
-    winsor: String,
-    neutralize: String,
-    min_assets: usize,
-    splits: Value,
-}
-
-fn params_of(meta: &BTreeMap<String, String>, path: &Path, panel: &Panel) -> Result<Params> {
+/// The processing a fitness file recorded (every input must agree: it defines the
+/// processed values), checked to be of `panel`.
+fn processing_of(
+    meta: &BTreeMap<String, String>,
+    path: &Path,
+    panel: &Panel,
+) -> Result<Processing> {
     let prov = af_store::Provenance::from_kv(meta.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .ok_or_else(|| {
             anyhow!(
@@ -100,19 +95,7 @@ fn params_of(meta: &BTreeMap<String, String>, path: &Path, panel: &Panel) -> Res
             &panel.content_hash()[..12]
         );
     }
-    let p = &prov.params;
-    let get = |k: &str| {
-        p.get(k)
-            .cloned()
-            .ok_or_else(|| anyhow!("{}: no parameter {k}", path.display()))
-    };
-    Ok(Params {
-        horizon: get("horizon")?.as_u64().unwrap_or(0) as usize,
-        winsor: get("winsor")?.as_str().unwrap_or("").to_string(),
-        neutralize: get("neutralize")?.as_str().unwrap_or("").to_string(),
-        min_assets: get("min_assets")?.as_u64().unwrap_or(30) as usize,
-        splits: get("splits")?,
-    })
+    Processing::from_metadata(meta).with_context(|| path.display().to_string())
 }
 
 /// One factor competing for a place.
@@ -152,7 +135,7 @@ fn run(cli: Cli) -> Result<()> {
     let t0 = Instant::now();
     let panel = Panel::open(&cli.panel)?;
     let files = expand(&cli.fitness)?;
-    let mut params: Option<(Params, PathBuf)> = None;
+    let mut params: Option<(Processing, PathBuf)> = None;
     let mut entries: Vec<Entry> = Vec::new();
     let mut split_names: Vec<String> = Vec::new();
     let mut pooled = 0usize;
@@ -167,29 +150,21 @@ fn run(cli: Cli) -> Result<()> {
     };
     if let Some(l) = &lib {
         prov = prov.input_file("library", l.path.as_path())?;
-        let m = &l.meta;
-        params = Some((
-            Params {
-                horizon: m.horizon,
-                winsor: m.winsor.clone(),
-                neutralize: m.neutralize.clone(),
-                min_assets: m.min_assets,
-                splits: m.splits.clone(),
-            },
-            l.path.clone(),
-        ));
+        params = Some((l.meta.processing.clone(), l.path.clone()));
         for (i, (id, ex)) in l.ids.iter().zip(&l.expressions).enumerate() {
             entries.push(entry_from_library(l, i, id, ex)?);
         }
     }
     for f in &files {
         let t = read_parquet(f)?;
-        let p = params_of(&t.metadata, f, &panel)?;
+        let p = processing_of(&t.metadata, f, &panel)?;
         match &params {
             Some((q, from)) if *q != p => bail!(
-                "{} was scored with {p:?}, but {} with {q:?}: a library holds factors processed one way",
+                "{} and {} were scored with different processing ({}): a library holds factors \
+                 processed one way",
                 f.display(),
-                from.display()
+                from.display(),
+                p.differences(q).join("; ")
             ),
             Some(_) => {}
             None => params = Some((p, f.clone())),
@@ -213,7 +188,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     let (params, _) = params.ok_or_else(|| anyhow!("nothing to merge"))?;
     if let Some(l) = &lib {
-        for s in library_splits(l) {
+        for s in l.meta.processing.split_names() {
             if !split_names.contains(&s) {
                 split_names.push(s);
             }
@@ -231,86 +206,70 @@ fn run(cli: Cli) -> Result<()> {
     entries.retain(|e| seen.insert(e.id.clone()));
     entries.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
 
-    let (industry, size) = af_fitness::parse_neutralize(&params.neutralize)?;
-    let cfg = Config {
-        horizon: params.horizon,
-        winsor: Winsor::parse(&params.winsor)?,
-        industry,
-        size,
-        min_assets: params.min_assets,
-        ridge: 1e-6,
-        turnover: true,
-    };
     let all: Vec<usize> = (0..panel.n_dates()).collect();
-    let ctx = Context::new(&panel, cfg, &all)?;
-    let train = train_dates(&params.splits, &panel)?;
+    let ctx = Context::new(&panel, params.config(true), &all)?;
+    let train = params
+        .split("train", panel.dates())
+        .or_else(|_| params.split("all", panel.dates()))?;
+    let train: Vec<usize> = (train.start..train.end).collect();
     let fields = af_expr::fields_of(&panel);
     let mut ws = Workspace::default();
-    let mut admitted: Vec<(usize, Vec<f64>, f64, Option<usize>)> = Vec::new();
-    let mut evaluated = 0;
-    for (k, e) in entries.iter().enumerate() {
-        if admitted.len() >= cli.max_size {
-            break;
-        }
-        let values = match e.from_library {
-            Some(i) => lib
-                .as_ref()
-                .expect("library entries need the library")
-                .values(i)?
-                .to_vec(),
-            None => {
-                let ex = parse_canonical(&e.expression, Dialect::Native, &fields)
-                    .map_err(|err| anyhow!("candidate {} ({}): {err}", e.id, e.expression))?;
-                let prog = Program::compile(&[ex]);
-                let mut out = Vec::new();
-                prog.run(&panel, |_, v| {
-                    out = ctx.processed(v, &mut ws);
-                    Ok(())
-                })?;
-                evaluated += 1;
-                out
-            }
-        };
-        let mut worst = (0.0f64, None);
-        for (j, (_, v, _, _)) in admitted.iter().enumerate() {
-            let c = ctx.mean_corr(&values, v, &train).abs();
-            if c.is_finite() && c > worst.0 {
-                worst = (c, Some(j));
-            }
-        }
-        if worst.0 < cli.max_corr {
-            admitted.push((k, values, worst.0, worst.1.map(|j| admitted[j].0)));
-        }
-    }
+    let (admitted, fetched) = af_library::select::greedy(
+        entries.len(),
+        cli.max_size,
+        cli.max_corr,
+        |k| {
+            let e = &entries[k];
+            Ok(match e.from_library {
+                Some(i) => lib
+                    .as_ref()
+                    .expect("library entries need the library")
+                    .values(i)?
+                    .to_vec(),
+                None => {
+                    let ex = parse_canonical(&e.expression, Dialect::Native, &fields)
+                        .map_err(|err| anyhow!("candidate {} ({}): {err}", e.id, e.expression))?;
+                    let mut out = Vec::new();
+                    Program::compile(&[ex]).run(&panel, |_, v| {
+                        out = ctx.processed(v, &mut ws);
+                        Ok(())
+                    })?;
+                    out
+                }
+            })
+        },
+        |a, b| ctx.mean_corr(a, b, &train),
+    )?;
+    // Library members' values are read, not evaluated.
+    let evaluated = entries[..fetched]
+        .iter()
+        .filter(|e| e.from_library.is_none())
+        .count();
+    let n = admitted.len();
 
     let _lock = OutputLock::acquire(&cli.out)?;
     let mut values = Vec::new();
     let mut t = TableCols::default();
-    for (rank, (k, v, c, with)) in admitted.iter().enumerate() {
-        let e = &entries[*k];
+    for (rank, a) in admitted.into_iter().enumerate() {
+        let e = &entries[a.index];
         t.push(
             rank + 1,
             e,
             &split_names,
-            *c,
-            with.map(|j| entries[j].id.clone()),
+            a.max_corr,
+            a.corr_with.map(|j| entries[j].id.clone()),
         );
-        values.push((e.id.clone(), v.clone()));
+        values.push((e.id.clone(), a.values));
     }
-    let n = admitted.len();
     let meta = Meta {
         format: String::new(),
         panel: String::new(),
         values: String::new(),
         values_hash: String::new(),
         values_bytes: 0,
-        horizon: params.horizon,
-        winsor: params.winsor.clone(),
-        neutralize: params.neutralize.clone(),
-        min_assets: params.min_assets,
+        processing: params.clone(),
         max_corr: cli.max_corr,
         max_size: cli.max_size,
-        splits: params.splits.clone(),
     };
     let csv = t.csv(&split_names)?;
     let yaml = t.yaml(&split_names, &panel, &params);
@@ -331,22 +290,10 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn library_splits(l: &Library) -> Vec<String> {
-    l.meta
-        .splits
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.get("name").and_then(|n| n.as_str()).map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn entry_from_library(l: &Library, i: usize, id: &str, ex: &str) -> Result<Entry> {
     let t = &l.table;
     let mut metrics = BTreeMap::new();
-    for s in library_splits(l) {
+    for s in l.meta.processing.split_names() {
         let mut m = BTreeMap::new();
         for k in METRICS {
             let col = format!("{s}_{k}");
@@ -437,25 +384,6 @@ fn read_fitness(
         });
     }
     Ok(n)
-}
-
-/// Date indices of the train split (or `all`) recorded by fitness.
-fn train_dates(splits: &Value, panel: &Panel) -> Result<Vec<usize>> {
-    let s = splits
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|s| s["name"] == "train")
-                .or_else(|| a.iter().find(|s| s["name"] == "all"))
-        })
-        .ok_or_else(|| anyhow!("the fitness files record no train split"))?;
-    let (a, b) = (
-        parse_date(s["first"].as_str().unwrap_or(""))?,
-        parse_date(s["last"].as_str().unwrap_or(""))?,
-    );
-    Ok((0..panel.n_dates())
-        .filter(|&t| (a..=b).contains(&panel.dates()[t]))
-        .collect())
 }
 
 /// `current.parquet` (and `.csv`, `.yaml`) beside `out`: symlinks swapped atomically.
@@ -577,7 +505,7 @@ impl TableCols {
         )?)
     }
 
-    fn yaml(&self, splits: &[String], panel: &Panel, p: &Params) -> String {
+    fn yaml(&self, splits: &[String], panel: &Panel, p: &Processing) -> String {
         let num = |x: f64| {
             if x.is_nan() {
                 ".nan".to_string()
@@ -594,8 +522,8 @@ impl TableCols {
         );
         let _ = writeln!(y, "panel: {}", q(panel.content_hash()));
         let _ = writeln!(y, "horizon: {}", p.horizon);
-        let _ = writeln!(y, "winsor: {}", q(&p.winsor));
-        let _ = writeln!(y, "neutralize: {}", q(&p.neutralize));
+        let _ = writeln!(y, "winsor: {}", q(&p.winsor.name()));
+        let _ = writeln!(y, "neutralize: {}", q(p.neutralize.name()));
         let _ = writeln!(y, "factors:");
         for i in 0..self.id.len() {
             let _ = writeln!(y, "  - rank: {}", self.rank[i]);

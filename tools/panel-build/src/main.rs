@@ -59,7 +59,10 @@ struct Args {
     universe: Option<PathBuf>,
 }
 
-fn run(a: Args) -> Result<()> {
+fn run(mut a: Args) -> Result<()> {
+    // `--horizons 1,5,10,5` and `1,5,10` build the same panel (and the same bytes).
+    a.horizons.sort_unstable();
+    a.horizons.dedup();
     if a.horizons.is_empty() || a.horizons.iter().any(|h| *h == 0 || *h > 252) {
         bail!("--horizons must be integers in 1..=252, e.g. 1,5,10");
     }

@@ -13,6 +13,11 @@
 //!     outputs: ["c/gen-${g:03}.parquet"]
 //! ```
 //! `${name}`, `${name+1}`, `${name-1}`, and a zero-padded width `${name:03}`.
+//!
+//! A variable whose value is `~` (null) is *unset*: an argument that mentions it, such
+//! as `--assets=${assets}`, is left out, so the tool's own default applies — one place
+//! for each default, the tool's — until `--set assets=…` gives one. Anywhere else an
+//! unset variable is an error.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -62,6 +67,9 @@ pub struct Pipeline {
     pub name: String,
     pub steps: Vec<Step>,
 }
+
+/// What an unset variable expands to: no argument or path contains it.
+const UNSET: &str = "\u{1}unset:";
 
 fn scalar(v: &serde_json::Value) -> String {
     match v {
@@ -152,6 +160,12 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Pipeline> {
     let f: File = serde_saphyr::from_str(&text).map_err(|e| yaml_error(path, &e.to_string()))?;
     let mut vars: BTreeMap<String, String> =
         f.vars.iter().map(|(k, v)| (k.clone(), scalar(v))).collect();
+    let mut unset: std::collections::BTreeSet<String> = f
+        .vars
+        .iter()
+        .filter(|(_, v)| v.is_null())
+        .map(|(k, _)| k.clone())
+        .collect();
     for s in sets {
         let (k, v) = s
             .split_once('=')
@@ -164,6 +178,10 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Pipeline> {
             );
         }
         vars.insert(k.to_string(), v.to_string());
+        unset.remove(k);
+    }
+    for k in &unset {
+        vars.insert(k.clone(), format!("{UNSET}{k}"));
     }
     // Variables may refer to earlier ones.
     let keys: Vec<String> = vars.keys().cloned().collect();
@@ -178,18 +196,36 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Pipeline> {
         let ctx = |e: anyhow::Error| e.context(format!("{}: step {}", path.display(), raw.name));
         let expand_one = |vars: &BTreeMap<String, String>| -> Result<Step> {
             let list = |v: &[String]| v.iter().map(|s| subst(s, vars)).collect::<Result<Vec<_>>>();
-            Ok(Step {
+            let step = Step {
                 name: subst(&raw.name, vars)?,
                 tool: subst(&raw.tool, vars)?,
                 args: raw
                     .args
                     .iter()
                     .map(|a| subst(&scalar(a), vars))
+                    .filter(|a| !a.as_ref().is_ok_and(|a| a.contains(UNSET)))
                     .collect::<Result<_>>()?,
                 inputs: list(&raw.inputs)?,
                 outputs: list(&raw.outputs)?,
                 needs: list(&raw.needs)?,
-            })
+            };
+            let fields = [&step.name, &step.tool]
+                .into_iter()
+                .chain(&step.inputs)
+                .chain(&step.outputs)
+                .chain(&step.needs);
+            for f in fields {
+                if let Some(i) = f.find(UNSET) {
+                    let name: String = f[i + UNSET.len()..]
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    bail!(
+                        "variable {name} is unset (~): only an argument may mention it (--set {name}=…)"
+                    );
+                }
+            }
+            Ok(step)
         };
         if raw.for_each.is_empty() {
             steps.push(expand_one(&vars).map_err(ctx)?);
@@ -245,5 +281,32 @@ mod tests {
                 .contains("unknown variable")
         );
         assert!(subst("${n-1}", &v).is_err());
+    }
+
+    #[test]
+    fn an_unset_variable_leaves_its_argument_out() {
+        let dir = std::env::temp_dir().join(format!("af-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("p.yaml");
+        std::fs::write(
+            &p,
+            "name: t\nvars: {assets: ~, out: o}\nsteps:\n  - name: a\n    tool: ts-fetch\n    \
+             args: [\"--assets=${assets}\", --out, \"${out}\"]\n    outputs: [\"${out}\"]\n",
+        )
+        .unwrap();
+        let args = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            load(&p, &sets).unwrap().steps[0].args.clone()
+        };
+        assert_eq!(args(&[]), ["--out", "o"]);
+        assert_eq!(args(&["assets=200"]), ["--assets=200", "--out", "o"]);
+        std::fs::write(
+            &p,
+            "name: t\nvars: {out: ~}\nsteps:\n  - name: a\n    tool: x\n    outputs: [\"${out}\"]\n",
+        )
+        .unwrap();
+        let e = load(&p, &[]).err().unwrap();
+        assert!(format!("{e:#}").contains("variable out is unset"), "{e:#}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -8,19 +8,22 @@
 //! goes through the same path as if it were a factor.
 
 mod charts;
+mod sections;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use sections::{Figures, esc};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use af_expr::{Dialect, Program, fields_of, parse_canonical};
-use af_fitness::prep::Winsor;
-use af_fitness::split::{Split, from_recorded};
+use af_fitness::split::Split;
 use af_fitness::stats::mean_rank_ic;
-use af_fitness::{Config, Context, DateStat, QUANTILES, Summary, Workspace};
+use af_fitness::{Context, Workspace};
 use af_library::Library;
 use af_panel::Panel;
+use af_panel::columns::{self, LabelRule};
 use af_panel::dates::format_date;
 use af_store::{AtomicDir, OutputLock, sha256_file, write_atomic_bytes};
 use af_table::read_parquet;
@@ -61,145 +64,42 @@ struct Cli {
     out: PathBuf,
 }
 
-/// Everything shown for one factor (or the prediction).
-struct Figures {
-    name: String,
-    id: String,
-    expression: String,
-    generation: Option<i64>,
-    /// Per split, fitness' summary.
-    splits: Vec<(String, Summary)>,
-    /// The report split's per-date figures.
-    dates: Vec<DateStat>,
-    decay: Vec<(usize, f64, usize)>,
-    processed: Vec<f64>,
-}
-
-fn summary_json(s: &Summary) -> Value {
-    json!({
-        "ic_mean": s.ic_mean, "ic_std": s.ic_std, "icir": s.icir, "ic_tstat": s.ic_tstat,
-        "rank_ic_mean": s.rank_ic_mean, "rank_ic_std": s.rank_ic_std, "rank_icir": s.rank_icir,
-        "rank_ic_tstat": s.rank_ic_tstat, "rank_ic_positive": s.rank_ic_positive,
-        "rank_autocorr": s.rank_autocorr, "turnover": s.turnover, "top_turnover": s.top_turnover,
-        "long_short_mean": s.long_short_mean, "coverage": s.coverage,
-        "dates_used": s.dates_used, "dates_dropped": s.dates_dropped,
-        "rank_ic_by_year": s.rank_ic_by_year.iter().map(|(y, v)| (y.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-    })
-}
-
-/// Forward returns over `h` days as the panel defines its labels (close to close,
-/// NaN where the asset could not be bought): the panel's own label when it has one.
+/// Forward returns over `h` days by the panel's own label rule (close to close or open
+/// to open, NaN where the asset could not be traded): the panel's label when it stores
+/// that horizon.
 fn forward(panel: &Panel, h: usize) -> Result<Vec<f64>> {
-    if let Ok(m) = panel.field(&format!("fwd_ret_{h}")) {
+    if let Ok(m) = panel.field(&columns::label(h)) {
         return Ok(m.data.to_vec());
     }
     let (nd, na) = (panel.n_dates(), panel.n_assets());
-    let close = panel.field("close")?.data;
-    // "Could be bought at t" is where the shortest label exists.
-    let shortest = panel
-        .field_names()
-        .into_iter()
-        .filter_map(|f| {
-            f.strip_prefix("fwd_ret_")
-                .and_then(|h| h.parse::<usize>().ok())
-        })
-        .min()
+    let rule = LabelRule::of(panel);
+    let (open, close) = (
+        panel.field(columns::OPEN)?.data,
+        panel.field(columns::CLOSE)?.data,
+    );
+    // Tradability does not depend on the horizon: it is where the shortest label exists
+    // (or that label ran past the panel's end).
+    let shortest = *columns::horizons(panel)
+        .first()
         .ok_or_else(|| anyhow!("panel has no fwd_ret_* label"))?;
-    let buy = panel.field(&format!("fwd_ret_{shortest}"))?.data;
+    let buy = panel.field(&columns::label(shortest))?.data;
+    let reach = shortest + usize::from(rule == LabelRule::Open2Open);
     let mut out = vec![f64::NAN; nd * na];
-    for t in 0..nd.saturating_sub(h) {
-        for a in 0..na {
-            let c = t * na + a;
-            let ok = buy[c].is_finite() || t + shortest >= nd;
-            if ok {
-                out[c] = close[c + h * na] / close[c] - 1.0;
-            }
+    for (c, o) in out.iter_mut().enumerate() {
+        if buy[c].is_finite() || c / na + reach >= nd {
+            *o = rule.forward(open, close, nd, na, c, h);
         }
     }
     Ok(out)
-}
-
-/// Compounded curve of daily-rebalanced positions earning `r / h` a day (an h-day
-/// forward return spread over its h days); NaN days add nothing.
-fn compound(r: &[f64], h: usize) -> Vec<f64> {
-    let mut w = 1.0;
-    r.iter()
-        .map(|x| {
-            if x.is_finite() {
-                w *= 1.0 + x / h as f64;
-            }
-            w - 1.0
-        })
-        .collect()
-}
-
-/// Maximum drawdown of a cumulative-return curve: (depth, peak index, trough index).
-fn max_drawdown(cum: &[f64]) -> (f64, usize, usize) {
-    let (mut peak, mut peak_i) = (f64::NEG_INFINITY, 0);
-    let mut best = (0.0, 0, 0);
-    for (i, c) in cum.iter().enumerate() {
-        let w = 1.0 + c;
-        if w > peak {
-            peak = w;
-            peak_i = i;
-        }
-        let dd = 1.0 - w / peak;
-        if dd > best.0 {
-            best = (dd, peak_i, i);
-        }
-    }
-    best
-}
-
-fn moving_average(x: &[f64], n: usize) -> Vec<f64> {
-    (0..x.len())
-        .map(|i| {
-            let w: Vec<f64> = x[i.saturating_sub(n - 1)..=i]
-                .iter()
-                .copied()
-                .filter(|v| v.is_finite())
-                .collect();
-            if i + 1 >= n && !w.is_empty() {
-                w.iter().sum::<f64>() / w.len() as f64
-            } else {
-                f64::NAN
-            }
-        })
-        .collect()
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn num(x: f64, digits: usize) -> String {
-    if x.is_finite() {
-        format!("{x:.digits$}")
-    } else {
-        "–".into()
-    }
 }
 
 fn run(cli: Cli) -> Result<()> {
     let t0 = Instant::now();
     let panel = Panel::open(&cli.panel)?;
     let lib = Library::open(&cli.library, &panel)?;
-    let meta = &lib.meta;
+    let meta = &lib.meta.processing;
     let (nd, na) = (panel.n_dates(), panel.n_assets());
-    let recorded: Vec<(String, String, String)> = meta
-        .splits
-        .as_array()
-        .ok_or_else(|| anyhow!("library {} records no splits", cli.library.display()))?
-        .iter()
-        .map(|s| {
-            let f = |k: &str| s[k].as_str().unwrap_or_default().to_string();
-            (f("name"), f("first"), f("last"))
-        })
-        .collect();
-    let splits: Vec<Split> = from_recorded(&recorded, panel.dates())?;
+    let splits: Vec<Split> = meta.splits(panel.dates())?;
     let Some(rep) = splits.iter().find(|s| s.name == cli.split).cloned() else {
         bail!(
             "--split {}: the library's splits are {}",
@@ -215,16 +115,7 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--decay must be at least 1");
     }
     let h = meta.horizon;
-    let (industry, size) = af_fitness::parse_neutralize(&meta.neutralize)?;
-    let cfg = Config {
-        horizon: h,
-        winsor: Winsor::parse(&meta.winsor)?,
-        industry,
-        size,
-        min_assets: meta.min_assets,
-        ridge: 1e-6,
-        turnover: true,
-    };
+    let cfg = meta.config(true);
     let usable: Vec<(String, Vec<usize>)> = splits
         .iter()
         .map(|s| (s.name.clone(), s.usable(h, 1)))
@@ -239,7 +130,7 @@ fn run(cli: Cli) -> Result<()> {
     let fields = fields_of(&panel);
     let mut ws = Workspace::default();
     let universe = panel
-        .mask("in_universe")
+        .mask(columns::UNIVERSE)
         .unwrap_or_else(|_| vec![true; nd * na]);
 
     let figures_of = |name: String,
@@ -299,6 +190,7 @@ fn run(cli: Cli) -> Result<()> {
         figs.push(f.ok_or_else(|| anyhow!("factor {id} produced no values"))?);
     }
     let mut pred_info = Value::Null;
+    let mut model: Option<Value> = None;
     if let Some(p) = &cli.predictions {
         let path = if p.is_dir() {
             p.join("predictions.parquet")
@@ -340,6 +232,17 @@ fn run(cli: Cli) -> Result<()> {
             &mut ws,
         );
         pred_info = json!({"path": path, "sha256": sha256_file(&path)?});
+        // lgbm-train's summary beside the predictions: which dates are out of selection
+        // and the model against its baselines on exactly those dates.
+        let sj = path.with_file_name("summary.json");
+        if sj.exists() {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&sj)?)
+                .map_err(|e| anyhow!("{}: {e}", sj.display()))?;
+            model = Some(json!({
+                "out_of_selection": v["out_of_selection"],
+                "test_rank_ic": v["test_rank_ic"],
+            }));
+        }
         figs.push(f);
     }
     let n_lib = lib.len();
@@ -388,204 +291,25 @@ fn run(cli: Cli) -> Result<()> {
         day(rep.start),
         day(rep.end - 1),
         rep_dates.len(),
-        esc(&meta.winsor),
-        esc(&meta.neutralize),
+        esc(&meta.winsor.name()),
+        esc(meta.neutralize.name()),
     );
-    // Overview: the library's own figures (fitness') per split.
+    if let Some(m) = &model {
+        html += &sections::model(m);
+    }
     let split_names: Vec<String> = splits.iter().map(|s| s.name.clone()).collect();
-    let _ = write!(
-        html,
-        "<h2 id=\"overview\">Overview</h2><table><thead><tr><th>#</th><th>expression</th><th>gen</th>"
-    );
-    for s in &split_names {
-        let _ = write!(html, "<th>{s} RankIC</th>");
-    }
-    let _ = write!(
-        html,
-        "<th>{} RankICIR</th><th>turnover</th><th>coverage</th><th>max |corr|</th></tr></thead><tbody>",
-        esc(&rep.name)
-    );
-    let mut overview = Vec::new();
-    for (i, f) in figs.iter().enumerate() {
-        let get = |s: &str| f.splits.iter().find(|x| x.0 == s).map(|x| &x.1);
-        let r = get(&rep.name);
-        let maxc = if i < n_lib {
-            (0..n_lib)
-                .filter(|&j| j != i)
-                .map(|j| corr[i][j].abs())
-                .fold(f64::NAN, f64::max)
-        } else {
-            f64::NAN
-        };
-        let _ = write!(
-            html,
-            "<tr><td><a href=\"#f{i}\">{}</a></td><td class=\"ex\">{}</td><td>{}</td>",
-            esc(&f.name),
-            esc(&f.expression),
-            f.generation.map_or("–".into(), |g| g.to_string())
-        );
-        for s in &split_names {
-            let v = get(s).map_or(f64::NAN, |x| x.rank_ic_mean);
-            let cls = if v > 0.0 {
-                "pos"
-            } else if v < 0.0 {
-                "neg"
-            } else {
-                ""
-            };
-            let _ = write!(html, "<td class=\"{cls}\">{}</td>", num(v, 4));
-        }
-        let _ = write!(
-            html,
-            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            num(r.map_or(f64::NAN, |x| x.rank_icir), 3),
-            num(r.map_or(f64::NAN, |x| x.turnover), 3),
-            num(r.map_or(f64::NAN, |x| x.coverage), 3),
-            num(maxc, 2)
-        );
-        overview.push(json!({"rank": f.name, "id": f.id, "expression": f.expression, "generation": f.generation,
-                             "max_abs_corr": maxc}));
-    }
-    let _ = write!(html, "</tbody></table>");
+    let (part, overview) = sections::overview(&figs, &split_names, &rep.name, &corr, n_lib);
+    html += &part;
     if n_lib > 1 {
-        let svg = charts::heatmap(
-            &format!("Mean cross-sectional correlation ({} split)", rep.name),
-            &corr,
-        )
-        .map_err(|e| anyhow!(e))?;
+        html += &sections::redundancy(&corr, &rep.name)?;
         charts_n += 1;
-        let _ = write!(
-            html,
-            "<h2>Redundancy</h2><div class=\"chart wide\">{svg}</div><p class=\"sub\">Cell (#i, #j): mean over the split's dates of the per-date Pearson correlation of the processed factors; red positive, blue negative.</p>"
-        );
     }
-
     let mut factors_json = Vec::new();
     for (i, f) in figs.iter().enumerate() {
-        let ds = &f.dates;
-        let dl: Vec<String> = ds.iter().map(|d| day(d.t)).collect();
-        let ric: Vec<f64> = ds.iter().map(|d| d.rank_ic).collect();
-        let ma = moving_average(&ric, 20);
-        let q: Vec<Vec<f64>> = (0..QUANTILES)
-            .map(|k| ds.iter().map(|d| d.q_mean[k]).collect())
-            .collect();
-        let qmean: Vec<f64> = q
-            .iter()
-            .map(|s| af_fitness::stats::mean_std(s.iter().copied()).0)
-            .collect();
-        let qcum: Vec<Vec<f64>> = q.iter().map(|s| compound(s, h)).collect();
-        let ls: Vec<f64> = ds.iter().map(|d| d.long_short).collect();
-        let lscum = compound(&ls, h);
-        let (mdd, pk, tr) = max_drawdown(&lscum);
-        let cov: Vec<f64> = ds
-            .iter()
-            .map(|d| {
-                if d.n_univ > 0 {
-                    d.n_cov as f64 / d.n_univ as f64
-                } else {
-                    f64::NAN
-                }
-            })
-            .collect();
-        let tt: Vec<f64> = ds.iter().map(|d| d.top_turnover).collect();
-        let summ = f
-            .splits
-            .iter()
-            .find(|x| x.0 == rep.name)
-            .map(|x| x.1.clone())
-            .unwrap_or_default();
-        let years: Vec<String> = summ.rank_ic_by_year.keys().map(|y| y.to_string()).collect();
-        let yv: Vec<f64> = summ.rank_ic_by_year.values().copied().collect();
-        let qlab: Vec<String> = (1..=QUANTILES).map(|k| format!("Q{k}")).collect();
-        let dlab: Vec<String> = f.decay.iter().map(|d| d.0.to_string()).collect();
-        let dv: Vec<f64> = f.decay.iter().map(|d| d.1).collect();
-        let e = |r: Result<String, String>| r.map_err(|e| anyhow!(e));
-        let qnames: Vec<String> = (1..=QUANTILES).map(|k| format!("Q{k}")).collect();
-        let qseries: Vec<(&str, &[f64])> = qnames
-            .iter()
-            .map(|s| s.as_str())
-            .zip(qcum.iter().map(|v| v.as_slice()))
-            .collect();
-        let svgs = [
-            e(charts::lines(
-                "Daily RankIC and its 20-day mean",
-                "RankIC",
-                &dl,
-                &[("daily", &ric), ("20-day mean", &ma)],
-                true,
-            ))?,
-            e(charts::bars("RankIC by year", "mean RankIC", &years, &yv))?,
-            e(charts::bars(
-                "IC decay: mean RankIC with the h-day forward return",
-                "mean RankIC",
-                &dlab,
-                &dv,
-            ))?,
-            e(charts::bars(
-                &format!("Mean {h}-day forward return by quintile"),
-                "mean return",
-                &qlab,
-                &qmean,
-            ))?,
-            e(charts::lines(
-                "Cumulative return by quintile (daily rebalanced)",
-                "cumulative return",
-                &dl,
-                &qseries,
-                true,
-            ))?,
-            e(charts::lines(
-                &format!("Long-short (Q5 − Q1), max drawdown {:.1}%", 100.0 * mdd),
-                "cumulative return",
-                &dl,
-                &[("long-short", &lscum)],
-                true,
-            ))?,
-            e(charts::lines(
-                "Top-quintile turnover and coverage",
-                "share",
-                &dl,
-                &[("top-quintile turnover", &tt), ("coverage", &cov)],
-                false,
-            ))?,
-        ];
-        charts_n += svgs.len();
-        let open = if i < 5 || i >= n_lib { " open" } else { "" };
-        let _ = write!(
-            html,
-            "<details id=\"f{i}\"{open}><summary><b>{}</b> <code>{}</code> — {} RankIC {} · ICIR {} · turnover {} · long-short {}</summary>\
-             <p class=\"sub\">id <code>{}</code>{}. Max drawdown of the long-short curve {:.2}% from {} to {}.</p><div class=\"grid\">",
-            esc(&f.name),
-            esc(&f.expression),
-            esc(&rep.name),
-            num(summ.rank_ic_mean, 4),
-            num(summ.rank_icir, 3),
-            num(summ.turnover, 3),
-            num(summ.long_short_mean, 5),
-            esc(&f.id),
-            f.generation
-                .map_or(String::new(), |g| format!(", found in generation {g}")),
-            100.0 * mdd,
-            dl.get(pk).cloned().unwrap_or_default(),
-            dl.get(tr).cloned().unwrap_or_default(),
-        );
-        for s in &svgs {
-            let _ = write!(html, "<div class=\"chart\">{s}</div>");
-        }
-        let _ = write!(html, "</div></details>");
-        factors_json.push(json!({
-            "rank": f.name, "id": f.id, "expression": f.expression, "generation": f.generation,
-            "splits": f.splits.iter().map(|(n, s)| (n.clone(), summary_json(s))).collect::<serde_json::Map<_, _>>(),
-            "series": {
-                "date": dl, "rank_ic": ric, "ic": ds.iter().map(|d| d.ic).collect::<Vec<_>>(),
-                "rank_ic_ma20": ma, "long_short": ls, "long_short_cumulative": lscum,
-                "quantile_mean_return": q, "top_turnover": tt, "coverage": cov,
-                "rank_autocorr": ds.iter().map(|d| d.rank_autocorr).collect::<Vec<_>>(),
-            },
-            "decay": f.decay.iter().map(|(k, v, n)| json!({"horizon": k, "rank_ic_mean": v, "dates": n})).collect::<Vec<_>>(),
-            "quantile_mean_return": qmean,
-            "max_drawdown": {"depth": mdd, "peak": dl.get(pk), "trough": dl.get(tr)},
-        }));
+        let (part, j, n) = sections::factor(i, f, &rep.name, h, panel.dates(), n_lib)?;
+        html += &part;
+        factors_json.push(j);
+        charts_n += n;
     }
     let _ = write!(
         html,
@@ -606,10 +330,10 @@ fn run(cli: Cli) -> Result<()> {
         esc(&lib_prov
             .as_ref()
             .map_or("?".into(), |p| p.to_json().to_string())),
-        esc(&meta.winsor),
-        esc(&meta.neutralize),
+        esc(&meta.winsor.name()),
+        esc(meta.neutralize.name()),
         meta.min_assets,
-        esc(&meta.splits.to_string()),
+        esc(&serde_json::to_string(&meta.splits)?),
         esc(&pred_info.to_string()),
         env!("CARGO_PKG_VERSION"),
         charts_n,
@@ -639,8 +363,8 @@ fn run(cli: Cli) -> Result<()> {
         "library": {"path": cli.library, "sha256": sha256_file(&cli.library)?, "factors": n_lib,
                     "provenance": lib_prov.map(|p| p.to_json())},
         "predictions": pred_info,
-        "split": rep.name, "horizon": h, "winsor": meta.winsor, "neutralize": meta.neutralize,
-        "min_assets": meta.min_assets, "splits": meta.splits,
+        "split": rep.name, "horizon": h, "processing": meta,
+        "model": model,
         "charts": charts_n,
         "overview": overview,
         "correlation": {"ids": lib.ids, "matrix": corr},

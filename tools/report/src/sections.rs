@@ -1,0 +1,344 @@
+//! The report's HTML, one function per section: the model's headline, the overview
+//! table, the redundancy heatmap, each factor's chart family, and the figures they
+//! are drawn from. `main` computes the figures and assembles the page from these.
+
+use std::fmt::Write as _;
+
+use af_fitness::{DateStat, QUANTILES, Summary};
+use af_panel::dates::format_date;
+use anyhow::{Result, anyhow};
+use serde_json::{Value, json};
+
+use crate::charts;
+
+/// Everything shown for one factor (or the prediction).
+pub struct Figures {
+    pub name: String,
+    pub id: String,
+    pub expression: String,
+    pub generation: Option<i64>,
+    /// Per split, fitness' summary.
+    pub splits: Vec<(String, Summary)>,
+    /// The report split's per-date figures.
+    pub dates: Vec<DateStat>,
+    pub decay: Vec<(usize, f64, usize)>,
+    pub processed: Vec<f64>,
+}
+
+pub fn summary_json(s: &Summary) -> Value {
+    json!({
+        "ic_mean": s.ic_mean, "ic_std": s.ic_std, "icir": s.icir, "ic_tstat": s.ic_tstat,
+        "rank_ic_mean": s.rank_ic_mean, "rank_ic_std": s.rank_ic_std, "rank_icir": s.rank_icir,
+        "rank_ic_tstat": s.rank_ic_tstat, "rank_ic_positive": s.rank_ic_positive,
+        "rank_autocorr": s.rank_autocorr, "turnover": s.turnover, "top_turnover": s.top_turnover,
+        "long_short_mean": s.long_short_mean, "coverage": s.coverage,
+        "dates_used": s.dates_used, "dates_dropped": s.dates_dropped,
+        "rank_ic_by_year": s.rank_ic_by_year.iter().map(|(y, v)| (y.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// The model's headline: its out-of-selection dates and its RankIC there beside the
+/// best single factor and the equal-weight blend (lgbm-train's summary.json).
+pub fn model(m: &Value) -> String {
+    let oos = &m["out_of_selection"];
+    let ric = &m["test_rank_ic"];
+    let f = |v: &Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.4}"));
+    format!(
+        "<h2 id=\"model\">Model, out of selection</h2><p class=\"sub\">Only dates after the \
+         library's selection splits (train + valid) plus the label horizon count: \
+         {} … {} ({} dates; selection ended {}). Each is predicted by a model trained on \
+         earlier dates only; the baselines are chosen on the same training windows.</p>\
+         <table><thead><tr><th>stitched test RankIC</th><th>value</th></tr></thead><tbody>\
+         <tr><td>LightGBM model</td><td>{}</td></tr>\
+         <tr><td>best single factor</td><td>{}</td></tr>\
+         <tr><td>equal-weight blend</td><td>{}</td></tr></tbody></table>",
+        esc(oos["first"].as_str().unwrap_or("?")),
+        esc(oos["last"].as_str().unwrap_or("?")),
+        oos["dates"],
+        esc(oos["selection_last"].as_str().unwrap_or("?")),
+        f(&ric["model"]),
+        f(&ric["best_single_factor"]),
+        f(&ric["equal_weight"]),
+    )
+}
+
+/// Compounded curve of daily-rebalanced positions earning `r / h` a day (an h-day
+/// forward return spread over its h days); NaN days add nothing.
+fn compound(r: &[f64], h: usize) -> Vec<f64> {
+    let mut w = 1.0;
+    r.iter()
+        .map(|x| {
+            if x.is_finite() {
+                w *= 1.0 + x / h as f64;
+            }
+            w - 1.0
+        })
+        .collect()
+}
+
+/// Maximum drawdown of a cumulative-return curve: (depth, peak index, trough index).
+fn max_drawdown(cum: &[f64]) -> (f64, usize, usize) {
+    let (mut peak, mut peak_i) = (f64::NEG_INFINITY, 0);
+    let mut best = (0.0, 0, 0);
+    for (i, c) in cum.iter().enumerate() {
+        let w = 1.0 + c;
+        if w > peak {
+            peak = w;
+            peak_i = i;
+        }
+        let dd = 1.0 - w / peak;
+        if dd > best.0 {
+            best = (dd, peak_i, i);
+        }
+    }
+    best
+}
+
+fn moving_average(x: &[f64], n: usize) -> Vec<f64> {
+    (0..x.len())
+        .map(|i| {
+            let w: Vec<f64> = x[i.saturating_sub(n - 1)..=i]
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .collect();
+            if i + 1 >= n && !w.is_empty() {
+                w.iter().sum::<f64>() / w.len() as f64
+            } else {
+                f64::NAN
+            }
+        })
+        .collect()
+}
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn num(x: f64, digits: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.digits$}")
+    } else {
+        "–".into()
+    }
+}
+
+/// The overview table: every factor's RankIC on each split and its report-split
+/// figures; also returned as JSON rows.
+pub fn overview(
+    figs: &[Figures],
+    split_names: &[String],
+    rep_name: &str,
+    corr: &[Vec<f64>],
+    n_lib: usize,
+) -> (String, Vec<Value>) {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<h2 id=\"overview\">Overview</h2><table><thead><tr><th>#</th><th>expression</th><th>gen</th>"
+    );
+    for s in split_names {
+        let _ = write!(html, "<th>{s} RankIC</th>");
+    }
+    let _ = write!(
+        html,
+        "<th>{} RankICIR</th><th>turnover</th><th>coverage</th><th>max |corr|</th></tr></thead><tbody>",
+        esc(rep_name)
+    );
+    let mut overview = Vec::new();
+    for (i, f) in figs.iter().enumerate() {
+        let get = |s: &str| f.splits.iter().find(|x| x.0 == s).map(|x| &x.1);
+        let r = get(rep_name);
+        let maxc = if i < n_lib {
+            (0..n_lib)
+                .filter(|&j| j != i)
+                .map(|j| corr[i][j].abs())
+                .fold(f64::NAN, f64::max)
+        } else {
+            f64::NAN
+        };
+        let _ = write!(
+            html,
+            "<tr><td><a href=\"#f{i}\">{}</a></td><td class=\"ex\">{}</td><td>{}</td>",
+            esc(&f.name),
+            esc(&f.expression),
+            f.generation.map_or("–".into(), |g| g.to_string())
+        );
+        for s in split_names {
+            let v = get(s).map_or(f64::NAN, |x| x.rank_ic_mean);
+            let cls = if v > 0.0 {
+                "pos"
+            } else if v < 0.0 {
+                "neg"
+            } else {
+                ""
+            };
+            let _ = write!(html, "<td class=\"{cls}\">{}</td>", num(v, 4));
+        }
+        let _ = write!(
+            html,
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            num(r.map_or(f64::NAN, |x| x.rank_icir), 3),
+            num(r.map_or(f64::NAN, |x| x.turnover), 3),
+            num(r.map_or(f64::NAN, |x| x.coverage), 3),
+            num(maxc, 2)
+        );
+        overview.push(json!({"rank": f.name, "id": f.id, "expression": f.expression, "generation": f.generation,
+                             "max_abs_corr": maxc}));
+    }
+    let _ = write!(html, "</tbody></table>");
+    (html, overview)
+}
+
+/// The redundancy heatmap of the library's factors.
+pub fn redundancy(corr: &[Vec<f64>], rep_name: &str) -> Result<String> {
+    let svg = charts::heatmap(
+        &format!("Mean cross-sectional correlation ({rep_name} split)"),
+        corr,
+    )
+    .map_err(|e| anyhow!(e))?;
+    Ok(format!(
+        "<h2>Redundancy</h2><div class=\"chart wide\">{svg}</div><p class=\"sub\">Cell (#i, #j): mean over the split's dates of the per-date Pearson correlation of the processed factors; red positive, blue negative.</p>"
+    ))
+}
+
+/// One factor's (or the model's) section: its chart family, collapsed after the
+/// fifth; returns the HTML, the JSON of its figures and the number of charts.
+pub fn factor(
+    i: usize,
+    f: &Figures,
+    rep_name: &str,
+    h: usize,
+    dates: &[i32],
+    n_lib: usize,
+) -> Result<(String, Value, usize)> {
+    let mut html = String::new();
+    let day = |t: usize| format_date(dates[t]);
+    let ds = &f.dates;
+    let dl: Vec<String> = ds.iter().map(|d| day(d.t)).collect();
+    let ric: Vec<f64> = ds.iter().map(|d| d.rank_ic).collect();
+    let ma = moving_average(&ric, 20);
+    let q: Vec<Vec<f64>> = (0..QUANTILES)
+        .map(|k| ds.iter().map(|d| d.q_mean[k]).collect())
+        .collect();
+    let qmean: Vec<f64> = q
+        .iter()
+        .map(|s| af_fitness::stats::mean_std(s.iter().copied()).0)
+        .collect();
+    let qcum: Vec<Vec<f64>> = q.iter().map(|s| compound(s, h)).collect();
+    let ls: Vec<f64> = ds.iter().map(|d| d.long_short).collect();
+    let lscum = compound(&ls, h);
+    let (mdd, pk, tr) = max_drawdown(&lscum);
+    let cov: Vec<f64> = ds
+        .iter()
+        .map(|d| {
+            if d.n_univ > 0 {
+                d.n_cov as f64 / d.n_univ as f64
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
+    let tt: Vec<f64> = ds.iter().map(|d| d.top_turnover).collect();
+    let summ = f
+        .splits
+        .iter()
+        .find(|x| x.0 == rep_name)
+        .map(|x| x.1.clone())
+        .unwrap_or_default();
+    let years: Vec<String> = summ.rank_ic_by_year.keys().map(|y| y.to_string()).collect();
+    let yv: Vec<f64> = summ.rank_ic_by_year.values().copied().collect();
+    let qlab: Vec<String> = (1..=QUANTILES).map(|k| format!("Q{k}")).collect();
+    let dlab: Vec<String> = f.decay.iter().map(|d| d.0.to_string()).collect();
+    let dv: Vec<f64> = f.decay.iter().map(|d| d.1).collect();
+    let e = |r: Result<String, String>| r.map_err(|e| anyhow!(e));
+    let qnames: Vec<String> = (1..=QUANTILES).map(|k| format!("Q{k}")).collect();
+    let qseries: Vec<(&str, &[f64])> = qnames
+        .iter()
+        .map(|s| s.as_str())
+        .zip(qcum.iter().map(|v| v.as_slice()))
+        .collect();
+    let svgs = [
+        e(charts::lines(
+            "Daily RankIC and its 20-day mean",
+            "RankIC",
+            &dl,
+            &[("daily", &ric), ("20-day mean", &ma)],
+            true,
+        ))?,
+        e(charts::bars("RankIC by year", "mean RankIC", &years, &yv))?,
+        e(charts::bars(
+            "IC decay: mean RankIC with the h-day forward return",
+            "mean RankIC",
+            &dlab,
+            &dv,
+        ))?,
+        e(charts::bars(
+            &format!("Mean {h}-day forward return by quintile"),
+            "mean return",
+            &qlab,
+            &qmean,
+        ))?,
+        e(charts::lines(
+            "Cumulative return by quintile (daily rebalanced)",
+            "cumulative return",
+            &dl,
+            &qseries,
+            true,
+        ))?,
+        e(charts::lines(
+            &format!("Long-short (Q5 − Q1), max drawdown {:.1}%", 100.0 * mdd),
+            "cumulative return",
+            &dl,
+            &[("long-short", &lscum)],
+            true,
+        ))?,
+        e(charts::lines(
+            "Top-quintile turnover and coverage",
+            "share",
+            &dl,
+            &[("top-quintile turnover", &tt), ("coverage", &cov)],
+            false,
+        ))?,
+    ];
+    let open = if i < 5 || i >= n_lib { " open" } else { "" };
+    let _ = write!(
+        html,
+        "<details id=\"f{i}\"{open}><summary><b>{}</b> <code>{}</code> — {} RankIC {} · ICIR {} · turnover {} · long-short {}</summary>\
+         <p class=\"sub\">id <code>{}</code>{}. Max drawdown of the long-short curve {:.2}% from {} to {}.</p><div class=\"grid\">",
+        esc(&f.name),
+        esc(&f.expression),
+        esc(&rep_name),
+        num(summ.rank_ic_mean, 4),
+        num(summ.rank_icir, 3),
+        num(summ.turnover, 3),
+        num(summ.long_short_mean, 5),
+        esc(&f.id),
+        f.generation
+            .map_or(String::new(), |g| format!(", found in generation {g}")),
+        100.0 * mdd,
+        dl.get(pk).cloned().unwrap_or_default(),
+        dl.get(tr).cloned().unwrap_or_default(),
+    );
+    for s in &svgs {
+        let _ = write!(html, "<div class=\"chart\">{s}</div>");
+    }
+    let _ = write!(html, "</div></details>");
+    let j = json!({
+        "rank": f.name, "id": f.id, "expression": f.expression, "generation": f.generation,
+        "splits": f.splits.iter().map(|(n, s)| (n.clone(), summary_json(s))).collect::<serde_json::Map<_, _>>(),
+        "series": {
+            "date": dl, "rank_ic": ric, "ic": ds.iter().map(|d| d.ic).collect::<Vec<_>>(),
+            "rank_ic_ma20": ma, "long_short": ls, "long_short_cumulative": lscum,
+            "quantile_mean_return": q, "top_turnover": tt, "coverage": cov,
+            "rank_autocorr": ds.iter().map(|d| d.rank_autocorr).collect::<Vec<_>>(),
+        },
+        "decay": f.decay.iter().map(|(k, v, n)| json!({"horizon": k, "rank_ic_mean": v, "dates": n})).collect::<Vec<_>>(),
+        "quantile_mean_return": qmean,
+        "max_drawdown": {"depth": mdd, "peak": dl.get(pk), "trough": dl.get(tr)},
+    });
+    Ok((html, j, svgs.len()))
+}
