@@ -81,13 +81,7 @@ impl Windows {
 
 /// Folds whose test windows tile `first_test..n_dates`.
 pub fn folds(n_dates: usize, first_test: usize, w: Resolved) -> Result<Vec<Fold>> {
-    let Resolved {
-        train,
-        valid,
-        test,
-        step,
-        gap,
-    } = w;
+    let (train, valid, test, step, gap) = (w.train, w.valid, w.test, w.step, w.gap);
     if train == 0 || valid == 0 || test == 0 || step == 0 {
         bail!("--train-days, --valid-days, --test-days and --step must all be at least 1");
     }
