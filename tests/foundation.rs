@@ -78,8 +78,9 @@ fn small_panel_matches_pandas_and_planted_alphas_are_real() {
 fn same_seed_same_bytes() {
     let a = scratch("determinism_a");
     let b = scratch("determinism_b");
-    let (ra, pa) = small_market(&a, 11);
-    let (rb, pb) = small_market(&b, 11);
+    // Two independent builds (small_market would share one).
+    let (ra, pa) = fresh_small_market(&a, 11);
+    let (rb, pb) = fresh_small_market(&b, 11);
     let ha = tree_hashes(&ra);
     assert!(ha.len() >= 5, "{ha:?}");
     assert_eq!(ha, tree_hashes(&rb));

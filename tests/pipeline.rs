@@ -159,6 +159,31 @@ fn reruns_exactly_what_changed() {
         .args(SMALL)
         .args(["--set", "generations=3", "--set", "horizon=1"]));
     let text = String::from_utf8_lossy(&plan.stdout);
+    // plan takes run's selection flags.
+    let sel = ok(pipeline(&d)
+        .args([
+            "plan",
+            "pipelines/mine.yaml",
+            "--tools",
+            &s(&root().join("target/debug")),
+        ])
+        .args(SMALL)
+        .args([
+            "--set",
+            "generations=3",
+            "--set",
+            "horizon=5",
+            "--from",
+            "library-001",
+            "--force",
+        ]));
+    let sel = String::from_utf8_lossy(&sel.stdout);
+    assert!(
+        sel.contains("skip  panel                    not selected")
+            && sel.contains("run   library-001              forced")
+            && sel.contains("run   report                   forced"),
+        "{sel}"
+    );
     assert!(
         text.contains("skip  fetch")
             && text.contains("arguments changed (--horizons=1,5,10,5 -> --horizons=1,5,10,1)"),

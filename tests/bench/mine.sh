@@ -12,43 +12,37 @@ GENS=${GENS:-10}
 POP=${POP:-200}
 SEEDS=${SEEDS:-"1 2 3 4 5"}
 MODES=${MODES:-"gp random"}
-# Extra arguments (experiments): GP_ARGS for gp-gen, FIT_ARGS for fitness.
-GP_ARGS=${GP_ARGS:-}
-FIT_ARGS=${FIT_ARGS:-}
+# Extra arguments (experiments), one token each: GP_EXTRA for gp-gen (e.g.
+# --corr-pressure=2), FIT_EXTRA for fitness.
+GP_EXTRA=${GP_EXTRA:-}
+FIT_EXTRA=${FIT_EXTRA:-}
 PY=${PY:-.venv-bench/bin/python}
 OUT=${OUT:-out/bench/mine}
 JSON=${JSON:-out/bench/mining.json}
-# FIT_LIB=0: fitness scores without the library (selection on raw train RankIC).
-FIT_LIB=${FIT_LIB:-1}
 rm -rf "$OUT" && mkdir -p "$OUT"
 "$PY" -c "import json,sys; [print(a['name'], '=', a['expression']) for a in json.load(open('$GT'))['alphas']]" > "$OUT/planted.txt"
 
+# Each run is `make mine`'s own loop (pipelines/mine.yaml, from gp-gen-000 on: the
+# panel exists), in its own folder and with its own step records.
 for seed in $SEEDS; do
   for mode in $MODES; do
     D="$OUT/$mode-$seed"
-    mkdir -p "$D/c"
-    flag=""; [ "$mode" = random ] && flag="--random"
+    mkdir -p "$D"
+    sets=(--set "panel=$PANEL" --set "run=$D" --set "ckpt=$D/ckpt" --set "gp_seed=$seed"
+          --set "generations=$GENS" --set "pop=$POP")
+    [ "$mode" = random ] && sets+=(--set search=--random)
+    [ -n "$GP_EXTRA" ] && sets+=(--set "gp_extra=$GP_EXTRA")
+    [ -n "$FIT_EXTRA" ] && sets+=(--set "fitness_extra=$FIT_EXTRA")
     start=$(date +%s.%N)
-    prev=""
-    for g in $(seq 0 $((GENS - 1))); do
-      n=$(printf %03d "$g")
-      # The library so far: gp-gen breeds away from its members, fitness scores their
-      # near-copies 0 (|corr| >= 0.7), library-merge absorbs this generation.
-      lib=""; [ -e "$D/lib/current.parquet" ] && lib="--library $D/lib/current.parquet"
-      /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/gp-gen" --panel "$PANEL" --seed "$seed" --pop "$POP" $flag $GP_ARGS \
-        --state "$D/state" $prev $lib --out "$D/c/gen-$n.parquet" 2>> "$D/log"
-      /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/fitness" --panel "$PANEL" --candidates "$D/c/gen-$n.parquet" \
-        --horizon 1 --fast $([ "$FIT_LIB" = 1 ] && echo $lib) $FIT_ARGS --out "$D/c/gen-$n.fitness.parquet" >/dev/null 2>> "$D/log"
-      /usr/bin/time -f "%M" -a -o "$D/rss" "$REL/library-merge" --fitness "$D/c/gen-$n.fitness.parquet" $lib \
-        --panel "$PANEL" --max-size 50 --out "$D/lib/lib-$n.parquet" >/dev/null 2>> "$D/log"
-      prev="--prev $D/c/gen-$n.parquet --prev-fitness $D/c/gen-$n.fitness.parquet"
-      # Only the current snapshot's values are read again (each is ~300 MB on csi500).
-      if [ "$g" -gt 0 ]; then rm -f "$D/lib/lib-$(printf %03d $((g - 1))).values.arrow"; fi
-    done
-    ln -sf "lib/current.parquet" "$D/lib.parquet"
+    /usr/bin/time -f "%M" -o "$D/rss" "$REL/pipeline" run pipelines/mine.yaml --tools "$REL" \
+      --state "$D/state" --from gp-gen-000 --quiet "${sets[@]}" 2>> "$D/log"
     end=$(date +%s.%N)
     echo "$start $end" > "$D/wall"
-    "$REL/fitness" --panel "$PANEL" --candidates "$OUT/planted.txt" --horizon 1 --library "$D/lib.parquet" \
+    last=$(printf %03d $((GENS - 1)))
+    ln -sf "libraries/lib-$last.parquet" "$D/lib.parquet"
+    # Only the last snapshot's values are read again (each is ~300 MB on csi500).
+    find "$D/libraries" -name 'lib-*.values.arrow' ! -name "lib-$last.values.arrow" -delete
+    "$REL/fitness" --panel "$PANEL" --candidates "$OUT/planted.txt" --library "$D/lib.parquet" \
       --out "$D/planted.parquet" >/dev/null 2>> "$D/log"
     echo "seed $seed $mode done"
   done
@@ -74,6 +68,8 @@ for d in sorted(glob.glob(f"{out}/*-*")):
                      best_planted_corr=[round(x, 3) for x in t.library_max_corr],
                      library_size=len(lib), # signed as the factor is used: by its train sign (test is never used to choose)
                      best_test_rank_ic=round(float((lib.test_rank_ic_mean * np.sign(lib.train_rank_ic_mean)).max()), 4),
+                     # LightGBM on the library, judged on the dates after its selection
+                     model_test_rank_ic=json.load(open(f"{d}/model/summary.json"))["test_rank_ic"]["model"],
                      evaluations=gens * pop))
 df = pd.DataFrame(rows)
 print(df.drop(columns=["best_planted_corr"]).to_string(index=False))

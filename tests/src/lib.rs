@@ -1,8 +1,10 @@
 //! Helpers shared by the end-to-end tests: the built binaries, the reference Python
 //! venv, scratch folders, and cached fixtures.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 /// Repository root.
 pub fn root() -> PathBuf {
@@ -92,11 +94,37 @@ pub fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// The `small` synthetic market (200 assets x 500 days) and its default panel, built
-/// once per test process into `dir`.
+/// The `small` synthetic market (200 assets x 500 days) of `seed` and its default
+/// panel, copied into `dir` (`dir/raw`, `dir/small.arrow`). Each seed is fetched and
+/// built once per test process (the first test asking for it builds it); a test owns
+/// its copy and may change it.
 pub fn small_market(dir: &Path, seed: u64) -> (PathBuf, PathBuf) {
-    let raw = dir.join("raw");
-    let panel = dir.join("small.arrow");
+    static BUILT: Mutex<BTreeMap<u64, PathBuf>> = Mutex::new(BTreeMap::new());
+    let src = {
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        match built.get(&seed) {
+            Some(d) => d.clone(),
+            None => {
+                let d = root()
+                    .join("target/e2e/_small")
+                    .join(format!("{}-{seed}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&d);
+                fresh_small_market(&d, seed);
+                built.insert(seed, d.clone());
+                d
+            }
+        }
+    };
+    let (raw, panel) = (dir.join("raw"), dir.join("small.arrow"));
+    copy_tree(&src.join("raw"), &raw);
+    std::fs::copy(src.join("small.arrow"), &panel).expect("copy the small panel");
+    (raw, panel)
+}
+
+/// The `small` market of `seed` fetched and built into `dir` now (no sharing): for
+/// tests of the build itself, such as two builds giving the same bytes.
+pub fn fresh_small_market(dir: &Path, seed: u64) -> (PathBuf, PathBuf) {
+    let (raw, panel) = (dir.join("raw"), dir.join("small.arrow"));
     ok(bin("ts-fetch").args([
         "--assets",
         "200",
@@ -109,6 +137,18 @@ pub fn small_market(dir: &Path, seed: u64) -> (PathBuf, PathBuf) {
     ]));
     ok(bin("panel-build").args(["--raw", &s(&raw), "--out", &s(&panel)]));
     (raw, panel)
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for e in std::fs::read_dir(from).expect("read folder").flatten() {
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).expect("copy file");
+        }
+    }
 }
 
 /// All files under `dir` with their sha256, sorted by relative path.

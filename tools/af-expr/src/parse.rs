@@ -11,6 +11,7 @@ use crate::ast::Expr;
 use crate::registry::{self, Arg, MAX_WINDOW, OpDef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Dialect {
     Native,
     Qlib,

@@ -152,7 +152,7 @@ impl Processing {
     pub fn config(&self, turnover: bool) -> Config {
         Config {
             horizon: self.horizon,
-            winsor: self.winsor.clone(),
+            winsor: self.winsor,
             industry: self.neutralize.industry(),
             size: self.neutralize.size(),
             min_assets: self.min_assets,

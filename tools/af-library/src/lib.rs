@@ -12,6 +12,7 @@
 //! values file's own content hash and size, so a library is never used with another
 //! panel and a swapped or truncated values file is an error, not numbers.
 
+pub mod pool;
 pub mod select;
 
 use std::path::{Path, PathBuf};

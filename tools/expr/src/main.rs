@@ -33,8 +33,9 @@ struct Cli {
 enum Cmd {
     /// Parse expressions; print canonical text and id, or the error with its position.
     Check {
-        #[arg(long, default_value = "native")]
-        dialect: String,
+        /// Notation of the expressions (a file's `# dialect:` line overrides it).
+        #[arg(long, value_enum, default_value = "native")]
+        dialect: Dialect,
         #[arg(long)]
         file: Option<PathBuf>,
         exprs: Vec<String>,
@@ -47,8 +48,9 @@ enum Cmd {
         exprs: Vec<String>,
         #[arg(long)]
         file: Option<PathBuf>,
-        #[arg(long, default_value = "native")]
-        dialect: String,
+        /// Notation of the expressions (a file's `# dialect:` line overrides it).
+        #[arg(long, value_enum, default_value = "native")]
+        dialect: Dialect,
         #[arg(long)]
         out: PathBuf,
         /// Sub-expression cache (cache-materialize's --out): entries of this panel are
@@ -66,8 +68,9 @@ enum Cmd {
         panel: PathBuf,
         #[arg(long)]
         file: PathBuf,
-        #[arg(long, default_value = "native")]
-        dialect: String,
+        /// Notation of the expressions (a file's `# dialect:` line overrides it).
+        #[arg(long, value_enum, default_value = "native")]
+        dialect: Dialect,
         #[arg(long, default_value_t = 5)]
         repeat: usize,
         /// Write `{"engine", "exprs": [{name, expr, ms_median, ms_all}]}` here.
@@ -88,8 +91,9 @@ enum Cmd {
     },
     /// Show the merged DAG: nodes, shared sub-expressions, estimated cost.
     Explain {
-        #[arg(long, default_value = "native")]
-        dialect: String,
+        /// Notation of the expressions (a file's `# dialect:` line overrides it).
+        #[arg(long, value_enum, default_value = "native")]
+        dialect: Dialect,
         #[arg(long)]
         file: Option<PathBuf>,
         /// Panel to size the cost estimate (default: csi500 shape 1500 x 500).
@@ -97,10 +101,6 @@ enum Cmd {
         panel: Option<PathBuf>,
         exprs: Vec<String>,
     },
-}
-
-fn dialect(s: &str) -> Result<Dialect> {
-    Dialect::from_name(s).ok_or_else(|| anyhow!("unknown dialect {s:?} (native, qlib, alpha101)"))
 }
 
 /// (name, source text) pairs from a file and/or the command line, and the dialect.
@@ -142,7 +142,7 @@ fn run(cli: Cli) -> Result<()> {
             file,
             exprs,
         } => {
-            let (src, d) = gather(file.as_deref(), &exprs, dialect(&ds)?)?;
+            let (src, d) = gather(file.as_deref(), &exprs, ds)?;
             let fields = Fields::default();
             let mut bad = 0;
             for (n, s) in &src {
@@ -167,7 +167,7 @@ fn run(cli: Cli) -> Result<()> {
             cache,
             no_cache,
         } => {
-            let (src, d) = gather(file.as_deref(), &exprs, dialect(&ds)?)?;
+            let (src, d) = gather(file.as_deref(), &exprs, ds)?;
             let p = Panel::open(&panel)?;
             let fields = af_expr::fields_of(&p);
             let es = compile(&src, d, &fields)?;
@@ -227,14 +227,14 @@ fn run(cli: Cli) -> Result<()> {
             json,
             dump_rows,
             dump_dir,
-        } => bench(&panel, &file, &ds, repeat.max(1), json, dump_rows, dump_dir)?,
+        } => bench(&panel, &file, ds, repeat.max(1), json, dump_rows, dump_dir)?,
         Cmd::Explain {
             dialect: ds,
             file,
             panel,
             exprs,
         } => {
-            let (src, d) = gather(file.as_deref(), &exprs, dialect(&ds)?)?;
+            let (src, d) = gather(file.as_deref(), &exprs, ds)?;
             let (fields, cells) = match &panel {
                 Some(pp) => {
                     let p = Panel::open(pp)?;
@@ -308,13 +308,13 @@ fn print_ops(markdown: bool) {
 fn bench(
     panel: &Path,
     file: &Path,
-    ds: &str,
+    ds: Dialect,
     repeat: usize,
     json: Option<PathBuf>,
     dump_rows: usize,
     dump_dir: Option<PathBuf>,
 ) -> Result<()> {
-    let (src, d) = gather(Some(file), &[], dialect(ds)?)?;
+    let (src, d) = gather(Some(file), &[], ds)?;
     let p = Panel::open(panel)?;
     let fields = af_expr::fields_of(&p);
     let es = compile(&src, d, &fields)?;

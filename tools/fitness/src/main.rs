@@ -5,19 +5,23 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use af_cache::Cache;
-use af_expr::eval::NodeCache;
-use af_expr::{Dialect, Expr, Program, parse_canonical};
+use af_expr::{Dialect, parse_canonical};
 use af_fitness::prep::Winsor;
 use af_fitness::processing::{Neutralize, Processing, defaults};
 use af_fitness::split::{self, Split};
-use af_fitness::{Config, Context, QUANTILES, Score, ScoreConfig, SplitEval, Workspace, score};
+use af_fitness::{Config, Context, Score, ScoreConfig, score};
 use af_library::Library;
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, sha256_file};
-use af_table::{Table, write_parquet_kv};
+use af_table::write_parquet_kv;
 use anyhow::{Result, anyhow, bail};
 use clap::Parser;
-use serde_json::json;
+
+mod output;
+mod pass;
+
+use output::{RowIn, Rows, ic_series};
+use pass::{Cand, PassStats, score_pass, shard, usable};
 
 const ABOUT: &str = "Score candidate factors: per date winsorize, z-score, neutralize on industry \
 and size, then IC / RankIC / ICIR, turnover and quintile returns on train/valid/test \
@@ -46,8 +50,8 @@ struct Cli {
     #[arg(long)]
     candidates: PathBuf,
     /// Dialect of text candidates (Parquet candidates are canonical native).
-    #[arg(long, default_value = "native", value_parser = ["native", "qlib", "alpha101"])]
-    dialect: String,
+    #[arg(long, value_enum, default_value = "native")]
+    dialect: Dialect,
     /// Factor library (library-merge's snapshot) for the correlation penalty.
     #[arg(long)]
     library: Option<PathBuf>,
@@ -134,154 +138,6 @@ fn parse_winsor(s: &str) -> Result<Winsor, String> {
     Winsor::parse(s).map_err(|e| e.to_string())
 }
 
-/// One candidate as read, and what became of it.
-struct Cand {
-    source: String,
-    generation: i64,
-    expr: Result<Expr, String>,
-    /// Set when nothing could be scored (NaN everywhere, constant …).
-    degenerate: Option<String>,
-    fast: Option<Vec<SplitEval>>,
-    full: Option<Vec<SplitEval>>,
-}
-
-fn shard(spec: &str, n: usize) -> Result<std::ops::Range<usize>> {
-    let bad = || anyhow!("--shard {spec}: expected I/N with 0 <= I < N, e.g. 0/4");
-    let (i, k) = spec.split_once('/').ok_or_else(bad)?;
-    let (i, k): (usize, usize) = (i.parse().map_err(|_| bad())?, k.parse().map_err(|_| bad())?);
-    if k == 0 || i >= k {
-        return Err(bad());
-    }
-    Ok(n * i / k..n * (i + 1) / k)
-}
-
-/// Where a pass spent its time, and its peak intermediate memory.
-#[derive(Default)]
-struct PassStats {
-    peak: usize,
-    eval_secs: f64,
-    score_secs: f64,
-}
-
-/// Evaluate `idx` candidates on `panel` in batches and score each on `splits`.
-fn score_pass(
-    panel: &Panel,
-    ctx: &Context,
-    cands: &mut [Cand],
-    idx: &[usize],
-    splits: &[(String, Vec<usize>)],
-    library: &[&[f64]],
-    batch: usize,
-    fast: bool,
-    mut cache: Option<&mut Cache>,
-) -> Result<PassStats> {
-    let mut ws = Workspace::default();
-    let mut peak = 0;
-    let (mut total, mut scoring) = (0.0, 0.0);
-    for chunk in idx.chunks(batch.max(1)) {
-        let exprs: Vec<Expr> = chunk
-            .iter()
-            .map(|&i| {
-                cands[i]
-                    .expr
-                    .clone()
-                    .expect("only valid candidates are scored")
-            })
-            .collect();
-        let prog = Program::compile(&exprs);
-        if let Some(c) = cache.as_deref_mut().filter(|c| c.present()) {
-            c.load(panel, &prog.node_ids());
-        }
-        let mut results: Vec<(usize, Result<Vec<SplitEval>, String>)> = Vec::new();
-        let t_run = Instant::now();
-        let run = prog.run_cached(
-            panel,
-            cache.as_deref().map(|c| c as &dyn NodeCache),
-            |k, v| {
-                let t_score = Instant::now();
-                let evals = ctx.evaluate(v, splits, library, &mut ws);
-                scoring += t_score.elapsed().as_secs_f64();
-                let cov: u64 = evals
-                    .iter()
-                    .flat_map(|e| &e.dates)
-                    .map(|d| d.n_cov as u64)
-                    .sum();
-                let r = if cov == 0 {
-                    Err("degenerate: NaN everywhere in the universe on the split dates".to_string())
-                } else if evals.iter().all(|e| e.summary.dates_used == 0) {
-                    let mut why: std::collections::BTreeMap<&str, usize> = Default::default();
-                    for e in &evals {
-                        for (r, c) in &e.summary.dropped {
-                            *why.entry(r).or_default() += c;
-                        }
-                    }
-                    let why: Vec<String> =
-                        why.iter().map(|(r, c)| format!("{c} dates {r}")).collect();
-                    Err(format!("degenerate: no usable date ({})", why.join(", ")))
-                } else {
-                    Ok(evals)
-                };
-                results.push((chunk[k], r));
-                Ok(())
-            },
-        );
-        total += t_run.elapsed().as_secs_f64();
-        match run {
-            Ok(st) => {
-                peak = peak.max(st.peak_bytes);
-                if let Some(c) = cache.as_deref_mut() {
-                    c.record(&prog, &st);
-                }
-            }
-            Err(e) if chunk.len() > 1 => {
-                // One bad candidate must not take its batch with it: one at a time.
-                drop(results);
-                let sub = score_pass(
-                    panel,
-                    ctx,
-                    cands,
-                    chunk,
-                    splits,
-                    library,
-                    1,
-                    fast,
-                    cache.as_deref_mut(),
-                )?;
-                peak = peak.max(sub.peak);
-                total += sub.eval_secs + sub.score_secs;
-                scoring += sub.score_secs;
-                let _ = e;
-                continue;
-            }
-            Err(e) => {
-                for &i in chunk {
-                    cands[i].expr = Err(format!("invalid: {e:#}"));
-                }
-                continue;
-            }
-        }
-        for (i, r) in results {
-            match r {
-                Ok(ev) if fast => cands[i].fast = Some(ev),
-                Ok(ev) => cands[i].full = Some(ev),
-                Err(msg) => cands[i].degenerate = Some(msg),
-            }
-        }
-    }
-    Ok(PassStats {
-        peak,
-        eval_secs: total - scoring,
-        score_secs: scoring,
-    })
-}
-
-fn usable(splits: &[Split], horizon: usize, step: usize) -> Vec<(String, Vec<usize>)> {
-    splits
-        .iter()
-        .map(|s| (s.name.clone(), s.usable(horizon, step)))
-        .collect()
-}
-
 fn run(cli: Cli) -> Result<()> {
     let t0 = Instant::now();
     if cli.horizon == 0 {
@@ -317,7 +173,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     let mut processing = Processing {
         horizon: cli.horizon,
-        winsor: cli.winsor.clone(),
+        winsor: cli.winsor,
         neutralize: cli.neutralize,
         min_assets: cli.min_assets,
         ridge: defaults::RIDGE,
@@ -362,10 +218,7 @@ fn run(cli: Cli) -> Result<()> {
         generations,
         dialect: file_dialect,
     } = af_table::candidates::read(&cli.candidates)?;
-    let d = file_dialect
-        .unwrap_or(Dialect::from_name(&cli.dialect).ok_or_else(|| {
-            anyhow!("unknown dialect {:?} (native, qlib, alpha101)", cli.dialect)
-        })?);
+    let d = file_dialect.unwrap_or(cli.dialect);
     let range = match &cli.shard {
         Some(s) => shard(s, sources.len())?,
         None => 0..sources.len(),
@@ -625,229 +478,6 @@ fn write_outputs(
         write_parquet_kv(path, ic_series(panel, cands, offset), &prov, &extra)?;
     }
     Ok(())
-}
-
-struct RowIn<'a> {
-    index: usize,
-    generation: i64,
-    id: &'a str,
-    expr: &'a str,
-    split: &'a str,
-    status: String,
-    pass: &'a str,
-    size: usize,
-    depth: usize,
-    summary: Option<&'a af_fitness::Summary>,
-    fast_ric: f64,
-    score: Option<&'a Score>,
-    library_ids: &'a [String],
-    library_scores: &'a [f64],
-}
-
-/// The output table, column by column (docs/fitness.md lists them).
-#[derive(Default)]
-struct Rows {
-    index: Vec<u32>,
-    generation: Vec<i64>,
-    id: Vec<String>,
-    expression: Vec<String>,
-    split: Vec<String>,
-    status: Vec<String>,
-    pass: Vec<String>,
-    size: Vec<u32>,
-    depth: Vec<u32>,
-    nums: Vec<Vec<f64>>,
-    dates_used: Vec<u32>,
-    dates_dropped: Vec<u32>,
-    by_year: Vec<String>,
-    lib_id: Vec<Option<String>>,
-    admit: Vec<bool>,
-}
-
-/// Numeric columns in output order, read from a split summary and the score.
-const NUMS: [&str; 24] = [
-    "ic_mean",
-    "ic_std",
-    "icir",
-    "ic_tstat",
-    "rank_ic_mean",
-    "rank_ic_std",
-    "rank_icir",
-    "rank_ic_tstat",
-    "rank_ic_positive",
-    "rank_autocorr",
-    "turnover",
-    "top_turnover",
-    "long_short_mean",
-    "coverage",
-    "fast_rank_ic",
-    "library_max_corr",
-    "library_max_corr_score",
-    "penalty_size",
-    "penalty_turnover",
-    "penalty_corr",
-    "penalty_coverage",
-    "score",
-    "merit",
-    "rank_ic_min_year",
-];
-
-impl Rows {
-    fn push(&mut self, r: RowIn) {
-        self.index.push(r.index as u32);
-        self.generation.push(r.generation);
-        self.id.push(r.id.to_string());
-        self.expression.push(r.expr.to_string());
-        self.split.push(r.split.to_string());
-        self.status.push(r.status);
-        self.pass.push(r.pass.to_string());
-        self.size.push(r.size as u32);
-        self.depth.push(r.depth as u32);
-        let nan = f64::NAN;
-        let s = r.summary;
-        let g = |f: fn(&af_fitness::Summary) -> f64| s.map_or(nan, f);
-        let sc = |f: fn(&Score) -> f64| r.score.map_or(nan, f);
-        let used = s.map_or(0, |s| s.dates_used);
-        let vals = [
-            g(|s| s.ic_mean),
-            g(|s| s.ic_std),
-            g(|s| s.icir),
-            g(|s| s.ic_tstat),
-            g(|s| s.rank_ic_mean),
-            g(|s| s.rank_ic_std),
-            g(|s| s.rank_icir),
-            g(|s| s.rank_ic_tstat),
-            g(|s| s.rank_ic_positive),
-            g(|s| s.rank_autocorr),
-            g(|s| s.turnover),
-            g(|s| s.top_turnover),
-            g(|s| s.long_short_mean),
-            g(|s| s.coverage),
-            r.fast_ric,
-            g(|s| s.lib_corr),
-            s.and_then(|s| s.lib_corr_which)
-                .and_then(|k| r.library_scores.get(k).copied())
-                .unwrap_or(nan),
-            sc(|s| s.penalty_size),
-            sc(|s| s.penalty_turnover),
-            sc(|s| s.penalty_corr),
-            sc(|s| s.penalty_coverage),
-            r.score.map_or(0.0, |s| s.score),
-            r.score.map_or(0.0, |s| s.merit),
-            s.map_or(nan, |s| {
-                s.rank_ic_by_year.values().copied().fold(f64::NAN, f64::min)
-            }),
-        ];
-        if self.nums.is_empty() {
-            self.nums = vec![Vec::new(); NUMS.len()];
-        }
-        for (c, v) in self.nums.iter_mut().zip(vals) {
-            c.push(v);
-        }
-        self.dates_used.push(used as u32);
-        self.dates_dropped
-            .push(s.map_or(0, |s| s.dates_dropped as u32));
-        let years: serde_json::Map<String, serde_json::Value> = s
-            .map(|s| {
-                s.rank_ic_by_year
-                    .iter()
-                    .map(|(y, v)| (y.to_string(), json!(v)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.by_year
-            .push(serde_json::Value::Object(years).to_string());
-        self.lib_id.push(
-            s.and_then(|s| s.lib_corr_which)
-                .and_then(|k| r.library_ids.get(k).cloned()),
-        );
-        self.admit.push(r.score.is_some_and(|s| s.admit));
-    }
-
-    fn into_table(mut self) -> Table {
-        if self.nums.is_empty() {
-            self.nums = vec![Vec::new(); NUMS.len()];
-        }
-        let mut t = Table::new()
-            .u32("candidate", self.index)
-            .i64("generation", self.generation)
-            .str("id", self.id)
-            .str("expression", self.expression)
-            .str("split", self.split)
-            .str("status", self.status)
-            .str("pass", self.pass)
-            .u32("size", self.size)
-            .u32("depth", self.depth);
-        for (name, v) in NUMS.iter().zip(self.nums) {
-            t = t.f64(name, v);
-        }
-        t.u32("dates_used", self.dates_used)
-            .u32("dates_dropped", self.dates_dropped)
-            .str("rank_ic_by_year", self.by_year)
-            .opt_str("library_max_corr_id", self.lib_id)
-            .bool("admit", self.admit)
-    }
-}
-
-/// Per (candidate, split, usable date): the series reports draw.
-fn ic_series(panel: &Panel, cands: &[Cand], offset: usize) -> Table {
-    let mut cand = Vec::new();
-    let mut id = Vec::new();
-    let mut split = Vec::new();
-    let mut date = Vec::new();
-    let mut used = Vec::new();
-    let mut n = Vec::new();
-    let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 5 + QUANTILES];
-    for (ci, c) in cands.iter().enumerate() {
-        let (Some(ev), Ok(e)) = (&c.full, &c.expr) else {
-            continue;
-        };
-        let eid = e.id();
-        for s in ev {
-            for d in &s.dates {
-                cand.push((offset + ci) as u32);
-                id.push(eid.clone());
-                split.push(s.name.clone());
-                date.push(panel.dates()[d.t]);
-                used.push(d.dropped.is_none());
-                n.push(d.n);
-                let vals = [
-                    d.ic,
-                    d.rank_ic,
-                    d.long_short,
-                    d.rank_autocorr,
-                    d.top_turnover,
-                ];
-                for (k, v) in vals.into_iter().chain(d.q_mean).enumerate() {
-                    cols[k].push(v);
-                }
-            }
-        }
-    }
-    let mut t = Table::new()
-        .u32("candidate", cand)
-        .str("id", id)
-        .str("split", split)
-        .date("date", date)
-        .bool("used", used)
-        .u32("n_assets", n);
-    let names = [
-        "ic",
-        "rank_ic",
-        "long_short",
-        "rank_autocorr",
-        "top_turnover",
-    ];
-    let qn: Vec<String> = (1..=QUANTILES).map(|q| format!("q{q}_mean_ret")).collect();
-    for (k, v) in cols.into_iter().enumerate() {
-        let name = if k < names.len() {
-            names[k]
-        } else {
-            qn[k - names.len()].as_str()
-        };
-        t = t.f64(name, v);
-    }
-    t
 }
 
 fn main() {

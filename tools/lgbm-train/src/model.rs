@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, c_char, c_void};
+use std::path::Path;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use lightgbm3_sys as sys;
+use serde::Deserialize;
 
 /// LightGBM parameters as `key=value` pairs, sorted (so the string is deterministic).
 pub type Params = BTreeMap<String, String>;
@@ -297,4 +299,84 @@ impl Model {
         )?;
         Ok((gain, split))
     }
+}
+
+/// A YAML scalar of a `--params` file, as LightGBM's parameter string spells it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => format!("{f:?}"),
+            Scalar::Str(s) => s.clone(),
+        }
+    }
+}
+
+/// LightGBM parameters (the defaults, then `file`'s YAML mapping), the boosting rounds
+/// and the early-stopping patience.
+pub fn params(seed: u64, file: Option<&Path>) -> Result<(Params, usize, usize)> {
+    let mut p: Params = [
+        ("objective", "regression"),
+        ("metric", "l2"),
+        ("learning_rate", "0.05"),
+        ("num_leaves", "31"),
+        ("min_data_in_leaf", "200"),
+        ("feature_fraction", "0.8"),
+        ("bagging_fraction", "0.8"),
+        ("bagging_freq", "1"),
+        ("lambda_l2", "1.0"),
+        ("deterministic", "true"),
+        ("force_row_wise", "true"),
+        ("num_threads", "1"),
+        ("verbosity", "-1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    p.insert("seed".into(), seed.to_string());
+    let (mut rounds, mut patience) = (500usize, 50usize);
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read --params {}", f.display()))?;
+        let m: BTreeMap<String, Scalar> = serde_saphyr::from_str(&text).map_err(|e| {
+            anyhow!(
+                "--params {}: expected a mapping of LightGBM parameters: {e}",
+                f.display()
+            )
+        })?;
+        for (k, v) in m {
+            let as_count = |what: &str| -> Result<usize> {
+                v.text()
+                    .parse()
+                    .map_err(|_| anyhow!("--params {}: {what} must be a whole number", f.display()))
+            };
+            match k.as_str() {
+                "num_iterations" | "num_boost_round" | "n_estimators" => rounds = as_count(&k)?,
+                "early_stopping_round" | "early_stopping_rounds" => patience = as_count(&k)?,
+                "metric" if v.text().contains(',') => {
+                    bail!(
+                        "--params {}: one metric only (early stopping reads the first)",
+                        f.display()
+                    )
+                }
+                _ => {
+                    p.insert(k, v.text());
+                }
+            }
+        }
+    }
+    if rounds == 0 || patience == 0 {
+        bail!("num_iterations and early_stopping_round must be at least 1");
+    }
+    Ok((p, rounds, patience))
 }

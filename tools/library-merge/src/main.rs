@@ -3,21 +3,20 @@
 //! de-correlated from what is already in. Writes a library snapshot (af-library) with
 //! a CSV and a YAML beside it, and points `current.parquet` at it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use af_expr::{Dialect, Program, parse_canonical};
 use af_fitness::processing::Processing;
 use af_fitness::{Context, Workspace};
+use af_library::pool::{Entry, TableCols, entry_from_library, processing_of, read_fitness};
 use af_library::{Library, Meta};
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, sha256_file, write_atomic_bytes};
-use af_table::{Table, read_parquet};
+use af_table::read_parquet;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Parser;
-use serde_json::Value;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -53,63 +52,6 @@ struct Cli {
     /// Do not update current.parquet.
     #[arg(long)]
     no_current: bool,
-}
-
-/// Per-split metrics a library keeps (fitness column names).
-const METRICS: [&str; 9] = [
-    "rank_ic_mean",
-    "rank_icir",
-    "ic_mean",
-    "icir",
-    "rank_ic_positive",
-    "turnover",
-    "top_turnover",
-    "long_short_mean",
-    "coverage",
-];
-
-/// The processing a fitness file recorded (every input must agree: it defines the
-/// processed values), checked to be of `panel`.
-fn processing_of(
-    meta: &BTreeMap<String, String>,
-    path: &Path,
-    panel: &Panel,
-) -> Result<Processing> {
-    let prov = af_store::Provenance::from_kv(meta.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .ok_or_else(|| {
-            anyhow!(
-                "{}: no provenance metadata (not made by fitness?)",
-                path.display()
-            )
-        })?;
-    if prov.tool != "fitness" {
-        bail!("{}: made by {}, not fitness", path.display(), prov.tool);
-    }
-    let ph = prov.inputs.get("panel").cloned().unwrap_or_default();
-    if ph != panel.content_hash() {
-        bail!(
-            "{}: scored on panel {}, but --panel {} is {}",
-            path.display(),
-            &ph[..ph.len().min(12)],
-            panel.path().display(),
-            &panel.content_hash()[..12]
-        );
-    }
-    Processing::from_metadata(meta).with_context(|| path.display().to_string())
-}
-
-/// One factor competing for a place.
-struct Entry {
-    id: String,
-    expression: String,
-    generation: i64,
-    size: f64,
-    score: f64,
-    admitted_by: &'static str,
-    /// split -> metric -> value
-    metrics: BTreeMap<String, BTreeMap<&'static str, f64>>,
-    /// Index in the current library, when it comes from there.
-    from_library: Option<usize>,
 }
 
 fn expand(patterns: &[String]) -> Result<Vec<PathBuf>> {
@@ -290,102 +232,6 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn entry_from_library(l: &Library, i: usize, id: &str, ex: &str) -> Result<Entry> {
-    let t = &l.table;
-    let mut metrics = BTreeMap::new();
-    for s in l.meta.processing.split_names() {
-        let mut m = BTreeMap::new();
-        for k in METRICS {
-            let col = format!("{s}_{k}");
-            if t.has_column(&col) {
-                m.insert(k, t.f64s(&col)?[i]);
-            }
-        }
-        metrics.insert(s, m);
-    }
-    Ok(Entry {
-        id: id.to_string(),
-        expression: ex.to_string(),
-        generation: t.f64s("generation")?[i] as i64,
-        size: t.f64s("size")?[i],
-        score: t.f64s("score")?[i],
-        admitted_by: if t.strings("admitted_by")?[i] == "score" {
-            "score"
-        } else {
-            "valid"
-        },
-        metrics,
-        from_library: Some(i),
-    })
-}
-
-/// Admissible candidates of one fitness file (full pass, status ok, admitted).
-fn read_fitness(
-    t: &af_table::ReadTable,
-    path: &Path,
-    out: &mut Vec<Entry>,
-    split_names: &mut Vec<String>,
-) -> Result<usize> {
-    let ctx = |e: anyhow::Error| e.context(format!("fitness file {}", path.display()));
-    let cand = t.f64s("candidate").map_err(ctx)?;
-    let id = t.strings("id").map_err(ctx)?;
-    let ex = t.strings("expression").map_err(ctx)?;
-    let split = t.strings("split").map_err(ctx)?;
-    let status = t.strings("status").map_err(ctx)?;
-    let pass = t.strings("pass").map_err(ctx)?;
-    let admit = t.bools("admit").map_err(ctx)?;
-    // The library's own de-correlation replaces fitness' library bound, so a better
-    // near-copy of a member competes on its merit and can take the member's place.
-    // (Files from before `merit` existed: their score.)
-    let merit = if t.has_column("merit") {
-        t.f64s("merit").map_err(ctx)?
-    } else {
-        t.f64s("score").map_err(ctx)?
-    };
-    let size = t.f64s("size").map_err(ctx)?;
-    let generation = if t.has_column("generation") {
-        t.f64s("generation").map_err(ctx)?
-    } else {
-        vec![-1.0; cand.len()]
-    };
-    let cols: Vec<Vec<f64>> = METRICS
-        .iter()
-        .map(|m| t.f64s(m).map_err(ctx))
-        .collect::<Result<_>>()?;
-    let has_valid = split.iter().any(|s| s == "valid");
-    let mut by_cand: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for (r, c) in cand.iter().enumerate() {
-        by_cand.entry(*c as u64).or_default().push(r);
-        if !split_names.contains(&split[r]) {
-            split_names.push(split[r].clone());
-        }
-    }
-    let n = by_cand.len();
-    for rows in by_cand.values() {
-        let r0 = rows[0];
-        if status[r0] != "ok" || pass[r0] != "full" || !admit[r0] {
-            continue;
-        }
-        let mut metrics = BTreeMap::new();
-        for &r in rows {
-            let m: BTreeMap<&'static str, f64> =
-                METRICS.iter().zip(&cols).map(|(k, c)| (*k, c[r])).collect();
-            metrics.insert(split[r].clone(), m);
-        }
-        out.push(Entry {
-            id: id[r0].clone(),
-            expression: ex[r0].clone(),
-            generation: generation[r0] as i64,
-            size: size[r0],
-            score: merit[r0],
-            admitted_by: if has_valid { "valid" } else { "score" },
-            metrics,
-            from_library: None,
-        });
-    }
-    Ok(n)
-}
-
 /// `current.parquet` (and `.csv`, `.yaml`) beside `out`: symlinks swapped atomically.
 fn point_current(out: &Path) -> Result<()> {
     let dir = out.parent().unwrap_or(Path::new("."));
@@ -405,144 +251,6 @@ fn point_current(out: &Path) -> Result<()> {
             .with_context(|| format!("cannot update current.{ext}"))?;
     }
     Ok(())
-}
-
-/// The library table, column by column.
-#[derive(Default)]
-struct TableCols {
-    rank: Vec<u32>,
-    id: Vec<String>,
-    expression: Vec<String>,
-    generation: Vec<i64>,
-    size: Vec<f64>,
-    score: Vec<f64>,
-    admitted_by: Vec<String>,
-    max_corr: Vec<f64>,
-    corr_with: Vec<Option<String>>,
-    metrics: Vec<BTreeMap<String, BTreeMap<&'static str, f64>>>,
-}
-
-impl TableCols {
-    fn push(&mut self, rank: usize, e: &Entry, _splits: &[String], c: f64, with: Option<String>) {
-        self.rank.push(rank as u32);
-        self.id.push(e.id.clone());
-        self.expression.push(e.expression.clone());
-        self.generation.push(e.generation);
-        self.size.push(e.size);
-        self.score.push(e.score);
-        self.admitted_by.push(e.admitted_by.into());
-        self.max_corr.push(c);
-        self.corr_with.push(with);
-        self.metrics.push(e.metrics.clone());
-    }
-
-    fn metric(&self, i: usize, s: &str, m: &str) -> f64 {
-        self.metrics[i]
-            .get(s)
-            .and_then(|x| x.get(m))
-            .copied()
-            .unwrap_or(f64::NAN)
-    }
-
-    fn table(&self, splits: &[String]) -> Table {
-        let mut t = Table::new()
-            .u32("rank", self.rank.clone())
-            .str("id", self.id.clone())
-            .str("expression", self.expression.clone())
-            .i64("generation", self.generation.clone())
-            .f64("size", self.size.clone())
-            .f64("score", self.score.clone())
-            .str("admitted_by", self.admitted_by.clone());
-        for s in splits {
-            for m in METRICS {
-                let v = (0..self.id.len()).map(|i| self.metric(i, s, m)).collect();
-                t = t.f64(&format!("{s}_{m}"), v);
-            }
-        }
-        t.f64("max_corr_in_library", self.max_corr.clone())
-            .opt_str("max_corr_with", self.corr_with.clone())
-    }
-
-    fn csv(&self, splits: &[String]) -> Result<String> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let mut head: Vec<String> = [
-            "rank",
-            "id",
-            "expression",
-            "generation",
-            "score",
-            "admitted_by",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for s in splits {
-            for m in METRICS {
-                head.push(format!("{s}_{m}"));
-            }
-        }
-        head.push("max_corr_in_library".into());
-        w.write_record(&head)?;
-        for i in 0..self.id.len() {
-            let mut r = vec![
-                self.rank[i].to_string(),
-                self.id[i].clone(),
-                self.expression[i].clone(),
-                self.generation[i].to_string(),
-                self.score[i].to_string(),
-                self.admitted_by[i].clone(),
-            ];
-            for s in splits {
-                for m in METRICS {
-                    r.push(self.metric(i, s, m).to_string());
-                }
-            }
-            r.push(self.max_corr[i].to_string());
-            w.write_record(&r)?;
-        }
-        Ok(String::from_utf8(
-            w.into_inner().map_err(|e| anyhow!("{e}"))?,
-        )?)
-    }
-
-    fn yaml(&self, splits: &[String], panel: &Panel, p: &Processing) -> String {
-        let num = |x: f64| {
-            if x.is_nan() {
-                ".nan".to_string()
-            } else {
-                format!("{}", (x * 1e6).round() / 1e6)
-            }
-        };
-        let q = |s: &str| Value::String(s.to_string()).to_string();
-        let mut y = String::new();
-        let _ = writeln!(
-            y,
-            "# alpha-factory factor library: {} factors",
-            self.id.len()
-        );
-        let _ = writeln!(y, "panel: {}", q(panel.content_hash()));
-        let _ = writeln!(y, "horizon: {}", p.horizon);
-        let _ = writeln!(y, "winsor: {}", q(&p.winsor.name()));
-        let _ = writeln!(y, "neutralize: {}", q(p.neutralize.name()));
-        let _ = writeln!(y, "factors:");
-        for i in 0..self.id.len() {
-            let _ = writeln!(y, "  - rank: {}", self.rank[i]);
-            let _ = writeln!(y, "    expression: {}", q(&self.expression[i]));
-            let _ = writeln!(y, "    id: {}", q(&self.id[i]));
-            let _ = writeln!(y, "    generation: {}", self.generation[i]);
-            let _ = writeln!(y, "    score: {}", num(self.score[i]));
-            let _ = writeln!(y, "    admitted_by: {}", self.admitted_by[i]);
-            let _ = writeln!(y, "    max_corr_in_library: {}", num(self.max_corr[i]));
-            for s in splits {
-                let parts: Vec<String> = ["rank_ic_mean", "rank_icir", "turnover", "coverage"]
-                    .iter()
-                    .map(|m| format!("{m}: {}", num(self.metric(i, s, m))))
-                    .collect();
-                let _ = writeln!(y, "    {s}: {{{}}}", parts.join(", "));
-            }
-        }
-        y
-    }
 }
 
 fn main() {

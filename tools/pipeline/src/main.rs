@@ -50,10 +50,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// For each step: run or skip, and why.
+    /// For each step: run or skip, and why (the selection flags as for `run`).
     Plan {
         #[command(flatten)]
         c: Common,
+        #[arg(long, conflicts_with = "from")]
+        only: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        force: bool,
     },
     /// The step graph, as Mermaid or DOT.
     Graph {
@@ -100,7 +106,12 @@ fn main_inner(cli: Cli) -> Result<()> {
             quiet,
             json,
         } => pipeline::run::run_cmd(&c, &only, &from, force, jobs, quiet, json),
-        Cmd::Plan { c } => pipeline::run::plan_cmd(&c),
+        Cmd::Plan {
+            c,
+            only,
+            from,
+            force,
+        } => pipeline::run::plan_cmd(&c, &only, &from, force),
         Cmd::Graph { c, format } => {
             print!("{}", pipeline::graph::render(&c, &format)?);
             Ok(())

@@ -276,12 +276,28 @@ pub fn run_cmd(
     Ok(())
 }
 
-pub fn plan_cmd(c: &Common) -> Result<()> {
+/// What `run` with the same selection would do, step by step, and why.
+pub fn plan_cmd(
+    c: &Common,
+    only: &Option<String>,
+    from: &Option<String>,
+    force: bool,
+) -> Result<()> {
     let g = build(c)?;
+    let sel = selected(&g, only, from)?;
     let mut h = Hasher::load(&c.state);
     let mut will_run: BTreeSet<usize> = BTreeSet::new();
     for &i in &g.order {
         let s = &g.p.steps[i];
+        if !sel.contains(&i) {
+            println!("skip  {:<24} not selected", s.name);
+            continue;
+        }
+        if force {
+            will_run.insert(i);
+            println!("run   {:<24} forced", s.name);
+            continue;
+        }
         let up: Vec<&str> = g.deps[i]
             .iter()
             .filter(|d| will_run.contains(d))

@@ -1,0 +1,161 @@
+//! The scoring passes: candidates evaluated in batches (shared sub-expressions once,
+//! cache entries read where present) and scored on the splits; a failing batch is
+//! re-scored one candidate at a time so one bad candidate cannot take others with it.
+
+use std::time::Instant;
+
+use af_cache::Cache;
+use af_expr::eval::NodeCache;
+use af_expr::{Expr, Program};
+use af_fitness::split::Split;
+use af_fitness::{Context, SplitEval, Workspace};
+use af_panel::Panel;
+use anyhow::{Result, anyhow};
+
+/// One candidate as read, and what became of it.
+pub struct Cand {
+    pub source: String,
+    pub generation: i64,
+    pub expr: Result<Expr, String>,
+    /// Set when nothing could be scored (NaN everywhere, constant …).
+    pub degenerate: Option<String>,
+    pub fast: Option<Vec<SplitEval>>,
+    pub full: Option<Vec<SplitEval>>,
+}
+
+pub fn shard(spec: &str, n: usize) -> Result<std::ops::Range<usize>> {
+    let bad = || anyhow!("--shard {spec}: expected I/N with 0 <= I < N, e.g. 0/4");
+    let (i, k) = spec.split_once('/').ok_or_else(bad)?;
+    let (i, k): (usize, usize) = (i.parse().map_err(|_| bad())?, k.parse().map_err(|_| bad())?);
+    if k == 0 || i >= k {
+        return Err(bad());
+    }
+    Ok(n * i / k..n * (i + 1) / k)
+}
+
+/// Where a pass spent its time, and its peak intermediate memory.
+#[derive(Default)]
+pub struct PassStats {
+    pub peak: usize,
+    pub eval_secs: f64,
+    pub score_secs: f64,
+}
+
+/// Evaluate `idx` candidates on `panel` in batches and score each on `splits`.
+pub fn score_pass(
+    panel: &Panel,
+    ctx: &Context,
+    cands: &mut [Cand],
+    idx: &[usize],
+    splits: &[(String, Vec<usize>)],
+    library: &[&[f64]],
+    batch: usize,
+    fast: bool,
+    mut cache: Option<&mut Cache>,
+) -> Result<PassStats> {
+    let mut ws = Workspace::default();
+    let mut peak = 0;
+    let (mut total, mut scoring) = (0.0, 0.0);
+    for chunk in idx.chunks(batch.max(1)) {
+        let exprs: Vec<Expr> = chunk
+            .iter()
+            .map(|&i| {
+                cands[i]
+                    .expr
+                    .clone()
+                    .expect("only valid candidates are scored")
+            })
+            .collect();
+        let prog = Program::compile(&exprs);
+        if let Some(c) = cache.as_deref_mut().filter(|c| c.present()) {
+            c.load(panel, &prog.node_ids());
+        }
+        let mut results: Vec<(usize, Result<Vec<SplitEval>, String>)> = Vec::new();
+        let t_run = Instant::now();
+        let run = prog.run_cached(
+            panel,
+            cache.as_deref().map(|c| c as &dyn NodeCache),
+            |k, v| {
+                let t_score = Instant::now();
+                let evals = ctx.evaluate(v, splits, library, &mut ws);
+                scoring += t_score.elapsed().as_secs_f64();
+                let cov: u64 = evals
+                    .iter()
+                    .flat_map(|e| &e.dates)
+                    .map(|d| d.n_cov as u64)
+                    .sum();
+                let r = if cov == 0 {
+                    Err("degenerate: NaN everywhere in the universe on the split dates".to_string())
+                } else if evals.iter().all(|e| e.summary.dates_used == 0) {
+                    let mut why: std::collections::BTreeMap<&str, usize> = Default::default();
+                    for e in &evals {
+                        for (r, c) in &e.summary.dropped {
+                            *why.entry(r).or_default() += c;
+                        }
+                    }
+                    let why: Vec<String> =
+                        why.iter().map(|(r, c)| format!("{c} dates {r}")).collect();
+                    Err(format!("degenerate: no usable date ({})", why.join(", ")))
+                } else {
+                    Ok(evals)
+                };
+                results.push((chunk[k], r));
+                Ok(())
+            },
+        );
+        total += t_run.elapsed().as_secs_f64();
+        match run {
+            Ok(st) => {
+                peak = peak.max(st.peak_bytes);
+                if let Some(c) = cache.as_deref_mut() {
+                    c.record(&prog, &st);
+                }
+            }
+            Err(e) if chunk.len() > 1 => {
+                // One bad candidate must not take its batch with it: one at a time.
+                drop(results);
+                let sub = score_pass(
+                    panel,
+                    ctx,
+                    cands,
+                    chunk,
+                    splits,
+                    library,
+                    1,
+                    fast,
+                    cache.as_deref_mut(),
+                )?;
+                peak = peak.max(sub.peak);
+                total += sub.eval_secs + sub.score_secs;
+                scoring += sub.score_secs;
+                let _ = e;
+                continue;
+            }
+            Err(e) => {
+                for &i in chunk {
+                    cands[i].expr = Err(format!("invalid: {e:#}"));
+                }
+                continue;
+            }
+        }
+        for (i, r) in results {
+            match r {
+                Ok(ev) if fast => cands[i].fast = Some(ev),
+                Ok(ev) => cands[i].full = Some(ev),
+                Err(msg) => cands[i].degenerate = Some(msg),
+            }
+        }
+    }
+    Ok(PassStats {
+        peak,
+        eval_secs: total - scoring,
+        score_secs: scoring,
+    })
+}
+
+pub fn usable(splits: &[Split], horizon: usize, step: usize) -> Vec<(String, Vec<usize>)> {
+    splits
+        .iter()
+        .map(|s| (s.name.clone(), s.usable(horizon, step)))
+        .collect()
+}
