@@ -66,7 +66,7 @@ impl Calibration {
         let numeric: Vec<&str> = sample
             .field_names()
             .into_iter()
-            .filter(|f| !f.starts_with("fwd_ret"))
+            .filter(|f| !af_panel::columns::is_label(f))
             .collect();
         let pick = |want: &str, k: usize| -> Option<String> {
             if numeric.contains(&want) {

@@ -713,7 +713,7 @@ pub fn generate(p: &SynthParams) -> Result<Synthetic> {
                 "expression": pl.expression,
                 "dialect": "native",
                 "horizon": pl.horizon,
-                "label": format!("fwd_ret_{}", pl.horizon),
+                "label": af_panel::columns::label(pl.horizon),
                 "target_rank_ic": pl.target_rank_ic,
                 "tolerance": 3.0 * se + 0.1 * pl.target_rank_ic,
                 "standard_error": se,

@@ -419,7 +419,7 @@ impl<'a> Parser<'a> {
                                     .groups
                                     .first()
                                     .cloned()
-                                    .unwrap_or_else(|| "industry".into()),
+                                    .unwrap_or_else(|| af_panel::columns::INDUSTRY.into()),
                             ),
                             s,
                             e,
@@ -454,7 +454,7 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        if name.starts_with("fwd_ret") {
+        if name.starts_with(af_panel::columns::LABEL_PREFIX) {
             return Err(self.err(
                 format!("`{name}` is a label (future returns): expressions may not read it"),
                 s,

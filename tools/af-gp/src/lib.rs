@@ -11,6 +11,8 @@
 //! same whether a run went straight through or was stopped and resumed after N − 1,
 //! on every platform.
 
+pub mod selection;
+
 use std::collections::BTreeSet;
 
 use af_expr::registry::{Arg, MAX_WINDOW, OPS, OpDef};

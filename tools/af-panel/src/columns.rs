@@ -20,7 +20,8 @@ pub const CAP: &str = "cap";
 pub const OPEN: &str = "open";
 pub const CLOSE: &str = "close";
 
-const LABEL_PREFIX: &str = "fwd_ret_";
+/// Every label column starts with this (no expression may read one: look-ahead).
+pub const LABEL_PREFIX: &str = "fwd_ret_";
 
 /// The label column of horizon `h` days: `fwd_ret_{h}`.
 pub fn label(h: usize) -> String {
