@@ -237,7 +237,7 @@ impl<'p> Context<'p> {
             match panel.field(columns::CAP) {
                 // Logs only on the dates scored: 12.5 M logs on `full` cost more than
                 // the rest of the setup.
-                Ok(c) if c.data.iter().any(|x| x.is_finite() && *x > 0.0) => Some(
+                Ok(c) if processing::has_caps(panel) => Some(
                     c.data
                         .par_chunks(na)
                         .zip(&want)

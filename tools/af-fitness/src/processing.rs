@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use af_panel::dates::format_date;
+use af_panel::{Panel, columns};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,14 @@ impl Neutralize {
             Neutralize::None => "none",
         }
     }
+    pub fn from_parts(industry: bool, size: bool) -> Neutralize {
+        match (industry, size) {
+            (true, true) => Neutralize::IndustrySize,
+            (true, false) => Neutralize::Industry,
+            (false, true) => Neutralize::Size,
+            (false, false) => Neutralize::None,
+        }
+    }
     pub fn industry(self) -> bool {
         matches!(self, Neutralize::IndustrySize | Neutralize::Industry)
     }
@@ -143,10 +152,36 @@ impl Default for Processing {
     }
 }
 
+/// Whether `panel` has market caps to neutralize size on (a positive `cap` somewhere).
+pub fn has_caps(panel: &Panel) -> bool {
+    panel
+        .field(columns::CAP)
+        .is_ok_and(|c| c.data.iter().any(|x| x.is_finite() && *x > 0.0))
+}
+
 /// Names of the splits whose dates a factor's selection looked at.
 pub const SELECTION_SPLITS: [&str; 3] = ["train", "valid", "all"];
 
 impl Processing {
+    /// This processing as `panel` can carry it out: size neutralization needs market caps,
+    /// industry neutralization an industry column; what the panel cannot do is dropped
+    /// from `neutralize`, with a note saying so. What is recorded is then what was done,
+    /// never only what was asked.
+    pub fn on_panel(mut self, panel: &Panel) -> (Processing, Vec<String>) {
+        let want = self.neutralize;
+        let industry = want.industry() && panel.groups(columns::INDUSTRY).is_ok();
+        let size = want.size() && has_caps(panel);
+        let mut notes = Vec::new();
+        if want.industry() && !industry {
+            notes.push("industry neutralization skipped: the panel has no industry".to_string());
+        }
+        if want.size() && !size {
+            notes.push("size neutralization skipped: the panel has no market caps".to_string());
+        }
+        self.neutralize = Neutralize::from_parts(industry, size);
+        (self, notes)
+    }
+
     /// The fitness [`Config`] this processing implies (`turnover`: also score against
     /// the previous day).
     pub fn config(&self, turnover: bool) -> Config {
@@ -318,6 +353,37 @@ mod tests {
         );
         let e = Processing::agree("horizon", Some(1usize), 5, "library L").unwrap_err();
         assert!(e.to_string().contains("contradicts the horizon 5"), "{e}");
+    }
+
+    #[test]
+    fn what_the_panel_cannot_do_is_not_recorded() {
+        use af_panel::{PanelData, write_panel};
+        let dir = std::env::temp_dir().join(format!("af-proc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.arrow");
+        let data = PanelData {
+            dates: vec![19000, 19001],
+            codes: vec!["A".into(), "B".into()],
+            fields: vec![
+                ("close".into(), vec![1.0; 4]),
+                ("cap".into(), vec![f64::NAN; 4]),
+            ],
+            groups: vec![(
+                "industry".into(),
+                vec![0, 1, 0, 1],
+                vec!["X".into(), "Y".into()],
+            )],
+            ..Default::default()
+        };
+        write_panel(&path, data, &af_store::Provenance::new("test", "0")).unwrap();
+        let panel = Panel::open(&path).unwrap();
+        let (p, notes) = Processing::default().on_panel(&panel);
+        assert_eq!(p.neutralize, Neutralize::Industry);
+        assert_eq!(
+            notes,
+            ["size neutralization skipped: the panel has no market caps"]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -181,6 +181,11 @@ fn run(cli: Cli) -> Result<()> {
         splits: Vec::new(),
     };
     processing.record_splits(&splits, panel.dates());
+    // Record what this panel allows, not only what was asked (no caps: no size).
+    let (processing, notes) = processing.on_panel(&panel);
+    for n in &notes {
+        eprintln!("warning: {n}");
+    }
     let cfg = processing.config(true);
     let lib = match &cli.library {
         Some(l) => Some(Library::open(l, &panel)?),

@@ -140,7 +140,9 @@ fn run(cli: Cli) -> Result<()> {
         winsor: Winsor::None,
         neutralize: Neutralize::IndustrySize,
         ..processing.clone()
-    };
+    }
+    .on_panel(&panel)
+    .0;
     let ctx = if cli.neutralize_features || cli.neutralize_prediction {
         Some(Context::new(&panel, neutral.config(false), &all)?)
     } else {
