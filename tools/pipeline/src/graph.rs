@@ -209,14 +209,29 @@ pub fn stale(g: &Graph, s: &Step, h: &mut Hasher, state: &Path) -> Result<Option
             return Ok(Some(format!("tool {} changed", s.tool)));
         }
         if r.args != s.args {
-            let diff: Vec<String> = s
-                .args
-                .iter()
-                .zip(r.args.iter().chain(std::iter::repeat(&String::new())))
-                .filter(|(a, b)| a != b)
-                .map(|(a, b)| format!("{b} -> {a}"))
-                .take(3)
-                .collect();
+            // Same length: what changed where; else what came and went (an unset
+            // variable's argument appearing shifts every position after it).
+            let diff: Vec<String> = if r.args.len() == s.args.len() {
+                s.args
+                    .iter()
+                    .zip(&r.args)
+                    .filter(|(a, b)| a != b)
+                    .map(|(a, b)| format!("{b} -> {a}"))
+                    .take(3)
+                    .collect()
+            } else {
+                let new = s
+                    .args
+                    .iter()
+                    .filter(|a| !r.args.contains(a))
+                    .map(|a| format!("+{a}"));
+                let gone = r
+                    .args
+                    .iter()
+                    .filter(|a| !s.args.contains(a))
+                    .map(|a| format!("-{a}"));
+                new.chain(gone).take(3).collect()
+            };
             return Ok(Some(format!("arguments changed ({})", diff.join(", "))));
         }
         for (i, hv) in &inputs {
