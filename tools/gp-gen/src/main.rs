@@ -3,18 +3,20 @@
 //! After each generation a checkpoint (elites, every id ever proposed, the RNG scheme)
 //! is written atomically to `--state`, so a run resumes exactly where it stopped.
 
+mod checkpoint;
+
+use checkpoint::{Checkpoint, Elite, FORMAT};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use af_expr::{Dialect, parse_canonical};
-use af_gp::selection::{Lib, selection_fitness};
 use af_gp::{Child, Params, Rng, Scored, Space, breed, initial};
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, canonical_json, sha256_file, write_atomic_bytes};
 use af_table::{Table, read_parquet, write_parquet};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Parser;
-use serde::{Deserialize, Serialize};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -88,32 +90,6 @@ struct Cli {
     corr_pressure: f64,
 }
 
-const FORMAT: &str = "af-gp-checkpoint/1";
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct Elite {
-    id: String,
-    expression: String,
-    score: f64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Checkpoint {
-    format: String,
-    seed: u64,
-    generation: u64,
-    panel: String,
-    params: serde_json::Value,
-    /// sha256 of this generation's candidates file.
-    candidates: String,
-    /// Best ever by selection fitness (score discounted by library correlation).
-    elites: Vec<Elite>,
-    /// Every id proposed so far (sorted).
-    memo: Vec<String>,
-    /// How the random stream of each generation is derived.
-    rng: serde_json::Value,
-}
-
 fn params_json(cli: &Cli) -> serde_json::Value {
     serde_json::json!({
         "pop": cli.pop, "max_depth": cli.max_depth, "p_cross": cli.p_cross,
@@ -122,42 +98,6 @@ fn params_json(cli: &Cli) -> serde_json::Value {
         "windows": cli.windows, "random": cli.random,
         "library_out_of_pool": cli.library_out_of_pool,
     })
-}
-
-fn checkpoint_path(state: &Path, g: u64) -> PathBuf {
-    state.join(format!("gen-{g:03}.json"))
-}
-
-fn load_checkpoint(path: &Path, cli: &Cli, panel: &Panel) -> Result<Checkpoint> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "checkpoint {} is missing: generation N needs the checkpoint of N-1 (same --state and --seed)",
-            path.display()
-        )
-    })?;
-    let c: Checkpoint = serde_json::from_str(&text)
-        .with_context(|| format!("checkpoint {} is corrupt", path.display()))?;
-    let bad = |what: String| anyhow!("checkpoint {}: {what}", path.display());
-    if c.format != FORMAT {
-        return Err(bad(format!("format {:?}, expected {FORMAT}", c.format)));
-    }
-    if c.seed != cli.seed {
-        return Err(bad(format!(
-            "made with --seed {}, not {}",
-            c.seed, cli.seed
-        )));
-    }
-    if c.panel != panel.content_hash() {
-        return Err(bad("made on another panel".into()));
-    }
-    if c.params != params_json(cli) {
-        return Err(bad(format!(
-            "made with parameters {}, this run has {}",
-            canonical_json(&c.params),
-            canonical_json(&params_json(cli))
-        )));
-    }
-    Ok(c)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -214,8 +154,8 @@ fn run(cli: Cli) -> Result<()> {
                         anyhow!("{} is empty and records no generation", prev.display())
                     })? as u64,
             };
-            let ckpt_path = checkpoint_path(&cli.state, g);
-            let ckpt = load_checkpoint(&ckpt_path, &cli, &panel)?;
+            let ckpt_path = checkpoint::path(&cli.state, g);
+            let ckpt = checkpoint::load(&ckpt_path, cli.seed, &params_json(&cli), &panel)?;
             if ckpt.candidates != prev_hash {
                 bail!(
                     "checkpoint {} belongs to other candidates than {} (was the generation re-made with other settings?)",
@@ -225,7 +165,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let ids = t.strings("id")?;
             let exprs = t.strings("expression")?;
-            let scores = read_scores(fit, &prev_hash, &panel, cli.corr_pressure)?;
+            let scores = checkpoint::read_scores(fit, &prev_hash, &panel, cli.corr_pressure)?;
             let mut pool = Vec::new();
             for (id, ex) in ids.iter().zip(&exprs) {
                 let e = parse_canonical(ex, Dialect::Native, &fields)
@@ -331,7 +271,7 @@ fn run(cli: Cli) -> Result<()> {
     std::fs::create_dir_all(&cli.state)
         .with_context(|| format!("cannot create {}", cli.state.display()))?;
     let text = canonical_json(&serde_json::to_value(&ckpt)?);
-    write_atomic_bytes(&checkpoint_path(&cli.state, generation), text.as_bytes())?;
+    write_atomic_bytes(&checkpoint::path(&cli.state, generation), text.as_bytes())?;
     let mut by_op: BTreeMap<&str, usize> = BTreeMap::new();
     for c in &children {
         *by_op.entry(c.op).or_default() += 1;
@@ -348,54 +288,6 @@ fn run(cli: Cli) -> Result<()> {
     );
     println!("wrote {}", cli.out.display());
     Ok(())
-}
-
-/// Selection fitness per candidate id from a fitness file made on `prev` and `panel`
-/// (see [`selection_fitness`]).
-fn read_scores(
-    fit: &Path,
-    prev_hash: &str,
-    panel: &Panel,
-    pressure: f64,
-) -> Result<BTreeMap<String, f64>> {
-    let t = read_parquet(fit)?;
-    let prov = Provenance::from_kv(t.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .ok_or_else(|| anyhow!("{}: no provenance (not made by fitness?)", fit.display()))?;
-    if prov.inputs.get("candidates").map(String::as_str) != Some(prev_hash) {
-        bail!("{} scored other candidates than --prev", fit.display());
-    }
-    if prov.inputs.get("panel").map(String::as_str) != Some(panel.content_hash()) {
-        bail!("{} was made on another panel than --panel", fit.display());
-    }
-    let ids = t.strings("id")?;
-    let scores = t.f64s("score")?;
-    // Columns older fitness files lack read as "no library".
-    let col = |c: &str| -> Result<Vec<f64>> {
-        Ok(if t.has_column(c) {
-            t.f64s(c)?
-        } else {
-            vec![f64::NAN; scores.len()]
-        })
-    };
-    let (corr, merit, member) = (
-        col("library_max_corr")?,
-        col("merit")?,
-        col("library_max_corr_score")?,
-    );
-    let near = col("penalty_corr")?;
-    let mut out = BTreeMap::new();
-    // The train row comes first for each id; every split repeats the train score.
-    for (i, id) in ids.into_iter().enumerate() {
-        let lib = Lib {
-            rho: corr[i],
-            near_copy: near[i] > 0.0,
-            merit: merit[i],
-            member: member[i],
-        };
-        out.entry(id)
-            .or_insert(selection_fitness(scores[i], &lib, pressure));
-    }
-    Ok(out)
 }
 
 fn main() {
