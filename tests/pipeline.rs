@@ -359,6 +359,41 @@ fn exports_compile_and_parse() {
         2 + 2 + 3 * 10 + 2,
         "checkout, build, then every step"
     );
+    // Unset variables leave their arguments out; given, they come back (your own data).
+    let fetch = |wf: &Path| -> String {
+        let v: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(wf).unwrap()).unwrap();
+        v["jobs"]["pipeline"]["steps"][2]["run"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        fetch(&wf).ends_with("/ts-fetch --out data/raw"),
+        "{}",
+        fetch(&wf)
+    );
+    let own = d.join("own.yml");
+    ok(pipeline(&d).args([
+        "export",
+        "github",
+        "pipelines/mine.yaml",
+        "--tools",
+        &tools,
+        "--out",
+        &s(&own),
+        "--set",
+        "source=files",
+        "--set",
+        "path=exports/*.csv",
+        "--set",
+        "mapping=tushare",
+    ]));
+    assert!(
+        fetch(&own).contains("--source=files '--path=exports/*.csv' --mapping=tushare --out"),
+        "{}",
+        fetch(&own)
+    );
     let graph = ok(pipeline(&d).args(["graph", "pipelines/mine.yaml", "--tools", &tools]));
     assert!(String::from_utf8_lossy(&graph.stdout).starts_with("flowchart TD"));
 }
