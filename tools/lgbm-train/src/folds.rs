@@ -121,14 +121,20 @@ pub fn folds(n_dates: usize, first_test: usize, w: Resolved) -> Result<Vec<Fold>
 mod tests {
     use super::*;
 
+    /// Explicit windows (the panel's size then plays no part).
     fn w(train: usize, valid: usize, test: usize, step: usize, gap: usize) -> Resolved {
-        Resolved {
-            train,
-            valid,
-            test,
-            step,
-            gap,
+        let r = Windows {
+            train: Some(train),
+            valid: Some(valid),
+            test: Some(test),
+            step: Some(step),
         }
+        .resolve(0, 0, gap);
+        assert_eq!(
+            (r.train, r.valid, r.test, r.step, r.gap),
+            (train, valid, test, step, gap)
+        );
+        r
     }
 
     #[test]

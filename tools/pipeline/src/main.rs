@@ -25,21 +25,28 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Which steps `run` and `plan` consider.
+#[derive(clap::Args, Debug)]
+struct Selection {
+    /// Only this step (its inputs must exist).
+    #[arg(long, conflicts_with = "from")]
+    only: Option<String>,
+    /// This step and everything below it.
+    #[arg(long)]
+    from: Option<String>,
+    /// Re-run the selected steps even when up to date.
+    #[arg(long)]
+    force: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the steps that are not up to date.
     Run {
         #[command(flatten)]
         c: Common,
-        /// Only this step (its inputs must exist).
-        #[arg(long, conflicts_with = "from")]
-        only: Option<String>,
-        /// This step and everything below it.
-        #[arg(long)]
-        from: Option<String>,
-        /// Re-run the selected steps even when up to date.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        sel: Selection,
         /// Independent steps run in parallel, up to this many.
         #[arg(short = 'j', long, default_value_t = 1)]
         jobs: usize,
@@ -54,12 +61,8 @@ enum Cmd {
     Plan {
         #[command(flatten)]
         c: Common,
-        #[arg(long, conflicts_with = "from")]
-        only: Option<String>,
-        #[arg(long)]
-        from: Option<String>,
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        sel: Selection,
     },
     /// The step graph, as Mermaid or DOT.
     Graph {
@@ -99,19 +102,12 @@ fn main_inner(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Run {
             c,
-            only,
-            from,
-            force,
+            sel,
             jobs,
             quiet,
             json,
-        } => pipeline::run::run_cmd(&c, &only, &from, force, jobs, quiet, json),
-        Cmd::Plan {
-            c,
-            only,
-            from,
-            force,
-        } => pipeline::run::plan_cmd(&c, &only, &from, force),
+        } => pipeline::run::run_cmd(&c, &sel.only, &sel.from, sel.force, jobs, quiet, json),
+        Cmd::Plan { c, sel } => pipeline::run::plan_cmd(&c, &sel.only, &sel.from, sel.force),
         Cmd::Graph { c, format } => {
             print!("{}", pipeline::graph::render(&c, &format)?);
             Ok(())
