@@ -768,8 +768,12 @@ pub fn score(evals: &[SplitEval], size: usize, cfg: &ScoreConfig) -> Score {
     if penalty_corr > 0.0 {
         score = 0.0;
     }
+    // A factor whose train RankIC does not pay for its size and turnover has no
+    // strength to admit, however its valid figure looks (issue 20: members with train
+    // RankIC 0.00007 were admitted). Near-copies keep their merit and may compete.
     let admit = suspect.is_none()
         && penalty_coverage == 0.0
+        && merit > 0.0
         && match find("valid") {
             Some(v) => {
                 ric.is_finite()
@@ -849,6 +853,14 @@ mod tests {
             &cfg,
         );
         assert!(!s.admit);
+        // No strength on train (RankIC below its size penalty): not admitted, even with
+        // a valid figure above the floor.
+        let s = score(
+            &[split("train", 0.00007, 0.9), split("valid", 0.006, 0.9)],
+            4,
+            &cfg,
+        );
+        assert_eq!((s.score, s.admit), (0.0, false));
         // No valid split: admission on score alone.
         let s = score(&[split("all", 0.04, 0.9)], 4, &cfg);
         assert!(s.admit);
