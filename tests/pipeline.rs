@@ -149,35 +149,22 @@ fn reruns_exactly_what_changed() {
     std::fs::remove_file(d.join("out/runs/csi500-seed1/candidates/gen-001.fitness.parquet"))
         .unwrap();
     assert_eq!(g3(&[]), set(&["fitness-001"]));
-    let plan = ok(pipeline(&d)
-        .args([
-            "plan",
-            "pipelines/mine.yaml",
-            "--tools",
-            &s(&root().join("target/debug")),
-        ])
-        .args(SMALL)
-        .args(["--set", "generations=3", "--set", "horizon=1"]));
-    let text = String::from_utf8_lossy(&plan.stdout);
+    let plan = |extra: &[&str]| -> String {
+        let o = ok(pipeline(&d)
+            .args([
+                "plan",
+                "pipelines/mine.yaml",
+                "--tools",
+                &s(&root().join("target/debug")),
+            ])
+            .args(SMALL)
+            .args(["--set", "generations=3"])
+            .args(extra));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let text = plan(&["--set", "horizon=1"]);
     // plan takes run's selection flags.
-    let sel = ok(pipeline(&d)
-        .args([
-            "plan",
-            "pipelines/mine.yaml",
-            "--tools",
-            &s(&root().join("target/debug")),
-        ])
-        .args(SMALL)
-        .args([
-            "--set",
-            "generations=3",
-            "--set",
-            "horizon=5",
-            "--from",
-            "library-001",
-            "--force",
-        ]));
-    let sel = String::from_utf8_lossy(&sel.stdout);
+    let sel = plan(&["--set", "horizon=5", "--from", "library-001", "--force"]);
     assert!(
         sel.contains("skip  panel                    not selected")
             && sel.contains("run   library-001              forced")

@@ -210,12 +210,7 @@ impl Processing {
 
     /// The recorded splits as ranges of the panel calendar `dates`.
     pub fn splits(&self, dates: &[i32]) -> Result<Vec<Split>> {
-        let r: Vec<(String, String, String)> = self
-            .splits
-            .iter()
-            .map(|s| (s.name.clone(), s.first.clone(), s.last.clone()))
-            .collect();
-        from_recorded(&r, dates)
+        from_recorded(&self.splits, dates)
     }
 
     /// The split named `name` on `dates`.

@@ -8,6 +8,8 @@
 use af_panel::dates::{format_date, parse_date};
 use anyhow::{Result, bail};
 
+use crate::processing::RecordedSplit;
+
 /// A named half-open range of panel date indices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
@@ -120,11 +122,10 @@ pub fn parse_splits(spec: &str, dates: &[i32]) -> Result<Vec<Split>> {
     Ok(out)
 }
 
-/// The splits a fitness file or library recorded (`[{"name", "first", "last"}, …]`,
-/// dates inclusive) as ranges of `dates` (the panel calendar).
-pub fn from_recorded(recorded: &[(String, String, String)], dates: &[i32]) -> Result<Vec<Split>> {
+/// Recorded splits (dates inclusive) as ranges of `dates` (the panel calendar).
+pub fn from_recorded(recorded: &[RecordedSplit], dates: &[i32]) -> Result<Vec<Split>> {
     let mut out = Vec::new();
-    for (name, first, last) in recorded {
+    for RecordedSplit { name, first, last } in recorded {
         let (a, b) = (parse_date(first)?, parse_date(last)?);
         let start = dates.partition_point(|d| *d < a);
         let end = dates.partition_point(|d| *d <= b);
