@@ -14,7 +14,9 @@ REL := target/release
 ## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge, then
 ## lgbm-train and report on the last library (pipelines/mine.yaml). A re-run skips every step whose inputs are unchanged.
 ## Settings: ASSETS DAYS SEED NAME GENS POP GP_SEED HORIZON MAX_SIZE MODEL_SEED, and for
-## your own data SOURCE=files FILES='glob' MAPPING=tushare|identity|file.yaml; only those
+## your own data SOURCE=files FILES='glob' MAPPING=tushare|identity|file.yaml
+## MARKET=cn|generic|profile.yaml META=sectors.csv INFER_SPLITS=auto|always|off
+## UNIVERSE=members.csv MIN_AMOUNT=1e7 LIQUID_TOP=300 (docs/own-data.md); only those
 ## given on the command line reach the pipeline (`make mine HORIZON=5`): every default
 ## lives in the pipeline file or the tool's own flags (docs/pipeline.md).
 mine_var = $(if $(filter command line,$(origin $(1))),--set $(2)=$($(1)))
@@ -22,7 +24,10 @@ MINE_SETS = $(call mine_var,ASSETS,assets) $(call mine_var,DAYS,days) $(call min
   $(call mine_var,NAME,name) $(call mine_var,GENS,generations) $(call mine_var,POP,pop) \
   $(call mine_var,GP_SEED,gp_seed) $(call mine_var,HORIZON,horizon) \
   $(call mine_var,MAX_SIZE,max_size) $(call mine_var,MODEL_SEED,model_seed) \
-  $(call mine_var,SOURCE,source) $(call mine_var,FILES,path) $(call mine_var,MAPPING,mapping)
+  $(call mine_var,SOURCE,source) $(call mine_var,FILES,path) $(call mine_var,MAPPING,mapping) \
+  $(call mine_var,MARKET,market) $(call mine_var,META,meta) $(call mine_var,INFER_SPLITS,infer_splits) \
+  $(call mine_var,UNIVERSE,universe) $(call mine_var,MIN_AMOUNT,min_amount) \
+  $(call mine_var,LIQUID_TOP,liquid_top)
 # The run folder's name, for the messages and the bench targets (the pipeline's own
 # `name` and `gp_seed` unless given).
 NAME ?= csi500

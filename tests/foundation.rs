@@ -168,10 +168,18 @@ fn real_sp500_files_ingest_end_to_end() {
         &s(&csv),
         "--mapping",
         &s(&mapping),
+        // No daily limits on this exchange: splits are inferred only when asked.
+        "--market",
+        "generic",
+        "--infer-splits",
+        "always",
         "--out",
         &s(&raw),
     ]));
     println!("{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("splits inferred and"), "{err}");
+    assert!(err.contains("warning: no total_mv in the source"), "{err}");
     let panel = dir.join("sp500.arrow");
     let out = ok(bin("panel-build").args(["--raw", &s(&raw), "--out", &s(&panel)]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("size neutralization will be skipped"));
@@ -466,4 +474,271 @@ fn killed_fetch_leaves_previous_output_intact() {
         .filter(|n| n != "raw")
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Issue 20's route for a user's own market, as `make mine SOURCE=files …` runs it: the
+/// real S&P 500 bars (no caps, no amount, no sectors) with a sector table joined by
+/// code (point in time for one stock), an unannounced ×100 price jump planted in XOM,
+/// mined through pipelines/mine.yaml with the pipeline's own-data variables.
+#[test]
+fn own_market_mines_end_to_end_with_nothing_silently_wrong() {
+    let dir = scratch("own-market");
+    let csv = sp500_csv(&dir);
+    let text = fs::read_to_string(&csv).unwrap();
+    let mut bars = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        if i > 0 && f[1] == "XOM" && f[0] >= "20100301" {
+            let px: Vec<String> = f[2..6]
+                .iter()
+                .map(|x| format!("{}", x.parse::<f64>().unwrap() * 100.0))
+                .collect();
+            bars += &format!("{},{},{},{}\n", f[0], f[1], px.join(","), f[6]);
+        } else {
+            bars += line;
+            bars.push('\n');
+        }
+    }
+    write(&dir, "bars.csv", &bars);
+    let mut syms: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    syms.sort();
+    syms.dedup();
+    let sectors = [
+        "Energy", "Tech", "Health", "Fin", "Cons", "Ind", "Util", "Mat",
+    ];
+    let mut meta = String::from("code,start_date,industry\n");
+    for (i, s) in syms.iter().enumerate() {
+        meta += &format!("{s},2000-01-04,{}\n", sectors[i % 8]);
+    }
+    meta += "AAPL,2010-01-04,Fin\n";
+    write(&dir, "sectors.csv", &meta);
+    fs::copy(
+        root().join("tests/fixtures/sp500_mapping.yaml"),
+        dir.join("map.yaml"),
+    )
+    .unwrap();
+    fs::create_dir_all(dir.join("pipelines")).unwrap();
+    fs::copy(
+        root().join("pipelines/mine.yaml"),
+        dir.join("pipelines/mine.yaml"),
+    )
+    .unwrap();
+    let sets = [
+        "source=files",
+        "path=bars.csv",
+        "mapping=map.yaml",
+        "market=generic",
+        "infer_splits=always",
+        "meta=sectors.csv",
+        "name=sp",
+        "generations=2",
+        "pop=40",
+    ];
+    let mut cmd = bin("pipeline");
+    cmd.current_dir(&dir).args([
+        "run",
+        "pipelines/mine.yaml",
+        "--quiet",
+        "--tools",
+        &s(&root().join("target/debug")),
+    ]);
+    for v in sets {
+        cmd.args(["--set", v]);
+    }
+    ok(&mut cmd);
+
+    // The jump is listed (not adjusted away: no split ratio), every warning recorded.
+    let man = read_json(&dir.join("data/raw/manifest.json"));
+    let moves = man["moves"].as_array().unwrap();
+    assert!(
+        moves
+            .iter()
+            .any(|m| m["code"] == "XOM" && m["date"] == "2010-03-01" && m["action"] == "kept"),
+        "{moves:?}"
+    );
+    assert_eq!(man["columns"]["industry"], "joined by code from --meta");
+    assert_eq!(man["provenance"]["params"]["market"], "generic");
+    let notes = man["notes"].to_string();
+    assert!(
+        notes.contains("no amount") && notes.contains("no total_mv"),
+        "{notes}"
+    );
+
+    // Point-in-time sector: AAPL moves to "Fin" on 2010-01-04.
+    let p = af_panel::Panel::open(&dir.join("data/panel/sp.arrow")).unwrap();
+    let a = p.codes().iter().position(|c| c == "AAPL").unwrap();
+    let t = p
+        .dates()
+        .iter()
+        .position(|d| af_panel::dates::format_date(*d) == "2010-01-04")
+        .unwrap();
+    let g = p.groups("industry").unwrap();
+    let name = |t: usize| g.names[g.keys[t * p.n_assets() + a] as usize].clone();
+    assert_ne!(name(t - 1), "Fin");
+    assert_eq!(name(t), "Fin");
+    for f in ["amount", "vwap", "cap", "turnover"] {
+        assert!(
+            p.field(f).unwrap().data.iter().all(|x| x.is_nan()),
+            "{f} is all NaN"
+        );
+    }
+
+    // No candidate reads a field the market does not have.
+    let run = dir.join("out/runs/sp-seed1");
+    for g in 0..2 {
+        let c =
+            af_table::read_parquet(&run.join(format!("candidates/gen-{g:03}.parquet"))).unwrap();
+        for e in c.strings("expression").unwrap() {
+            for f in ["amount", "vwap", "cap", "turnover"] {
+                assert!(
+                    !e.split(|c: char| !c.is_alphanumeric() && c != '_')
+                        .any(|w| w == f),
+                    "candidate {e} reads the absent field {f}"
+                );
+            }
+        }
+    }
+    // Provenance says what was applied: industry only (no caps ⇒ no size).
+    let lib = fs::read_to_string(run.join("libraries/lib-001.yaml")).unwrap();
+    assert!(
+        lib.contains("neutralize: \"industry\"") && !lib.contains("industry,size"),
+        "{lib}"
+    );
+    let rep = read_json(&run.join("report/summary.json"));
+    assert_eq!(rep["processing"]["neutralize"], "industry");
+    // The ×100 jump is bounded in the charts: drawdowns within [0, 100 %].
+    assert!(rep["return_bound"]["clipped"].as_u64().unwrap() > 0);
+    for f in rep["factors"].as_array().unwrap() {
+        let d = f["max_drawdown"]["depth"].as_f64().unwrap();
+        assert!(
+            (0.0..=1.0).contains(&d),
+            "drawdown {d} of {}",
+            f["expression"]
+        );
+    }
+}
+
+/// Synthetic "foreign market" fixtures: flat ±50 % limits, no volume, no splits.
+#[test]
+fn foreign_market_rules_limits_missing_volume_and_liquidity() {
+    let dir = scratch("foreign");
+    // 6 stocks × 80 days; F01 goes limit-up (+50 %) five days running; F02 has no bar
+    // on day 10; no volume column, only traded value.
+    let mut csv = String::from("trade_date,code,open,high,low,close,amount\n");
+    for a in 1..=6 {
+        let mut px = 10.0 * a as f64;
+        for t in 0..80 {
+            let day = 20200101 + (t / 28) * 100 + t % 28 + 1;
+            let r = if a == 1 && (30..35).contains(&t) {
+                0.5
+            } else {
+                0.01 * (((t * 7 + a * 3) % 11) as f64 - 5.0) / 5.0
+            };
+            px *= 1.0 + r;
+            if a == 2 && t == 10 {
+                continue;
+            }
+            let amt = 1e6 * a as f64 * (1.0 + (t % 3) as f64);
+            csv += &format!("{day},F0{a},{px:.4},{px:.4},{px:.4},{px:.4},{amt}\n");
+        }
+    }
+    let bars = write(&dir, "bars.csv", &csv);
+    let profile = write(&dir, "xse.yaml", "name: xse\nlimit: 0.5\n");
+    let fetch = |out: &str, extra: &[&str]| {
+        let o = ok(bin("ts-fetch")
+            .args([
+                "--source",
+                "files",
+                "--path",
+                &s(&bars),
+                "--out",
+                &s(&dir.join(out)),
+            ])
+            .args(extra));
+        (
+            read_json(&dir.join(out).join("manifest.json")),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    // Under the exchange's profile (and under generic, and under cn where these codes
+    // have no limit), +50 % days are market moves: nothing is adjusted.
+    for (out, extra) in [
+        ("xse", vec!["--market", s(&profile).leak() as &str]),
+        ("generic", vec!["--market", "generic"]),
+        ("cn", vec![]),
+    ] {
+        let (m, err) = fetch(out, &extra);
+        assert_eq!(m["cleaning"].get("splits_inferred"), None, "{out}: {m}");
+        assert_eq!(
+            err.matches("no volume in the source").count(),
+            1,
+            "{out}: {err}"
+        );
+    }
+    let (m, _) = fetch("xse", &["--market", s(&profile).leak()]);
+    assert_eq!(
+        m["moves"].as_array().unwrap().len(),
+        0,
+        "within the limit: nothing to list"
+    );
+    // Only `always` would read them as 1:1.5 splits.
+    let (m, _) = fetch(
+        "always",
+        &["--market", "generic", "--infer-splits", "always"],
+    );
+    assert_eq!(m["cleaning"]["splits_inferred"], 5);
+    // No volume: volume and vwap NaN everywhere (also on F02's missing day), tradable by amount.
+    let panel = dir.join("p.arrow");
+    let o = ok(bin("panel-build").args([
+        "--raw",
+        &s(&dir.join("xse")),
+        "--out",
+        &s(&panel),
+        "--horizons",
+        "1",
+        "--min-list-days",
+        "0",
+        "--liquid-top",
+        "3",
+        "--liquidity-days",
+        "5",
+    ]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("no volume in the raw data").count(), 1, "{err}");
+    assert!(err.contains("liquidity screen"), "{err}");
+    let p = af_panel::Panel::open(&panel).unwrap();
+    for f in ["volume", "vwap", "turnover"] {
+        assert!(p.field(f).unwrap().data.iter().all(|x| x.is_nan()), "{f}");
+    }
+    let close = p.field("close").unwrap();
+    assert_eq!(
+        close.get(10, 1),
+        close.get(9, 1),
+        "F02's missing day carries its close"
+    );
+    assert!(
+        p.field("amount").unwrap().get(10, 1) == 0.0,
+        "no bar: nothing traded"
+    );
+    let (nd, na) = (p.n_dates(), p.n_assets());
+    let tradable = p.mask("tradable").unwrap();
+    assert!(!tradable[10 * na + 1] && tradable[11 * na + 1]);
+    // Unadjusted: F01's close after the limit days is the file's.
+    assert!((close.get(nd - 1, 0) / close.get(29, 0) - 1.0).abs() > 5.0);
+    // Liquidity: at most 3 members a day, the most traded (F06, F05, F04) once warmed up.
+    let u = p.mask("in_universe").unwrap();
+    for t in 0..nd {
+        assert!(u[t * na..(t + 1) * na].iter().filter(|x| **x).count() <= 3);
+    }
+    assert_eq!(
+        &u[(nd - 1) * na..nd * na],
+        &[false, false, false, true, true, true]
+    );
+    let prov = p.provenance().unwrap();
+    assert_eq!(prov.params["liquid_top"], 3);
+    assert_eq!(prov.params["market"], "xse");
 }

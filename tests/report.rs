@@ -81,6 +81,11 @@ fn report_matches_fitness_alphalens_and_renders() {
     let fit = read_parquet(&f).unwrap();
     let (ids, splits) = (fit.strings("id").unwrap(), fit.strings("split").unwrap());
     let factors = sum["factors"].as_array().unwrap();
+    let series = read_json(&out.join("series.json"));
+    assert_eq!(sum["series"], "series.json");
+    // The quantile charts' returns are bounded (default 5 robust σ) and say so.
+    assert_eq!(sum["return_bound"]["k"], 5.0);
+    assert!(sum["return_bound"]["values"].as_u64().unwrap() > 1000);
     let n_lib = sum["library"]["factors"].as_u64().unwrap() as usize;
     assert!(
         n_lib >= 3 && factors.len() == n_lib + 1,
@@ -145,7 +150,7 @@ fn report_matches_fitness_alphalens_and_renders() {
             .filter(|&r| ic_cand[r] == k && ic_split[r] == "test" && ic_used[r])
             .map(|r| ic_ric[r])
             .collect();
-        let got: Vec<f64> = fj["series"]["rank_ic"]
+        let got: Vec<f64> = series[fj["rank"].as_str().unwrap()]["rank_ic"]
             .as_array()
             .unwrap()
             .iter()

@@ -105,16 +105,18 @@ def expected_panel(raw, adjust="forward", horizons=(1, 5, 10), label="close2clos
         real_v = pr(f) * k
         out[f] = real_v.where(is_real, close_raw_ff * k_ff)
     vol = pr("volume") / k
-    out["volume"] = vol.where(is_real, 0.0).where(close_raw_ff.notna())
-    out["amount"] = pr("amount").where(is_real, 0.0).where(close_raw_ff.notna())
+    # A field the source lacks stays NaN on no-bar days too (never 0).
+    any_vol, any_amt = raw["volume"].notna().any(), raw["amount"].notna().any()
+    out["volume"] = vol.where(is_real, 0.0 if any_vol else np.nan).where(close_raw_ff.notna())
+    out["amount"] = pr("amount").where(is_real, 0.0 if any_amt else np.nan).where(close_raw_ff.notna())
     out["vwap"] = (pr("amount") / vol).where(is_real & (vol > 0))
     cmv = pr("circ_mv")
     turn_real = (pr("volume") * pr("close") / cmv).where(cmv > 0)
     cmv_ff = cmv.ffill().where(alive)
-    out["turnover"] = turn_real.where(is_real, pd.DataFrame(np.where(cmv_ff > 0, 0.0, np.nan), index=dates, columns=codes)).where(close_raw_ff.notna())
+    out["turnover"] = turn_real.where(is_real, pd.DataFrame(np.where((cmv_ff > 0) & any_vol, 0.0, np.nan), index=dates, columns=codes)).where(close_raw_ff.notna())
     out["cap"] = pr("total_mv").where(is_real, pr("total_mv").ffill().where(alive)).where(close_raw_ff.notna())
     out["returns"] = out["close"] / out["close"].shift(1) - 1.0
-    tradable = is_real & (pr("volume") > 0)
+    tradable = is_real & ((pr("volume") > 0) if any_vol else (pr("amount") > 0))
     out["tradable"] = tradable
     # universe
     listd = raw.groupby("code")["list_date"].last().reindex(codes)

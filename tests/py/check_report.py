@@ -29,6 +29,8 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-9)
     a = ap.parse_args()
     s = json.load(open(f"{a.report}/summary.json"))
+    series = json.load(open(f"{a.report}/{s['series']}"))
+    k = s["return_bound"]["k"]
     _, w = read_panel(a.panel)
     dates = w["close"].index
     codes = w["close"].columns
@@ -61,26 +63,49 @@ def main():
         if abs(got - want) > a.tol * max(1.0, abs(want)):
             fails.append(f"{tag}: report {got}, alphalens {want}")
 
+    univ = w["in_universe"].to_numpy().astype(bool)
+
+    def bounded(r):
+        # The report's chart returns: per date, clipped to median ± k·1.4826·MAD over
+        # the universe's assets with a label (numpy, independently of the Rust code).
+        if not k:
+            return r
+        out = r.copy()
+        for t in range(nd):
+            m = univ[t] & np.isfinite(r[t])
+            if not m.any():
+                continue
+            v = r[t, m]
+            med = np.median(v)
+            mad = np.median(np.abs(v - med)) * 1.4826
+            if mad > 0:
+                out[t, m] = np.clip(v, med - k * mad, med + k * mad)
+        return out
+
+    def clean(fac, r, h):
+        # alphalens' factor data on the split's dates with an h-day label.
+        t_use = dates[lo:hi - h]
+        rets = pd.DataFrame(r[lo:hi - h], index=t_use, columns=codes).stack(future_stack=True)
+        rets.index.names = ["date", "code"]
+        df = pd.DataFrame({"factor": fac, f"{h}D": rets}).dropna()
+        df = df[df.index.get_level_values(0).isin(t_use)]
+        return au.get_clean_factor(df["factor"], df[[f"{h}D"]], quantiles=Q, max_loss=1.0)
+
     for f in s["factors"]:
         fac = vals.set_index(["date", "code"])[f["id"]]
         for h in [int(x) for x in a.horizons.split(",")]:
             if h > len(f["decay"]):
                 continue
             r = fwd(h)
-            t_use = dates[lo:hi - h]
-            rets = pd.DataFrame(r[lo:hi - h], index=t_use, columns=codes).stack(future_stack=True)
-            rets.index.names = ["date", "code"]
-            df = pd.DataFrame({"factor": fac, f"{h}D": rets}).dropna()
-            df = df[df.index.get_level_values(0).isin(t_use)]
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
-                fd = au.get_clean_factor(df["factor"], df[[f"{h}D"]], quantiles=Q, max_loss=1.0)
-                ic = perf.factor_information_coefficient(fd)[f"{h}D"]
+                ic = perf.factor_information_coefficient(clean(fac, r, h))[f"{h}D"]
                 if h == s["horizon"]:
-                    mq, _ = perf.mean_return_by_quantile(fd, by_date=True, demeaned=False)
+                    fb = clean(fac, bounded(r), h)
+                    mq, _ = perf.mean_return_by_quantile(fb, by_date=True, demeaned=False)
             cmp(f"{f['rank']}/decay/{h}", f["decay"][h - 1]["rank_ic_mean"], ic.mean())
             if h == s["horizon"]:
-                ser = f["series"]
+                ser = series[f["rank"]]
                 for i, d in enumerate(pd.to_datetime(ser["date"])):
                     for q in range(Q):
                         got = ser["quantile_mean_return"][q][i]

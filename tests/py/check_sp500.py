@@ -26,8 +26,8 @@ check(set(w["close"].columns) == set(orig["Symbol"].unique()), "every symbol is 
 check(len(w["close"]) == orig["Date"].nunique(), "calendar = the file's dates")
 # Splits the data really has (2-for-1 in 2010): inferred, and the adjusted series is continuous.
 for sym, day in [("DHR", "2010-06-14"), ("ESRX", "2010-06-08"), ("GIS", "2010-06-09")]:
-    notes = [n for n in man["notes"] if n.startswith(f"split inferred: {sym} on {day}")]
-    check(len(notes) == 1, f"{sym} split on {day} inferred")
+    moves = [m for m in man["moves"] if (m["code"], m["date"], m["action"]) == (sym, day, "split")]
+    check(len(moves) == 1 and moves[0]["split_ratio"] == 0.5, f"{sym} split on {day} inferred")
     r = w["returns"].loc[pd.Timestamp(day), sym]
     check(abs(r) < 0.06, f"{sym} adjusted return on the split day is small ({r:.4f})")
     before = orig[(orig.Symbol == sym) & (orig.Date < pd.Timestamp(day))].iloc[-1]
@@ -37,7 +37,10 @@ for sym, day in [("DHR", "2010-06-14"), ("ESRX", "2010-06-08"), ("GIS", "2010-06
 last = orig[orig.Symbol == "AAPL"].iloc[-1]
 check(w["close"].loc[last.Date, "AAPL"] == last.Close, "AAPL last close unchanged by forward adjustment")
 check(man["cleaning"].get("ohlc_repaired", 0) > 0, f"inconsistent OHLC repaired and counted ({man['cleaning'].get('ohlc_repaired', 0)})")
+kept = [m for m in man["moves"] if m["action"] == "kept"]
 check(man["cleaning"].get("large_jumps_kept", 0) >= 4, f"non-split jumps kept and counted ({man['cleaning'].get('large_jumps_kept', 0)})")
+check(len(kept) == man["cleaning"]["large_jumps_kept"], f"every kept jump is listed under moves ({len(kept)})")
+check(man["provenance"]["params"]["market"] == "generic", "the market profile is recorded")
 check(man["columns"]["total_mv"].startswith("absent"), "caps reported absent")
 check(not meta["cap_available"] and any("size neutralization" in x for x in meta["warnings"]), "panel warns that size neutralization will be skipped")
 # Assets that join late (fewer rows) are outside the universe for their first 60 days.

@@ -18,8 +18,15 @@
 //! - `adj_from_pre_close`: without adj_factor but with pre_close, corporate actions are
 //!   read off pre_close ≠ previous close, and adj_factor is their cumulative product.
 //! - `splits_inferred`: with neither, a close-to-close ratio within 3% of a common split
-//!   ratio (1/2, 1/3, 1/4, 1/5, 1/10, 2/3 or their inverses) is taken as a split.
-//! - `large_jumps_kept`: other |close/prev − 1| > 40% moves are kept (and listed in notes).
+//!   ratio (1/2, 1/3, 1/4, 1/5, 1/10, 2/3 or their inverses) is taken as a split — under
+//!   `--infer-splits auto` only where the market profile makes that move impossible
+//!   (beyond the code's daily limit, [`crate::market`]), under `always` wherever it
+//!   matches.
+//! - `large_jumps_kept`: other moves beyond the code's limit, or (without a limit)
+//!   |close/prev − 1| > 40 %, are kept.
+//!
+//! Every inferred split and every kept large move is listed in the manifest's `moves`
+//! (all of them) and counted on stderr.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -35,6 +42,8 @@ use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
 
+use crate::manifest::Move;
+use crate::market::Market;
 use crate::panel_build::Universe;
 use crate::raw::{COLUMNS, Interner, NO_DATE, NO_INDUSTRY, REQUIRED, RawBars};
 
@@ -45,7 +54,10 @@ pub enum BadRows {
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SplitInference {
+    /// Only where the market's limits make the move impossible as a market move.
     Auto,
+    /// At every common split ratio (a market without limits whose data you know).
+    Always,
     Off,
 }
 
@@ -55,6 +67,9 @@ pub struct FilesParams {
     pub mapping: String,
     pub bad_rows: BadRows,
     pub infer_splits: SplitInference,
+    pub market: Market,
+    /// Static per-code data joined by code (`--meta`): industry, list_date.
+    pub meta: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -440,6 +455,7 @@ pub struct Ingested {
     pub columns: BTreeMap<String, String>,
     pub cleaning: BTreeMap<String, u64>,
     pub notes: Vec<String>,
+    pub moves: Vec<Move>,
     pub input_hashes: Vec<(String, String)>,
 }
 
@@ -591,6 +607,14 @@ pub fn ingest(p: &FilesParams) -> Result<Ingested> {
                 .push((fi as u32, i as u32 + t.line_offset.unwrap_or(1) as u32));
         }
     }
+    let mut notes = Vec::new();
+    let mut from_meta = Vec::new();
+    if let Some(meta) = &p.meta {
+        let (joined, note) = join_meta(&mut bars, &codes.names, &mut inds, meta, &mapping)?;
+        input_hashes.push((meta.display().to_string(), sha256_file(meta)?));
+        from_meta = joined;
+        notes.extend(note);
+    }
     bars.code_names = codes.names;
     bars.industry_names = inds.names;
     if bars.is_empty() {
@@ -598,18 +622,13 @@ pub fn ingest(p: &FilesParams) -> Result<Ingested> {
     }
     bars.sort();
     bars.validate()?;
-    let mut notes = Vec::new();
-    fill_and_adjust(
-        &mut bars,
-        &present,
-        p.infer_splits,
-        &mut cleaning,
-        &mut notes,
-    );
+    let moves = fill_and_adjust(&mut bars, &present, p, &mut cleaning);
 
     let mut columns = BTreeMap::new();
     for f in COLUMNS {
-        let how = if present[f] {
+        let how = if from_meta.contains(&f) {
+            "joined by code from --meta"
+        } else if present[f] {
             "provided"
         } else {
             match f {
@@ -617,7 +636,7 @@ pub fn ingest(p: &FilesParams) -> Result<Ingested> {
                 "adj_factor" if present["pre_close"] => {
                     "derived from pre_close (corporate actions where pre_close != previous close)"
                 }
-                "adj_factor" if p.infer_splits == SplitInference::Auto => {
+                "adj_factor" if p.infer_splits != SplitInference::Off => {
                     "filled: 1.0, times inferred split ratios (prices are otherwise taken as given)"
                 }
                 "adj_factor" => {
@@ -636,11 +655,25 @@ pub fn ingest(p: &FilesParams) -> Result<Ingested> {
         };
         columns.insert(f.to_string(), how.to_string());
     }
+    // One warning per absent field (issue 20: a source without volume was accepted
+    // silently and GP then spent candidates on all-NaN fields).
+    notes.extend(
+        columns
+            .iter()
+            .filter(|(_, how)| how.starts_with("absent"))
+            .map(|(f, how)| {
+                format!(
+                    "no {f} in the source: {}",
+                    how.trim_start_matches("absent").trim_start_matches(": ")
+                )
+            }),
+    );
     Ok(Ingested {
         bars,
         columns,
         cleaning,
         notes,
+        moves,
         input_hashes,
     })
 }
@@ -660,19 +693,20 @@ const SPLIT_RATIOS: [f64; 12] = [
     2.0 / 3.0,
 ];
 
-/// Fill pre_close and adj_factor per code (rows sorted by date, code).
+/// Fill pre_close and adj_factor per code (rows sorted by date, code); returns every
+/// inferred split and kept large move.
 fn fill_and_adjust(
     bars: &mut RawBars,
     present: &BTreeMap<String, bool>,
-    infer: SplitInference,
+    p: &FilesParams,
     cleaning: &mut BTreeMap<String, u64>,
-    notes: &mut Vec<String>,
-) {
+) -> Vec<Move> {
     let nc = bars.code_names.len();
     let mut last_close = vec![f64::NAN; nc];
     let mut adj = vec![1.0f64; nc];
     let has_adj = present["adj_factor"];
     let has_pre = present["pre_close"];
+    let mut moves = Vec::new();
     for i in 0..bars.len() {
         let c = bars.code[i] as usize;
         if bars.is_suspended[i] {
@@ -697,36 +731,38 @@ fn fill_and_adjust(
                         *cleaning.entry("adj_from_pre_close".into()).or_default() += 1;
                     }
                 } else {
+                    let code = &bars.code_names[c];
                     let ratio = bars.close[i] / prev;
-                    let split = (infer == SplitInference::Auto)
-                        .then(|| {
-                            SPLIT_RATIOS.iter().copied().find(|k| {
-                                (ratio.ln() - k.ln()).abs() < 0.03 && (ratio.ln().abs() > 0.35)
-                            })
-                        })
-                        .flatten();
-                    if let Some(k) = split {
+                    let beyond = p.market.beyond_limit(code, bars.is_st[i], ratio);
+                    let has_limit = p.market.limit_pct(code, bars.is_st[i], false).is_some();
+                    let allowed = match p.infer_splits {
+                        SplitInference::Off => false,
+                        SplitInference::Auto => beyond,
+                        SplitInference::Always => true,
+                    };
+                    let split = SPLIT_RATIOS
+                        .iter()
+                        .copied()
+                        .find(|k| (ratio.ln() - k.ln()).abs() < 0.03 && ratio.ln().abs() > 0.35)
+                        .filter(|_| allowed);
+                    let action = if let Some(k) = split {
                         adj[c] /= k;
                         *cleaning.entry("splits_inferred".into()).or_default() += 1;
-                        if notes.len() < 200 {
-                            notes.push(format!(
-                                "split inferred: {} on {} (close/prev = {:.4}, ratio {:.4})",
-                                bars.code_names[c],
-                                format_date(bars.trade_date[i]),
-                                ratio,
-                                k
-                            ));
-                        }
-                    } else if (ratio - 1.0).abs() > 0.4 {
+                        Some(("split", k))
+                    } else if beyond || (!has_limit && (ratio - 1.0).abs() > 0.4) {
                         *cleaning.entry("large_jumps_kept".into()).or_default() += 1;
-                        if notes.len() < 200 {
-                            notes.push(format!(
-                                "large move kept: {} on {} (close/prev = {:.4})",
-                                bars.code_names[c],
-                                format_date(bars.trade_date[i]),
-                                ratio
-                            ));
-                        }
+                        Some(("kept", f64::NAN))
+                    } else {
+                        None
+                    };
+                    if let Some((what, k)) = action {
+                        moves.push(Move {
+                            code: code.clone(),
+                            date: format_date(bars.trade_date[i]),
+                            ratio,
+                            action: what.into(),
+                            split_ratio: k.is_finite().then_some(k),
+                        });
                     }
                 }
             }
@@ -734,6 +770,119 @@ fn fill_and_adjust(
         }
         last_close[c] = bars.close[i];
     }
+    moves
+}
+
+/// Join a static metadata table (`--meta`) onto the bars by code: `industry` and
+/// `list_date` columns, whichever it has. With a date column (`start_date`, `in_date`
+/// or `trade_date`) a row holds from its date until the code's next row (point in
+/// time: a bar before a code's first dated row gets no industry from it); without one
+/// each code has one row for all dates. Returns the fields joined and a note on codes
+/// the table does not cover.
+fn join_meta(
+    bars: &mut RawBars,
+    code_names: &[String],
+    inds: &mut Interner,
+    path: &Path,
+    mapping: &Mapping,
+) -> Result<(Vec<&'static str>, Option<String>)> {
+    let t = read_table(path).with_context(|| format!("--meta {}", path.display()))?;
+    let col = |n: &str| t.names.iter().position(|x| x == n);
+    let mapped = |f: &str| mapping.columns.get(f).and_then(|c| col(c));
+    let code = col("code").or_else(|| mapped("code")).ok_or_else(|| {
+        anyhow!(
+            "--meta {}: needs a `code` column (columns present: {})",
+            path.display(),
+            t.names.join(", ")
+        )
+    })?;
+    let ind = col("industry").or_else(|| mapped("industry"));
+    let lst = col("list_date").or_else(|| mapped("list_date"));
+    if ind.is_none() && lst.is_none() {
+        bail!(
+            "--meta {}: has neither `industry` nor `list_date` (columns present: {})",
+            path.display(),
+            t.names.join(", ")
+        );
+    }
+    let from = ["start_date", "in_date", "trade_date"]
+        .iter()
+        .find_map(|n| col(n));
+    let n = t.cols[code].len();
+    // Per code: (from date, industry, list_date), sorted by date.
+    type Row = (i32, Option<u32>, Option<i32>);
+    let mut rows: std::collections::HashMap<String, Vec<Row>> = Default::default();
+    for i in 0..n {
+        let c = get_str(&t.cols[code], i)
+            .ok_or_else(|| anyhow!("{}: missing code", loc(path, &t, i, "code")))?;
+        let day = match from {
+            Some(j) => get_date(&t.cols[j], i, || loc(path, &t, i, &t.names[j]))?
+                .ok_or_else(|| anyhow!("{}: missing date", loc(path, &t, i, &t.names[j])))?,
+            None => i32::MIN,
+        };
+        let g = ind
+            .and_then(|j| get_str(&t.cols[j], i))
+            .map(|s| inds.get(&s));
+        let l = match lst {
+            Some(j) => get_date(&t.cols[j], i, || loc(path, &t, i, "list_date"))?,
+            None => None,
+        };
+        rows.entry(c).or_default().push((day, g, l));
+    }
+    for (c, r) in rows.iter_mut() {
+        r.sort_by_key(|x| x.0);
+        if from.is_none() && r.len() > 1 {
+            bail!(
+                "--meta {}: code {c} has {} rows; without a start_date column each code needs one",
+                path.display(),
+                r.len()
+            );
+        }
+        if r.windows(2).any(|w| w[0].0 == w[1].0) {
+            bail!(
+                "--meta {}: code {c} has two rows for one date",
+                path.display()
+            );
+        }
+    }
+    let per_code: Vec<Option<&Vec<Row>>> = code_names.iter().map(|c| rows.get(c)).collect();
+    for i in 0..bars.len() {
+        let Some(r) = per_code[bars.code[i] as usize] else {
+            continue;
+        };
+        let k = r.partition_point(|x| x.0 <= bars.trade_date[i]);
+        if k == 0 {
+            if ind.is_some() {
+                bars.industry[i] = NO_INDUSTRY;
+            }
+            continue;
+        }
+        let (_, g, l) = r[k - 1];
+        if ind.is_some() {
+            bars.industry[i] = g.unwrap_or(NO_INDUSTRY);
+        }
+        if lst.is_some() {
+            bars.list_date[i] = l.unwrap_or(NO_DATE);
+        }
+    }
+    let uncovered = per_code.iter().filter(|r| r.is_none()).count();
+    let mut joined = Vec::new();
+    if ind.is_some() {
+        joined.push("industry");
+    }
+    if lst.is_some() {
+        joined.push("list_date");
+    }
+    let note = (uncovered > 0).then(|| {
+        format!(
+            "--meta {} covers {} of {} codes; the other {uncovered} have no {}",
+            path.display(),
+            code_names.len() - uncovered,
+            code_names.len(),
+            joined.join(" / ")
+        )
+    });
+    Ok((joined, note))
 }
 
 /// Read an index-membership file: `code` plus `trade_date` (one row per member day) or

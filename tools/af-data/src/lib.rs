@@ -5,6 +5,8 @@
 //! - [`synthetic`]: the embedded, seeded A-share-like market with planted alphas.
 //! - [`files`]: ingestion of users' CSV / Parquet bars through a field mapping.
 //! - [`panel_build`]: raw bars → the dense panel (adjustment, masks, labels).
+//! - [`market`]: market profiles (daily limits as data) used by split inference and
+//!   the panel's limit flags.
 //! - [`limits`] and [`calendar`]: A-share price-limit rules and trading calendar,
 //!   shared by the generator and the panel builder so both agree to the cent.
 
@@ -12,6 +14,7 @@ pub mod calendar;
 pub mod files;
 pub mod limits;
 pub mod manifest;
+pub mod market;
 pub mod panel_build;
 pub mod raw;
 pub mod synthetic;

@@ -21,6 +21,29 @@ pub struct FileEntry {
     pub sha256: String,
 }
 
+/// A close-to-close move split inference acted on or left for a human to look at.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Move {
+    pub code: String,
+    pub date: String,
+    /// close / previous close, unadjusted.
+    pub ratio: f64,
+    /// `split` (adjusted away) or `kept` (left in the prices and the labels).
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_ratio: Option<f64>,
+}
+
+impl Manifest {
+    /// The market profile the fetch used (`cn` for folders from before it was recorded,
+    /// and for the synthetic A-share market).
+    pub fn market(&self) -> crate::market::Market {
+        self.market
+            .clone()
+            .unwrap_or_else(crate::market::Market::cn)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: String,
@@ -35,8 +58,13 @@ pub struct Manifest {
     pub columns: BTreeMap<String, String>,
     /// Cleaning counters (rule → rows affected); see docs/data_contract.md.
     pub cleaning: BTreeMap<String, u64>,
-    /// Notable events worth a look (inferred splits, large jumps kept), capped.
+    /// Warnings about the source (absent fields and what that disables).
     pub notes: Vec<String>,
+    /// Every inferred split and every large move kept, in date order per code.
+    #[serde(default)]
+    pub moves: Vec<Move>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<crate::market::Market>,
     pub files: Vec<FileEntry>,
 }
 
@@ -72,6 +100,8 @@ impl Manifest {
             columns: BTreeMap::new(),
             cleaning: BTreeMap::new(),
             notes: Vec::new(),
+            moves: Vec::new(),
+            market: None,
             files: entries,
         })
     }

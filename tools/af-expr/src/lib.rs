@@ -35,3 +35,33 @@ pub fn fields_of(panel: &af_panel::Panel) -> Fields {
         .collect();
     Fields { numeric, groups }
 }
+
+/// Share of the universe's cells (`in_universe`; every cell without the mask) where each
+/// of [`fields_of`]'s numeric fields is finite — the data a search may build on. A
+/// source without volume gives volume, vwap and turnover 0.
+pub fn field_coverage(panel: &af_panel::Panel) -> anyhow::Result<Vec<(String, f64)>> {
+    use rayon::prelude::*;
+    let universe = panel.mask(af_panel::columns::UNIVERSE).ok();
+    let members = universe
+        .as_ref()
+        .map_or(panel.n_dates() * panel.n_assets(), |u| {
+            u.iter().filter(|x| **x).count()
+        });
+    fields_of(panel)
+        .numeric
+        .into_iter()
+        .map(|f| {
+            let m = panel.field(&f)?;
+            let finite = match &universe {
+                Some(u) => m
+                    .data
+                    .par_iter()
+                    .zip(u.par_iter())
+                    .filter(|(x, u)| **u && x.is_finite())
+                    .count(),
+                None => m.data.par_iter().filter(|x| x.is_finite()).count(),
+            };
+            Ok((f, finite as f64 / members.max(1) as f64))
+        })
+        .collect()
+}

@@ -74,6 +74,8 @@ pub struct Context<'p> {
     n_groups: usize,
     logcap: Option<Vec<f64>>,
     base: Vec<Option<Base>>,
+    /// The label as the quantile returns use it, when bounded ([`Context::bound_returns`]).
+    return_label: Option<Vec<f64>>,
     /// Things the user should know (e.g. size neutralization skipped: no caps).
     pub warnings: Vec<String>,
 }
@@ -272,6 +274,7 @@ impl<'p> Context<'p> {
             n_groups,
             logcap,
             base: Vec::new(),
+            return_label: None,
             warnings,
         };
         let base: Vec<Option<Base>> = (0..nd)
@@ -325,6 +328,36 @@ impl<'p> Context<'p> {
 
     pub fn n_dates(&self) -> usize {
         self.nd
+    }
+
+    /// Bound the returns the quantile figures (quintile means, long-short) are made of:
+    /// per date, the label is clipped to median ± `k` × 1.4826 × MAD of the day's scored
+    /// assets. RankIC and IC keep the raw label. An unadjusted 100× jump or a data error
+    /// then moves one day's quintile mean by a few robust σ, not by +414 % (issue 20: a
+    /// long-short drawdown of 34 854 %). Returns (values clipped, values seen).
+    pub fn bound_returns(&mut self, k: f64) -> (usize, usize) {
+        let mut lab = self.label.to_vec();
+        let (mut clipped, mut seen) = (0, 0);
+        let mut w = Vec::new();
+        for t in 0..self.nd {
+            let Some(b) = &self.base[t] else { continue };
+            let mut v: Vec<f64> = b
+                .pairs
+                .iter()
+                .map(|&a| lab[t * self.na + a as usize])
+                .collect();
+            let before = v.clone();
+            prep::winsorize(&mut v, prep::Winsor::Mad(k), &mut w);
+            for ((&a, x), y) in b.pairs.iter().zip(&v).zip(&before) {
+                seen += 1;
+                if x != y {
+                    clipped += 1;
+                }
+                lab[t * self.na + a as usize] = *x;
+            }
+        }
+        self.return_label = Some(lab);
+        (clipped, seen)
     }
 
     /// Score one candidate's values (`[n_dates][n_assets]`) on `splits` (name, usable
@@ -591,11 +624,12 @@ impl<'p> Context<'p> {
         if edges.windows(2).all(|w| w[0] < w[1]) {
             let mut sum = [0.0; QUANTILES];
             let mut cnt = [0usize; QUANTILES];
+            let qr = self.return_label.as_deref().map_or(lr, |l| self.row(l, t));
             for &a in pairs {
                 let v = res[a as usize];
                 let b = edges[1..QUANTILES].iter().filter(|&&e| e < v).count();
                 q[a as usize] = b as u8 + 1;
-                sum[b] += lr[a as usize];
+                sum[b] += qr[a as usize];
                 cnt[b] += 1;
             }
             for b in 0..QUANTILES {

@@ -65,6 +65,50 @@ impl Rng {
     }
 }
 
+/// The terminal set: the fields the user `requested` (all when empty), each needing
+/// `min_coverage` of the universe's cells finite — a field the source did not have
+/// (all NaN) would only waste candidates (issue 20: 29 of 33 degenerate generation-0
+/// candidates read all-NaN fields). `coverage` is (field, share), in panel order.
+/// Errors name the field and list the choices.
+pub fn choose_terminals(
+    coverage: &[(String, f64)],
+    requested: &[String],
+    min_coverage: f64,
+) -> Result<Vec<String>, String> {
+    for r in requested {
+        if !coverage.iter().any(|(f, _)| f == r) {
+            return Err(format!(
+                "--fields: the panel has no field {r:?} (fields: {})",
+                coverage
+                    .iter()
+                    .map(|(f, _)| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    let mut chosen = Vec::new();
+    for (f, c) in coverage {
+        if !requested.is_empty() && !requested.contains(f) {
+            continue;
+        }
+        if *c >= min_coverage {
+            chosen.push(f.clone());
+        } else if requested.contains(f) {
+            return Err(format!(
+                "--fields: {f} is finite on only {:.1} % of the universe's cells (< {:.0} %, \
+                 --min-field-coverage)",
+                100.0 * c,
+                100.0 * min_coverage
+            ));
+        }
+    }
+    if chosen.is_empty() {
+        return Err("no field of the panel has enough coverage to search over".into());
+    }
+    Ok(chosen)
+}
+
 /// What trees are made of.
 #[derive(Debug, Clone)]
 pub struct Space {
@@ -96,6 +140,13 @@ impl Space {
             windows: windows.to_vec(),
             parse_fields: fields.clone(),
         }
+    }
+
+    /// Restrict the terminals to `chosen` (see [`choose_terminals`]); expressions that
+    /// read other fields still parse (earlier generations, libraries).
+    pub fn with_terminals(mut self, chosen: Vec<String>) -> Space {
+        self.fields = chosen;
+        self
     }
 
     fn window(&self, op: &OpDef, rng: &mut Rng) -> f64 {
@@ -390,6 +441,32 @@ pub fn breed(
         return initial(space, p, rng, memo);
     }
     fill(space, p, rng, memo, |rng, _| offspring(space, p, pool, rng))
+}
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::choose_terminals;
+
+    #[test]
+    fn absent_fields_are_not_terminals() {
+        let cov: Vec<(String, f64)> = [("close", 1.0), ("volume", 0.0), ("cap", 0.3)]
+            .iter()
+            .map(|(f, c)| (f.to_string(), *c))
+            .collect();
+        assert_eq!(choose_terminals(&cov, &[], 0.5).unwrap(), vec!["close"]);
+        assert_eq!(
+            choose_terminals(&cov, &[], 0.2).unwrap(),
+            vec!["close", "cap"]
+        );
+        let err = choose_terminals(&cov, &["volume".into()], 0.5).unwrap_err();
+        assert!(err.contains("volume is finite on only 0.0 %"), "{err}");
+        let err = choose_terminals(&cov, &["vol".into()], 0.5).unwrap_err();
+        assert!(err.contains("no field \"vol\"") && err.contains("close, volume, cap"));
+        assert_eq!(
+            choose_terminals(&cov, &["cap".into(), "close".into()], 0.2).unwrap(),
+            vec!["close", "cap"]
+        );
+    }
 }
 
 #[cfg(test)]

@@ -88,6 +88,14 @@ struct Cli {
     /// library's 0.7), which the library can no longer take.
     #[arg(long, default_value_t = 1.0)]
     corr_pressure: f64,
+    /// Terminals to build from (comma-separated panel fields); default: every field
+    /// with enough coverage.
+    #[arg(long, value_delimiter = ',')]
+    fields: Vec<String>,
+    /// A field finite on fewer of the universe's cells than this is no terminal (a
+    /// source without volume leaves volume, vwap and turnover all NaN).
+    #[arg(long, default_value_t = 0.5)]
+    min_field_coverage: f64,
 }
 
 fn params_json(cli: &Cli) -> serde_json::Value {
@@ -97,13 +105,25 @@ fn params_json(cli: &Cli) -> serde_json::Value {
         "p_mut": cli.p_mut, "tournament": cli.tournament, "elite": cli.elite,
         "windows": cli.windows, "random": cli.random,
         "library_out_of_pool": cli.library_out_of_pool,
+        "fields": cli.fields, "min_field_coverage": cli.min_field_coverage,
     })
 }
 
 fn run(cli: Cli) -> Result<()> {
     let panel = Panel::open(&cli.panel)?;
     let fields = af_expr::fields_of(&panel);
-    let space = Space::new(&fields, &cli.windows);
+    let coverage = af_expr::field_coverage(&panel)?;
+    let terminals = af_gp::choose_terminals(&coverage, &cli.fields, cli.min_field_coverage)
+        .map_err(|e| anyhow!("{e}"))?;
+    for (f, c) in &coverage {
+        if !terminals.contains(f) && cli.fields.is_empty() {
+            eprintln!(
+                "note: {f} is no terminal: finite on {:.1} % of the universe's cells",
+                100.0 * c
+            );
+        }
+    }
+    let space = Space::new(&fields, &cli.windows).with_terminals(terminals.clone());
     if space.fields.is_empty() || space.ops.is_empty() {
         bail!(
             "panel {} offers nothing to search over",
@@ -129,7 +149,8 @@ fn run(cli: Cli) -> Result<()> {
     let mut prov = Provenance::new("gp-gen", env!("CARGO_PKG_VERSION"))
         .input_hash("panel", panel.content_hash())
         .param("seed", cli.seed)
-        .param("gp", params_json(&cli));
+        .param("gp", params_json(&cli))
+        .param("terminals", terminals);
 
     let (generation, mut memo, mut elites, mut pool) = match (&cli.prev, &cli.prev_fitness) {
         (Some(prev), Some(fit)) => {

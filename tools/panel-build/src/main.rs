@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use af_data::files::read_universe;
 use af_data::manifest::{MANIFEST, Manifest};
-use af_data::panel_build::{Adjust, BuildParams, Label, build};
+use af_data::market::Market;
+use af_data::panel_build::{Adjust, BuildParams, Label, Liquidity, build};
 use af_data::raw::read_partitions;
 use af_panel::write_panel;
 use af_store::{OutputLock, Provenance, sha256_file};
@@ -17,6 +18,8 @@ Examples:
   panel-build --raw data/raw --out data/panel/csi500.arrow
   panel-build --raw data/raw --out data/panel/o2o.arrow --label open2open --horizons 1,5,10,20
   panel-build --raw data/raw --out data/panel/idx.arrow --universe members.csv
+  # only the 300 most traded names each day (median traded value over 20 days)
+  panel-build --raw data/raw --out data/panel/liquid.arrow --liquid-top 300
 
 Read it from Python:  pyarrow.ipc.open_file('data/panel/csi500.arrow').read_pandas()
 Every numeric column reshapes to [n_dates][n_assets]: rows are sorted by date, then code.";
@@ -57,6 +60,20 @@ struct Args {
     /// Index membership (CSV/Parquet): columns `code` and either `trade_date` or `in_date`/`out_date`.
     #[arg(long)]
     universe: Option<PathBuf>,
+    /// Market rules for the limit flags (`cn`, `generic` or a YAML profile); default:
+    /// the one ts-fetch recorded in the raw manifest.
+    #[arg(long)]
+    market: Option<String>,
+    /// Liquidity screen: members need a trailing median traded value (amount, in the
+    /// source's currency) of at least this over --liquidity-days.
+    #[arg(long, default_value_t = 0.0)]
+    min_amount: f64,
+    /// Liquidity screen: only the N most traded members of each date (by the same median).
+    #[arg(long)]
+    liquid_top: Option<usize>,
+    /// Window of the liquidity screen's median, in trading days.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=500))]
+    liquidity_days: u64,
 }
 
 fn run(mut a: Args) -> Result<()> {
@@ -70,6 +87,13 @@ fn run(mut a: Args) -> Result<()> {
     let manifest = Manifest::read(&a.raw)?;
     let universe = a.universe.as_deref().map(read_universe).transpose()?;
     let mut bars = read_partitions(&a.raw)?;
+    let market = match &a.market {
+        Some(m) => Market::load(m)?,
+        None => manifest.market(),
+    };
+    if !(a.min_amount.is_finite() && a.min_amount >= 0.0) || a.liquid_top == Some(0) {
+        bail!("--min-amount must be >= 0 and --liquid-top >= 1");
+    }
     let params = BuildParams {
         adjust: match a.adjust {
             AdjustArg::Forward => Adjust::Forward,
@@ -83,6 +107,12 @@ fn run(mut a: Args) -> Result<()> {
         },
         min_list_days: a.min_list_days,
         universe,
+        market,
+        liquidity: Liquidity {
+            days: a.liquidity_days as usize,
+            min_value: a.min_amount,
+            top: a.liquid_top,
+        },
     };
     let built = build(&mut bars, &params)?;
     let mut prov = Provenance::new("panel-build", env!("CARGO_PKG_VERSION"))
@@ -90,9 +120,16 @@ fn run(mut a: Args) -> Result<()> {
         .param("horizons", a.horizons.clone())
         .param("label", format!("{:?}", a.label).to_lowercase())
         .param("min_list_days", a.min_list_days)
+        .param("market", params.market.name.clone())
         .input_file("raw/manifest.json", &a.raw.join(MANIFEST))?;
     for f in &manifest.files {
         prov = prov.input_hash(&format!("raw/{}", f.path), &f.sha256);
+    }
+    if params.liquidity.active() {
+        prov = prov
+            .param("min_amount", a.min_amount)
+            .param("liquid_top", a.liquid_top.map_or(0, |n| n as u64))
+            .param("liquidity_days", a.liquidity_days);
     }
     if let Some(u) = &a.universe {
         prov = prov

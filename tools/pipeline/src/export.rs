@@ -26,7 +26,7 @@ pub fn command_line(g: &Graph, s: &Step, bin: &str) -> String {
 
 /// Write the graph as an Airflow DAG (`airflow`) or a GitHub Actions workflow (`github`).
 pub fn export(target: &str, c: &Common, out: &Path) -> Result<()> {
-    let g = build(c)?;
+    let g = build_with(c, false)?;
     let bin = "target/release";
     let text = if target == "airflow" {
         let mut t = format!(

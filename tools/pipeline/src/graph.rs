@@ -39,6 +39,12 @@ pub struct Graph {
     pub tools: PathBuf,
 }
 
+fn exists_or_matches(p: &str) -> bool {
+    Path::new(p).exists()
+        || (p.contains(['*', '?', '['])
+            && glob::glob(p).is_ok_and(|mut g| g.any(|x| x.is_ok_and(|x| x.is_file()))))
+}
+
 pub fn tool_dir(c: &Common) -> PathBuf {
     c.tools.clone().unwrap_or_else(|| {
         std::env::current_exe()
@@ -73,6 +79,13 @@ pub fn overlap(a: &str, b: &str) -> bool {
 }
 
 pub fn build(c: &Common) -> Result<Graph> {
+    build_with(c, true)
+}
+
+/// An input no step writes must exist (a file, a folder, or a glob that matches) —
+/// unless not `check_external`: an export runs where the user's files live,
+/// not where it is written.
+pub fn build_with(c: &Common, check_external: bool) -> Result<Graph> {
     let p = crate::spec::load(&c.file, &c.sets)?;
     let tools = tool_dir(c);
     let mut names = BTreeMap::new();
@@ -119,7 +132,7 @@ pub fn build(c: &Common) -> Result<Graph> {
                 .filter(|(j, t)| *j != i && t.outputs.iter().any(|o| overlap(inp, o)))
                 .map(|(j, _)| j)
                 .collect();
-            if prod.is_empty() && !Path::new(inp).exists() {
+            if check_external && prod.is_empty() && !exists_or_matches(inp) {
                 bail!(
                     "{}: step {}: input {inp} is missing and no step writes it",
                     c.file.display(),

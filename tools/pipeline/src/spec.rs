@@ -205,13 +205,17 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Pipeline> {
                     .map(|a| subst(&scalar(a), vars))
                     .filter(|a| !a.as_ref().is_ok_and(|a| a.contains(UNSET)))
                     .collect::<Result<_>>()?,
-                inputs: list(&raw.inputs)?,
+                // An input naming an unset variable (a user's files when the source is
+                // synthetic) is left out, like its argument.
+                inputs: list(&raw.inputs)?
+                    .into_iter()
+                    .filter(|i| !i.contains(UNSET))
+                    .collect(),
                 outputs: list(&raw.outputs)?,
                 needs: list(&raw.needs)?,
             };
             let fields = [&step.name, &step.tool]
                 .into_iter()
-                .chain(&step.inputs)
                 .chain(&step.outputs)
                 .chain(&step.needs);
             for f in fields {

@@ -136,7 +136,7 @@ impl Hasher {
     /// None when it does not exist.
     pub fn hash(&mut self, p: &Path) -> Result<Option<String>> {
         let Ok(m) = std::fs::metadata(p) else {
-            return Ok(None);
+            return self.hash_glob(p);
         };
         if m.is_file() {
             return Ok(Some(self.file(p)?));
@@ -148,6 +148,34 @@ impl Hasher {
         for rel in files {
             let h = self.file(&p.join(&rel))?;
             text.push_str(&format!("{rel}\0{h}\n"));
+        }
+        Ok(Some(sha256_bytes(text.as_bytes())))
+    }
+}
+
+impl Hasher {
+    /// A glob input (`exports/*.csv`, the files source's `--path`): the matched paths
+    /// and their hashes; None when it is no glob or matches nothing.
+    fn hash_glob(&mut self, p: &Path) -> Result<Option<String>> {
+        let pat = p.to_string_lossy();
+        if !pat.contains(['*', '?', '[']) {
+            return Ok(None);
+        }
+        let Ok(paths) = glob::glob(&pat) else {
+            return Ok(None);
+        };
+        let mut files: Vec<_> = paths
+            .filter_map(|x| x.ok())
+            .filter(|x| x.is_file())
+            .collect();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        files.sort();
+        let mut text = String::new();
+        for f in files {
+            let h = self.file(&f)?;
+            text.push_str(&format!("{}\0{h}\n", f.display()));
         }
         Ok(Some(sha256_bytes(text.as_bytes())))
     }

@@ -60,6 +60,11 @@ struct Cli {
     /// prediction) on the report split's dates, for checking against alphalens.
     #[arg(long)]
     dump_values: bool,
+    /// Returns in the quantile and long-short charts are clipped per date to median ±
+    /// K robust σ (1.4826 × MAD) of the day's scored assets, so one unadjusted jump or
+    /// bad print cannot dominate a curve; RankIC uses the raw label. 0 = raw returns.
+    #[arg(long, default_value_t = 5.0)]
+    return_bound: f64,
     #[arg(long)]
     out: PathBuf,
 }
@@ -123,7 +128,23 @@ fn run(cli: Cli) -> Result<()> {
     let mut needed: Vec<usize> = usable.iter().flat_map(|u| u.1.iter().copied()).collect();
     needed.sort_unstable();
     needed.dedup();
-    let ctx = Context::new(&panel, cfg, &needed)?;
+    if !(cli.return_bound >= 0.0 && cli.return_bound.is_finite()) {
+        bail!("--return-bound must be a number >= 0 (0 = no bound)");
+    }
+    let ctx = Context::new(&panel, cfg.clone(), &needed)?;
+    // The charts' context: the same, with bounded returns. Tables keep fitness' figures
+    // on the raw label (tested equal to fitness to 1e-12).
+    let rep_usable = vec![(rep.name.clone(), rep.usable(h, 1))];
+    let (chart_ctx, return_bound) = if cli.return_bound > 0.0 {
+        let mut c = Context::new(&panel, cfg, &rep_usable[0].1)?;
+        let (clipped, values) = c.bound_returns(cli.return_bound);
+        (
+            Some(c),
+            json!({"k": cli.return_bound, "clipped": clipped, "values": values}),
+        )
+    } else {
+        (None, json!({"k": 0, "clipped": 0, "values": 0}))
+    };
     let fwd: Vec<Vec<f64>> = (1..=cli.decay)
         .map(|k| forward(&panel, k))
         .collect::<Result<_>>()?;
@@ -143,11 +164,14 @@ fn run(cli: Cli) -> Result<()> {
         let generation = generation.filter(|g| *g >= 0);
         let evals = ctx.evaluate(v, &usable, &[], ws);
         let processed = ctx.processed(v, ws);
-        let dates = evals
-            .iter()
-            .find(|e| e.name == rep.name)
-            .map(|e| e.dates.clone())
-            .unwrap_or_default();
+        let dates = match &chart_ctx {
+            Some(c) => c.evaluate(v, &rep_usable, &[], ws),
+            None => evals.clone(),
+        }
+        .into_iter()
+        .find(|e| e.name == rep.name)
+        .map(|e| e.dates)
+        .unwrap_or_default();
         let decay = (1..=cli.decay)
             .map(|k| {
                 let (m, n) = mean_rank_ic(&processed, &fwd[k - 1], &universe, na, rep.usable(k, 1));
@@ -294,6 +318,7 @@ fn run(cli: Cli) -> Result<()> {
         esc(&meta.winsor.name()),
         esc(meta.neutralize.name()),
     );
+    html += &sections::return_bound(&return_bound);
     if let Some(m) = &model {
         html += &sections::model(m);
     }
@@ -305,12 +330,21 @@ fn run(cli: Cli) -> Result<()> {
         charts_n += 1;
     }
     let mut factors_json = Vec::new();
+    // Daily series go to a compact sidecar; summary.json stays a summary.
+    let mut series = serde_json::Map::new();
     for (i, f) in figs.iter().enumerate() {
-        let (part, j, n) = sections::factor(i, f, &rep.name, h, panel.dates(), n_lib)?;
+        let (part, mut j, n) = sections::factor(i, f, &rep.name, h, panel.dates(), n_lib)?;
         html += &part;
+        if let Some(s) = j.as_object_mut().and_then(|o| o.remove("series")) {
+            series.insert(f.name.clone(), s);
+        }
         factors_json.push(j);
         charts_n += n;
     }
+    write_atomic_bytes(
+        &stage.path("series.json"),
+        (serde_json::to_string(&series)? + "\n").as_bytes(),
+    )?;
     let _ = write!(
         html,
         "<h2>Provenance</h2><table class=\"kv\"><tr><td>panel</td><td><code>{}</code> {}</td></tr>\
@@ -366,6 +400,8 @@ fn run(cli: Cli) -> Result<()> {
         "split": rep.name, "horizon": h, "processing": meta,
         "model": model,
         "charts": charts_n,
+        "return_bound": return_bound,
+        "series": "series.json",
         "overview": overview,
         "correlation": {"ids": lib.ids, "matrix": corr},
         "factors": factors_json,

@@ -63,17 +63,31 @@ pub fn model(m: &Value) -> String {
 }
 
 /// Compounded curve of daily-rebalanced positions earning `r / h` a day (an h-day
-/// forward return spread over its h days); NaN days add nothing.
+/// forward return spread over its h days); NaN days add nothing. A book that loses
+/// everything stays at zero (wealth never goes negative), so a drawdown is at most 100 %.
 fn compound(r: &[f64], h: usize) -> Vec<f64> {
     let mut w = 1.0;
     r.iter()
         .map(|x| {
             if x.is_finite() {
-                w *= 1.0 + x / h as f64;
+                w = (w * (1.0 + x / h as f64)).max(0.0);
             }
             w - 1.0
         })
         .collect()
+}
+
+/// The line under the title saying how returns in the charts were bounded.
+pub fn return_bound(b: &Value) -> String {
+    let k = b["k"].as_f64().unwrap_or(0.0);
+    if k > 0.0 {
+        format!(
+            "<p class=\"sub\">Returns in the quantile and long-short charts are clipped per date to median ± {k} robust σ of the day's scored assets: {} of {} values clipped (RankIC and IC use the raw label; <code>--return-bound 0</code> for raw returns).</p>",
+            b["clipped"], b["values"]
+        )
+    } else {
+        "<p class=\"sub\">Returns in the charts are the raw label (<code>--return-bound 0</code>).</p>".into()
+    }
 }
 
 /// Maximum drawdown of a cumulative-return curve: (depth, peak index, trough index).
@@ -82,7 +96,7 @@ fn max_drawdown(cum: &[f64]) -> (f64, usize, usize) {
     let mut best = (0.0, 0, 0);
     for (i, c) in cum.iter().enumerate() {
         let w = 1.0 + c;
-        if w > peak {
+        if w > peak && w > 0.0 {
             peak = w;
             peak_i = i;
         }

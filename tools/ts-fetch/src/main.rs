@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use af_data::files::{BadRows, FilesParams, SplitInference, ingest};
 use af_data::manifest::{MANIFEST, Manifest};
+use af_data::market::Market;
 use af_data::synthetic::{SynthParams, generate};
 use af_panel::dates::{format_date, parse_date};
 use af_store::{AtomicDir, OutputLock, Provenance, write_atomic_bytes};
@@ -21,6 +22,8 @@ Examples:
   ts-fetch --source files --path 'exports/daily_*.csv' --mapping tushare --out data/raw
   # any CSV/Parquet, columns renamed by a mapping file
   ts-fetch --source files --path 'bars/*.parquet' --mapping mapping.yaml --out data/raw
+  # a market with flat ±50 % limits, sectors and listing dates in their own table
+  ts-fetch --source files --path 'bars/*.csv' --market xse.yaml --meta sectors.csv --out data/raw
 
 The output folder appears atomically: a killed run leaves the previous one intact.";
 
@@ -63,9 +66,20 @@ struct Args {
     /// whose volume is negative: stop with an error naming it, or drop and count it.
     #[arg(long, value_enum, default_value = "error")]
     bad_rows: BadRowsArg,
-    /// [files] infer splits from price jumps when the data has neither adj_factor nor pre_close.
+    /// [files] infer splits from price jumps when the data has neither adj_factor nor
+    /// pre_close: `auto` only where the market's daily limit makes the move impossible
+    /// as a market move, `always` at every common split ratio, `off`.
     #[arg(long, value_enum, default_value = "auto")]
     infer_splits: SplitArg,
+    /// [files] market rules: `cn` (A-share board limits; other codes have none),
+    /// `generic` (no limits), or a YAML profile (`name:`, `limit:` or `limit_up:`/`limit_down:`).
+    /// Recorded in the manifest; panel-build's limit flags use it.
+    #[arg(long, default_value = af_data::market::DEFAULT)]
+    market: String,
+    /// [files] static per-code data joined by code: a CSV/Parquet with `code` and
+    /// `industry` and/or `list_date`; with a `start_date` column, point in time.
+    #[arg(long)]
+    meta: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum, Debug)]
@@ -76,6 +90,7 @@ enum BadRowsArg {
 #[derive(Clone, Copy, ValueEnum, Debug)]
 enum SplitArg {
     Auto,
+    Always,
     Off,
 }
 
@@ -128,14 +143,24 @@ fn run(a: Args) -> Result<()> {
                 },
                 infer_splits: match a.infer_splits {
                     SplitArg::Auto => SplitInference::Auto,
+                    SplitArg::Always => SplitInference::Always,
                     SplitArg::Off => SplitInference::Off,
                 },
+                market: Market::load(&a.market)?,
+                meta: a.meta.clone(),
             };
             let ing = ingest(&p)?;
             let mut prov = Provenance::new("ts-fetch", version)
                 .param("source", "files")
                 .param("path", glob)
                 .param("mapping", a.mapping.clone())
+                .param("market", p.market.name.clone())
+                .param(
+                    "meta",
+                    a.meta
+                        .as_ref()
+                        .map_or(String::new(), |m| m.display().to_string()),
+                )
                 .param("bad_rows", format!("{:?}", a.bad_rows).to_lowercase())
                 .param(
                     "infer_splits",
@@ -149,6 +174,21 @@ fn run(a: Args) -> Result<()> {
             m.columns = ing.columns;
             m.cleaning = ing.cleaning;
             m.notes = ing.notes;
+            m.moves = ing.moves;
+            m.market = Some(p.market.clone());
+            for n in &m.notes {
+                eprintln!("warning: {n}");
+            }
+            let count = |what: &str| m.moves.iter().filter(|x| x.action == what).count();
+            let (split, kept) = (count("split"), count("kept"));
+            if split + kept > 0 {
+                eprintln!(
+                    "warning: {split} splits inferred and {kept} large moves kept (market {}); \
+                     each is listed under `moves` in {}",
+                    p.market.name,
+                    a.out.join(MANIFEST).display()
+                );
+            }
             write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
             let cleaned: u64 = m.cleaning.values().sum();
             format!(
