@@ -3,6 +3,7 @@
 //! - [`raw`]: the raw bar schema of semantics.md §1 in memory and as year-partitioned
 //!   Parquet, with validation that names the file, row and column of bad input.
 //! - [`synthetic`]: the embedded, seeded A-share-like market with planted alphas.
+//! - [`tushare`]: the A-share market from Tushare Pro (rate-limited, resumable, incremental).
 //! - [`files`]: ingestion of users' CSV / Parquet bars through a field mapping.
 //! - [`panel_build`]: raw bars → the dense panel (adjustment, masks, labels).
 //! - [`market`]: market profiles (daily limits as data) used by split inference and
@@ -18,3 +19,4 @@ pub mod market;
 pub mod panel_build;
 pub mod raw;
 pub mod synthetic;
+pub mod tushare;

@@ -94,6 +94,10 @@ impl Interner {
             .collect();
         Self { names, map }
     }
+    pub fn lookup(&self, s: &str) -> Option<u32> {
+        self.map.get(s).copied()
+    }
+
     pub fn get(&mut self, s: &str) -> u32 {
         if let Some(&i) = self.map.get(s) {
             return i;

@@ -9,7 +9,12 @@ use af_data::market::Market;
 use af_data::synthetic::{SynthParams, generate};
 use af_panel::dates::{format_date, parse_date};
 use af_store::{AtomicDir, OutputLock, Provenance, write_atomic_bytes};
-use anyhow::{Context, Result};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use af_data::raw::read_partitions;
+use af_data::tushare::{self, ClientConfig, TushareParams};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 
 const ABOUT: &str =
@@ -20,6 +25,9 @@ Examples:
   ts-fetch --assets 500 --days 1500 --seed 42 --out data/raw
   # Tushare-style CSV exports (vol in lots, amount in thousands of yuan)
   ts-fetch --source files --path 'exports/daily_*.csv' --mapping tushare --out data/raw
+  # the A-share market from Tushare Pro, then each new trading day in seconds
+  TUSHARE_TOKEN=… ts-fetch --source tushare --start 2015-01-01 --rate 500 --out data/raw
+  TUSHARE_TOKEN=… ts-fetch --source tushare --update --out data/raw
   # any CSV/Parquet, columns renamed by a mapping file
   ts-fetch --source files --path 'bars/*.parquet' --mapping mapping.yaml --out data/raw
   # a market with flat ±50 % limits, sectors and listing dates in their own table
@@ -31,6 +39,8 @@ The output folder appears atomically: a killed run leaves the previous one intac
 enum Source {
     Synthetic,
     Files,
+    /// Tushare Pro (token from TUSHARE_TOKEN or .env; docs/ts-fetch.md)
+    Tushare,
 }
 
 #[derive(Parser, Debug)]
@@ -52,9 +62,33 @@ struct Args {
     /// [synthetic] random seed; the same seed gives a byte-identical market.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// [synthetic] first calendar day (the first trading day on or after it starts the market).
+    /// [synthetic, tushare] first calendar day (the first trading day on or after it starts the market).
     #[arg(long, default_value = "2016-01-04")]
     start: String,
+    /// [tushare] last calendar day (default: today).
+    #[arg(long)]
+    end: Option<String>,
+    /// [tushare] the service's endpoint (a proxy, or a local stand-in in tests).
+    #[arg(long, default_value = "http://api.waditu.com/dataapi")]
+    api_url: String,
+    /// [tushare] calls per minute: your account's tier (50, 200, 500, 1000); 0 = no limit.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// [tushare] add the trading days after the --out folder's last one (and keep the rest).
+    #[arg(long)]
+    update: bool,
+    /// [tushare] pause after a rate-limit answer, seconds (the service wants about 60).
+    #[arg(long, default_value_t = 61.0, hide = true)]
+    limit_pause: f64,
+    /// [tushare] first retry backoff in milliseconds (doubles per retry).
+    #[arg(long, default_value_t = 500, hide = true)]
+    retry_base_ms: u64,
+    /// [tushare] retries of a call after timeouts, dropped connections and 5xx.
+    #[arg(long, default_value_t = 6)]
+    retries: u32,
+    /// [tushare] per-request timeout, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
 
     /// [files] glob of CSV / Parquet files (quote it so the shell does not expand it).
     #[arg(long)]
@@ -97,8 +131,26 @@ enum SplitArg {
 fn run(a: Args) -> Result<()> {
     let _lock = OutputLock::acquire(&a.out)?;
     let version = env!("CARGO_PKG_VERSION");
+    if a.update && !matches!(a.source, Source::Tushare) {
+        bail!("--update works with --source tushare");
+    }
+    // Read what an update builds on before the output folder is staged.
+    let base = if a.update {
+        let m = Manifest::read(&a.out)?;
+        if m.source != "tushare" {
+            bail!(
+                "--update: {} came from source {:?}, not tushare",
+                a.out.display(),
+                m.source
+            );
+        }
+        Some((m, read_partitions(&a.out)?))
+    } else {
+        None
+    };
     let dir = AtomicDir::new(&a.out)?;
     let summary = match a.source {
+        Source::Tushare => fetch_tushare(&a, base, &dir, version)?,
         Source::Synthetic => {
             let start = parse_date(&a.start).context("--start")?;
             let p = SynthParams {
@@ -198,8 +250,122 @@ fn run(a: Args) -> Result<()> {
         }
     };
     dir.commit()?;
+    if matches!(a.source, Source::Tushare) {
+        // The raw folder holds everything the journal did.
+        let _ = std::fs::remove_dir_all(tushare::journal_dir(&a.out));
+    }
     println!("{summary}\nwrote {}", a.out.display());
     Ok(())
+}
+
+fn fetch_tushare(
+    a: &Args,
+    base: Option<(Manifest, af_data::raw::RawBars)>,
+    dir: &AtomicDir,
+    version: &str,
+) -> Result<String> {
+    let today = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        / 86_400) as i32;
+    let end = match &a.end {
+        Some(e) => parse_date(e).context("--end")?,
+        None => today,
+    };
+    // An update keeps the folder's start, so it equals a fresh fetch of the longer period.
+    let start = match &base {
+        Some((m, _)) => m.provenance["params"]["start"]
+            .as_str()
+            .map(parse_date)
+            .transpose()?
+            .unwrap_or(parse_date(&m.first_date)?),
+        None => parse_date(&a.start).context("--start")?,
+    };
+    if !(a.rate >= 0.0 && a.rate.is_finite()) || !(a.timeout > 0.0) || !(a.limit_pause >= 0.0) {
+        bail!("--rate must be >= 0, --timeout > 0");
+    }
+    let client = ClientConfig {
+        url: a.api_url.clone(),
+        token: tushare::token_from_env()?,
+        rate_per_min: a.rate,
+        timeout: Duration::from_secs_f64(a.timeout),
+        retries: a.retries,
+        backoff: Duration::from_millis(a.retry_base_ms),
+        limit_pause: Duration::from_secs_f64(a.limit_pause),
+        ..ClientConfig::default()
+    };
+    let (old_last, base_bars) = match base {
+        Some((m, b)) => (Some(m.last_date), Some(b)),
+        None => (None, None),
+    };
+    let p = TushareParams {
+        client,
+        start,
+        end,
+        journal: tushare::journal_dir(&a.out),
+        base: base_bars,
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} trading dates, {per_sec}, ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let t0 = std::time::Instant::now();
+    let f = tushare::fetch(&p, |done, total| match &bar {
+        Some(b) => {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+        None if done % 50 == 0 || done == total => {
+            eprintln!("tushare: {done}/{total} trading dates")
+        }
+        None => {}
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let prov = Provenance::new("ts-fetch", version)
+        .param("source", "tushare")
+        .param("start", format_date(start))
+        .param("end", format_date(end));
+    let files = f.bars.write_partitions(&dir.path(""), &prov)?;
+    let mut m = Manifest::new("tushare", &prov, &f.bars, &files, &dir.path(""))?;
+    for c in af_data::raw::COLUMNS {
+        m.columns.insert(c.to_string(), "provided".into());
+    }
+    m.columns
+        .insert("is_st".into(), "from namechange (ST / *ST names)".into());
+    m.columns.insert(
+        "is_suspended".into(),
+        "from suspend_d (a row at the last close, volume 0)".into(),
+    );
+    if let Some(last) = old_last {
+        m.notes.push(format!(
+            "updated: {} new trading dates after {last}",
+            f.dates
+        ));
+    }
+    write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
+    Ok(format!(
+        "tushare: {} rows, {} codes, {} dates ({}..{}); {} new dates in {} calls ({} from the journal, {} retries, {} rate-limit pauses) in {:.1} s",
+        m.rows,
+        m.codes,
+        m.dates,
+        m.first_date,
+        m.last_date,
+        f.dates,
+        f.stats.calls,
+        f.from_journal,
+        f.stats.retries,
+        f.stats.rate_limited,
+        t0.elapsed().as_secs_f64()
+    ))
 }
 
 fn main() {
