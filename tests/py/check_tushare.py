@@ -58,8 +58,34 @@ def client(url, token, raw):
     print(f"official client: daily {len(got)} rows, stock_basic {len(listed)} listed + {len(delisted)} delisted: OK")
 
 
+def universe(raw, plain, indexed, n=30):
+    """The index panel's in_universe = the plain panel's AND membership, where members
+    are recomputed here from the market (the stand-in's rule: the n largest by total_mv
+    on each month's first trading day, in force until the next month's list)."""
+    from afref import read_panel
+    df = read(raw)
+    df["trade_date"] = pd.to_datetime(df["trade_date"])
+    _, a = read_panel(plain)
+    _, b = read_panel(indexed)
+    ua, ub = a["in_universe"].astype(bool), b["in_universe"].astype(bool)
+    member = pd.DataFrame(False, index=ua.index, columns=ua.columns)
+    month, cur = None, set()
+    for d in ua.index:
+        if (d.year, d.month) != month:
+            month = (d.year, d.month)
+            cur = set(df[df.trade_date == d].nlargest(n, "total_mv").code)
+        member.loc[d, [c for c in ua.columns if c in cur]] = True
+    want = ua & member
+    bad = (want != ub).to_numpy().sum()
+    assert bad == 0, f"{bad} cells differ"
+    assert ub.sum(axis=1).max() <= n
+    print(f"universe: {int(ub.to_numpy().sum())} member cells, as recomputed")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "same":
         same(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "universe":
+        universe(*sys.argv[2:5])
     else:
         client(*sys.argv[2:5])

@@ -57,7 +57,8 @@ struct Args {
     /// Trading days since listing before an asset enters the universe.
     #[arg(long, default_value_t = 60)]
     min_list_days: usize,
-    /// Index membership (CSV/Parquet): columns `code` and either `trade_date` or `in_date`/`out_date`.
+    /// Index membership (CSV/Parquet): columns `code` and either `trade_date` or
+    /// `in_date`/`out_date`; or a name (csi300, …) whose file ts-fetch recorded in the raw folder.
     #[arg(long)]
     universe: Option<PathBuf>,
     /// Market rules for the limit flags (`cn`, `generic` or a YAML profile); default:
@@ -85,6 +86,20 @@ fn run(mut a: Args) -> Result<()> {
     }
     let _lock = OutputLock::acquire(&a.out)?;
     let manifest = Manifest::read(&a.raw)?;
+    // `--universe csi300`: the membership file ts-fetch recorded in the raw folder.
+    if let Some(u) = &a.universe {
+        let named = a.raw.join(format!("universe-{}.csv", u.display()));
+        if !u.exists() && named.exists() {
+            a.universe = Some(named);
+        } else if !u.exists() {
+            bail!(
+                "--universe {}: no such file, and the raw folder has no universe-{}.csv \
+                 (ts-fetch --source tushare --universe NAME records one)",
+                u.display(),
+                u.display()
+            );
+        }
+    }
     let universe = a.universe.as_deref().map(read_universe).transpose()?;
     let mut bars = read_partitions(&a.raw)?;
     let market = match &a.market {

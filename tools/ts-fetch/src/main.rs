@@ -77,6 +77,11 @@ struct Args {
     /// [tushare] add the trading days after the --out folder's last one (and keep the rest).
     #[arg(long)]
     update: bool,
+    /// [tushare] also record index membership point in time (monthly index_weight
+    /// lists): csi300, csi500, csi1000 (comma-separated). Written as universe-NAME.csv
+    /// in the raw folder; `panel-build --universe NAME` uses it.
+    #[arg(long, value_delimiter = ',')]
+    universe: Vec<String>,
     /// [tushare] pause after a rate-limit answer, seconds (the service wants about 60).
     #[arg(long, default_value_t = 61.0, hide = true)]
     limit_pause: f64,
@@ -295,11 +300,27 @@ fn fetch_tushare(
         limit_pause: Duration::from_secs_f64(a.limit_pause),
         ..ClientConfig::default()
     };
+    let old_universes: Option<Vec<String>> = base.as_ref().map(|(m, _)| {
+        m.provenance["params"]["universe"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
     let (old_last, base_bars) = match base {
         Some((m, b)) => (Some(m.last_date), Some(b)),
         None => (None, None),
     };
+    // An update keeps the folder's universes.
+    let universes = match (&old_universes, a.universe.is_empty()) {
+        (Some(u), true) => u.clone(),
+        _ => a.universe.clone(),
+    };
     let p = TushareParams {
+        universes: universes.clone(),
         client,
         start,
         end,
@@ -330,11 +351,17 @@ fn fetch_tushare(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let prov = Provenance::new("ts-fetch", version)
+    let mut prov = Provenance::new("ts-fetch", version)
         .param("source", "tushare")
         .param("start", format_date(start))
         .param("end", format_date(end));
+    if !universes.is_empty() {
+        prov = prov.param("universe", universes.clone());
+    }
     let files = f.bars.write_partitions(&dir.path(""), &prov)?;
+    for (name, csv) in &f.universes {
+        write_atomic_bytes(&dir.path(&format!("universe-{name}.csv")), csv.as_bytes())?;
+    }
     let mut m = Manifest::new("tushare", &prov, &f.bars, &files, &dir.path(""))?;
     for c in af_data::raw::COLUMNS {
         m.columns.insert(c.to_string(), "provided".into());

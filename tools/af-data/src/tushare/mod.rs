@@ -34,8 +34,17 @@ use crate::raw::{Interner, NO_DATE, NO_INDUSTRY, RawBars};
 /// Endpoints queried per open date.
 pub const PER_DATE: [&str; 4] = ["daily", "adj_factor", "daily_basic", "suspend_d"];
 
+/// Index universes `--universe` knows: (name, Tushare index code).
+pub const INDEXES: [(&str, &str); 3] = [
+    ("csi300", "000300.SH"),
+    ("csi500", "000905.SH"),
+    ("csi1000", "000852.SH"),
+];
+
 pub struct TushareParams {
     pub client: ClientConfig,
+    /// Index universes to record point in time (names from [`INDEXES`]).
+    pub universes: Vec<String>,
     pub start: i32,
     pub end: i32,
     /// Journal folder of finished calls.
@@ -46,6 +55,8 @@ pub struct TushareParams {
 
 pub struct Fetched {
     pub bars: RawBars,
+    /// Per index universe: membership spells as CSV (`code,in_date,out_date`).
+    pub universes: Vec<(String, String)>,
     pub stats: Stats,
     /// Calls answered from the journal (a resumed fetch).
     pub from_journal: u64,
@@ -394,12 +405,73 @@ pub fn fetch(p: &TushareParams, mut progress: impl FnMut(usize, usize)) -> Resul
     bars.origin_files = vec![PathBuf::from("tushare")];
     bars.sort();
     bars.validate()?;
+    let mut universes = Vec::new();
+    for name in &p.universes {
+        let Some((_, index)) = INDEXES.iter().find(|(n, _)| n == name) else {
+            bail!(
+                "--universe {name}: known indexes are {}",
+                INDEXES.map(|x| x.0).join(", ")
+            );
+        };
+        universes.push((name.clone(), index_spells(&mut j, index, p.start, p.end)?));
+    }
     Ok(Fetched {
         bars,
+        universes,
         stats: j.client.stats.clone(),
         from_journal: j.hits,
         dates: dates.len(),
     })
+}
+
+/// An index's membership, point in time: the monthly `index_weight` lists, each in
+/// force from its date until the next list (the list before `start` included, so the
+/// first dates have members). Returns `code,in_date,out_date` CSV rows (an empty
+/// out_date: still a member), sorted — the file `panel-build --universe` reads.
+fn index_spells(j: &mut Journaled, index: &str, start: i32, end: i32) -> Result<String> {
+    let (s, e) = (ymd(start - 45), ymd(end));
+    let api = "index_weight";
+    let f = j.get(
+        api,
+        &format!("{index}-{s}-{e}"),
+        &[("index_code", index), ("start_date", &s), ("end_date", &e)],
+        &["con_code", "trade_date"],
+    )?;
+    let (c, d) = (f.col(api, "con_code")?, f.col(api, "trade_date")?);
+    let mut lists: std::collections::BTreeMap<i32, Vec<String>> = Default::default();
+    for r in &f.items {
+        if let Some(day) = date_of(api, &r[d])? {
+            lists.entry(day).or_default().push(text(&r[c]));
+        }
+    }
+    if lists.is_empty() {
+        bail!("tushare {api}: no weights for {index} between {s} and {e}");
+    }
+    let days: Vec<i32> = lists.keys().copied().collect();
+    // Per code: spells over consecutive lists.
+    let mut spells: std::collections::BTreeMap<String, Vec<(i32, Option<i32>)>> =
+        Default::default();
+    for (k, day) in days.iter().enumerate() {
+        let next = days.get(k + 1).map(|n| n - 1);
+        for code in &lists[day] {
+            let v = spells.entry(code.clone()).or_default();
+            match v.last_mut() {
+                Some(last) if last.1 == Some(day - 1) => last.1 = next,
+                _ => v.push((*day, next)),
+            }
+        }
+    }
+    let mut out = String::from("code,in_date,out_date\n");
+    for (code, v) in spells {
+        for (a, b) in v {
+            out += &format!(
+                "{code},{},{}\n",
+                format_date(a),
+                b.map(format_date).unwrap_or_default()
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The journal folder of a fetch into `out`.
