@@ -4,6 +4,7 @@
 //!   Parquet, with validation that names the file, row and column of bad input.
 //! - [`synthetic`]: the embedded, seeded A-share-like market with planted alphas.
 //! - [`tushare`]: the A-share market from Tushare Pro (rate-limited, resumable, incremental).
+//! - [`qlib`]: Qlib's binary provider format, exported and imported.
 //! - [`files`]: ingestion of users' CSV / Parquet bars through a field mapping.
 //! - [`panel_build`]: raw bars → the dense panel (adjustment, masks, labels).
 //! - [`market`]: market profiles (daily limits as data) used by split inference and
@@ -17,6 +18,7 @@ pub mod limits;
 pub mod manifest;
 pub mod market;
 pub mod panel_build;
+pub mod qlib;
 pub mod raw;
 pub mod synthetic;
 pub mod tushare;

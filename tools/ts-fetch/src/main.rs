@@ -41,6 +41,8 @@ enum Source {
     Files,
     /// Tushare Pro (token from TUSHARE_TOKEN or .env; docs/ts-fetch.md)
     Tushare,
+    /// a Qlib provider folder (--path DIR; ours from qlib-export, or Qlib's dump_bin.py)
+    Qlib,
 }
 
 #[derive(Parser, Debug)]
@@ -95,7 +97,8 @@ struct Args {
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
 
-    /// [files] glob of CSV / Parquet files (quote it so the shell does not expand it).
+    /// [files] glob of CSV / Parquet files (quote it so the shell does not expand it);
+    /// [qlib] the Qlib data folder.
     #[arg(long)]
     path: Option<String>,
     /// [files] field mapping: a YAML file, or a preset: `tushare`, `identity`.
@@ -156,6 +159,24 @@ fn run(a: Args) -> Result<()> {
     let dir = AtomicDir::new(&a.out)?;
     let summary = match a.source {
         Source::Tushare => fetch_tushare(&a, base, &dir, version)?,
+        Source::Qlib => {
+            let path = a
+                .path
+                .as_deref()
+                .context("--source qlib needs --path DIR")?;
+            let (bars, columns) = af_data::qlib::import(std::path::Path::new(path))?;
+            let prov = Provenance::new("ts-fetch", version)
+                .param("source", "qlib")
+                .param("path", path);
+            let files = bars.write_partitions(&dir.path(""), &prov)?;
+            let mut m = Manifest::new("qlib", &prov, &bars, &files, &dir.path(""))?;
+            m.columns = columns;
+            write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
+            format!(
+                "qlib: {} rows, {} symbols, {} days ({}..{})",
+                m.rows, m.codes, m.dates, m.first_date, m.last_date
+            )
+        }
         Source::Synthetic => {
             let start = parse_date(&a.start).context("--start")?;
             let p = SynthParams {
