@@ -81,6 +81,10 @@ pub struct Mapping {
     /// contract field → multiplier applied after reading
     #[serde(default)]
     pub scale: BTreeMap<String, f64>,
+    /// The source's prices are already adjusted (a 前复权 table): adj_factor is 1 and
+    /// no split is inferred.
+    #[serde(default)]
+    pub adjusted: bool,
 }
 
 impl Mapping {
@@ -101,6 +105,7 @@ impl Mapping {
                 .iter()
                 .map(|(a, b)| (a.to_string(), *b))
                 .collect(),
+                adjusted: false,
             }),
             _ => None,
         }
@@ -154,8 +159,8 @@ fn is_numeric_field(f: &str) -> bool {
     )
 }
 
-/// One column of a source file, typed as the file typed it.
-enum Col {
+/// One column of a source table, typed as the source typed it.
+pub enum Col {
     Str(Vec<Option<String>>),
     F64(Vec<Option<f64>>),
     I64(Vec<Option<i64>>),
@@ -164,7 +169,7 @@ enum Col {
 }
 
 impl Col {
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         match self {
             Col::Str(v) => v.len(),
             Col::F64(v) => v.len(),
@@ -175,11 +180,20 @@ impl Col {
     }
 }
 
-struct Table {
-    names: Vec<String>,
-    cols: Vec<Col>,
+/// A source table: a file's, or a database query's.
+pub struct Table {
+    pub names: Vec<String>,
+    pub cols: Vec<Col>,
     /// CSV: the file line of data row 0 (header = 1), for messages.
-    line_offset: Option<usize>,
+    pub line_offset: Option<usize>,
+}
+
+/// One table to ingest: its name for messages (a file path, `postgres:daily_bars
+/// year 2019`) and its content hash when it is a file.
+pub struct Source {
+    pub name: PathBuf,
+    pub table: Table,
+    pub sha256: Option<String>,
 }
 
 fn is_null_token(s: &str) -> bool {
@@ -474,17 +488,44 @@ fn expand_glob(pattern: &str) -> Result<Vec<PathBuf>> {
 
 /// Read, map, clean and sort users' bars.
 pub fn ingest(p: &FilesParams) -> Result<Ingested> {
-    let mapping = Mapping::load(&p.mapping)?;
     let files = expand_glob(&p.glob)?;
+    ingest_tables(
+        p,
+        files.into_iter().map(|path| {
+            Ok(Source {
+                sha256: Some(sha256_file(&path)?),
+                table: read_table(&path)?,
+                name: path,
+            })
+        }),
+    )
+}
+
+/// Map, clean and sort the bars of `tables` (read one at a time) under `p`'s mapping
+/// and rules: the files source's logic, shared by every tabular source.
+pub fn ingest_tables(
+    p: &FilesParams,
+    tables: impl IntoIterator<Item = Result<Source>>,
+) -> Result<Ingested> {
+    let mapping = Mapping::load(&p.mapping)?;
+    let adjusted = FilesParams {
+        infer_splits: SplitInference::Off,
+        ..p.clone()
+    };
+    let p = if mapping.adjusted { &adjusted } else { p };
     let mut bars = RawBars::default();
     let mut codes = Interner::default();
     let mut inds = Interner::default();
     let mut cleaning: BTreeMap<String, u64> = BTreeMap::new();
     let mut present: BTreeMap<String, bool> = BTreeMap::new();
     let mut input_hashes = Vec::new();
-    for (fi, path) in files.iter().enumerate() {
-        input_hashes.push((path.display().to_string(), sha256_file(path)?));
-        let t = read_table(path)?;
+    for (fi, src) in tables.into_iter().enumerate() {
+        let src = src?;
+        let path = &src.name;
+        if let Some(h) = &src.sha256 {
+            input_hashes.push((path.display().to_string(), h.clone()));
+        }
+        let t = src.table;
         let n = t.cols.first().map(|c| c.len()).unwrap_or(0);
         // Resolve each contract field to a column index.
         let mut idx: BTreeMap<&str, usize> = BTreeMap::new();
@@ -623,6 +664,10 @@ pub fn ingest(p: &FilesParams) -> Result<Ingested> {
     bars.sort();
     bars.validate()?;
     let moves = fill_and_adjust(&mut bars, &present, p, &mut cleaning);
+    if mapping.adjusted {
+        // Prices are final: no factor from pre_close, none inferred.
+        bars.adj_factor.iter_mut().for_each(|x| *x = 1.0);
+    }
 
     let mut columns = BTreeMap::new();
     for f in COLUMNS {
@@ -633,6 +678,9 @@ pub fn ingest(p: &FilesParams) -> Result<Ingested> {
         } else {
             match f {
                 "pre_close" => "filled: previous close of the same code",
+                "adj_factor" if mapping.adjusted => {
+                    "filled: 1.0 (the mapping says the prices are adjusted)"
+                }
                 "adj_factor" if present["pre_close"] => {
                     "derived from pre_close (corporate actions where pre_close != previous close)"
                 }

@@ -139,6 +139,44 @@ impl RawBars {
         }
     }
 
+    /// Append `other`'s rows (codes and industries matched by name), then sort.
+    pub fn extend_from(&mut self, other: RawBars) {
+        let mut codes = Interner::from_names(std::mem::take(&mut self.code_names));
+        let mut inds = Interner::from_names(std::mem::take(&mut self.industry_names));
+        let cmap: Vec<u32> = other.code_names.iter().map(|c| codes.get(c)).collect();
+        let imap: Vec<u32> = other.industry_names.iter().map(|c| inds.get(c)).collect();
+        self.code
+            .extend(other.code.iter().map(|&c| cmap[c as usize]));
+        self.industry.extend(other.industry.iter().map(|&g| {
+            if g == NO_INDUSTRY {
+                g
+            } else {
+                imap[g as usize]
+            }
+        }));
+        self.trade_date.extend(other.trade_date);
+        self.open.extend(other.open);
+        self.high.extend(other.high);
+        self.low.extend(other.low);
+        self.close.extend(other.close);
+        self.pre_close.extend(other.pre_close);
+        self.volume.extend(other.volume);
+        self.amount.extend(other.amount);
+        self.adj_factor.extend(other.adj_factor);
+        self.is_st.extend(other.is_st);
+        self.is_suspended.extend(other.is_suspended);
+        self.total_mv.extend(other.total_mv);
+        self.circ_mv.extend(other.circ_mv);
+        self.list_date.extend(other.list_date);
+        let nf = self.origin_files.len() as u32;
+        self.origin
+            .extend(other.origin.iter().map(|(f, r)| (f + nf, *r)));
+        self.origin_files.extend(other.origin_files);
+        self.code_names = codes.names;
+        self.industry_names = inds.names;
+        self.sort();
+    }
+
     /// Reorder rows by (trade_date, code name).
     pub fn sort(&mut self) {
         let mut rank = vec![0u32; self.code_names.len()];

@@ -14,6 +14,7 @@ pub mod cli;
 mod hash;
 mod lock;
 mod provenance;
+mod secret;
 
 pub use atomic::{AtomicDir, write_atomic, write_atomic_bytes};
 pub use hash::{Sha256Writer, sha256_bytes, sha256_file};
@@ -21,3 +22,4 @@ pub use lock::OutputLock;
 pub use provenance::{
     META_INPUTS, META_PARAMS, META_TOOL, META_VERSION, Provenance, canonical_json,
 };
+pub use secret::secret;

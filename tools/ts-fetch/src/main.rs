@@ -43,6 +43,8 @@ enum Source {
     Tushare,
     /// a Qlib provider folder (--path DIR; ours from qlib-export, or Qlib's dump_bin.py)
     Qlib,
+    /// a PostgreSQL table or query (DATABASE_URL from the environment or .env)
+    Postgres,
 }
 
 #[derive(Parser, Debug)]
@@ -118,6 +120,12 @@ struct Args {
     /// Recorded in the manifest; panel-build's limit flags use it.
     #[arg(long, default_value = af_data::market::DEFAULT)]
     market: String,
+    /// [postgres] the table (or view) of daily bars; columns named by --mapping.
+    #[arg(long, conflicts_with = "query")]
+    table: Option<String>,
+    /// [postgres] a query giving the daily bars instead of a table.
+    #[arg(long)]
+    query: Option<String>,
     /// [files] static per-code data joined by code: a CSV/Parquet with `code` and
     /// `industry` and/or `list_date`; with a `start_date` column, point in time.
     #[arg(long)]
@@ -139,15 +147,16 @@ enum SplitArg {
 fn run(a: Args) -> Result<()> {
     let _lock = OutputLock::acquire(&a.out)?;
     let version = env!("CARGO_PKG_VERSION");
-    if a.update && !matches!(a.source, Source::Tushare) {
-        bail!("--update works with --source tushare");
+    if a.update && !matches!(a.source, Source::Tushare | Source::Postgres) {
+        bail!("--update works with --source tushare and --source postgres");
     }
     // Read what an update builds on before the output folder is staged.
     let base = if a.update {
         let m = Manifest::read(&a.out)?;
-        if m.source != "tushare" {
+        let want = format!("{:?}", a.source).to_lowercase();
+        if m.source != want {
             bail!(
-                "--update: {} came from source {:?}, not tushare",
+                "--update: {} came from source {:?}, not {want}",
                 a.out.display(),
                 m.source
             );
@@ -159,6 +168,7 @@ fn run(a: Args) -> Result<()> {
     let dir = AtomicDir::new(&a.out)?;
     let summary = match a.source {
         Source::Tushare => fetch_tushare(&a, base, &dir, version)?,
+        Source::Postgres => fetch_postgres(&a, base, &dir, version)?,
         Source::Qlib => {
             let path = a
                 .path
@@ -212,21 +222,7 @@ fn run(a: Args) -> Result<()> {
                 .path
                 .as_deref()
                 .context("--source files needs --path GLOB")?;
-            let p = FilesParams {
-                glob: glob.to_string(),
-                mapping: a.mapping.clone(),
-                bad_rows: match a.bad_rows {
-                    BadRowsArg::Error => BadRows::Error,
-                    BadRowsArg::Drop => BadRows::Drop,
-                },
-                infer_splits: match a.infer_splits {
-                    SplitArg::Auto => SplitInference::Auto,
-                    SplitArg::Always => SplitInference::Always,
-                    SplitArg::Off => SplitInference::Off,
-                },
-                market: Market::load(&a.market)?,
-                meta: a.meta.clone(),
-            };
+            let p = files_params(&a, glob)?;
             let ing = ingest(&p)?;
             let mut prov = Provenance::new("ts-fetch", version)
                 .param("source", "files")
@@ -247,27 +243,7 @@ fn run(a: Args) -> Result<()> {
             for (name, h) in &ing.input_hashes {
                 prov = prov.input_hash(name, h);
             }
-            let files = ing.bars.write_partitions(&dir.path(""), &prov)?;
-            let mut m = Manifest::new("files", &prov, &ing.bars, &files, &dir.path(""))?;
-            m.columns = ing.columns;
-            m.cleaning = ing.cleaning;
-            m.notes = ing.notes;
-            m.moves = ing.moves;
-            m.market = Some(p.market.clone());
-            for n in &m.notes {
-                eprintln!("warning: {n}");
-            }
-            let count = |what: &str| m.moves.iter().filter(|x| x.action == what).count();
-            let (split, kept) = (count("split"), count("kept"));
-            if split + kept > 0 {
-                eprintln!(
-                    "warning: {split} splits inferred and {kept} large moves kept (market {}); \
-                     each is listed under `moves` in {}",
-                    p.market.name,
-                    a.out.join(MANIFEST).display()
-                );
-            }
-            write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
+            let m = tabular_manifest(&a, "files", ing, &prov, &p.market, &dir)?;
             let cleaned: u64 = m.cleaning.values().sum();
             format!(
                 "files: {} rows, {} assets, {} days ({}..{}); cleaning touched {} rows (see manifest.json)",
@@ -282,6 +258,103 @@ fn run(a: Args) -> Result<()> {
     }
     println!("{summary}\nwrote {}", a.out.display());
     Ok(())
+}
+
+fn files_params(a: &Args, glob: &str) -> Result<FilesParams> {
+    Ok(FilesParams {
+        glob: glob.to_string(),
+        mapping: a.mapping.clone(),
+        bad_rows: match a.bad_rows {
+            BadRowsArg::Error => BadRows::Error,
+            BadRowsArg::Drop => BadRows::Drop,
+        },
+        infer_splits: match a.infer_splits {
+            SplitArg::Auto => SplitInference::Auto,
+            SplitArg::Always => SplitInference::Always,
+            SplitArg::Off => SplitInference::Off,
+        },
+        market: Market::load(&a.market)?,
+        meta: a.meta.clone(),
+    })
+}
+
+/// Manifest, warnings and move summary of a tabular source (files, postgres).
+fn tabular_manifest(
+    a: &Args,
+    source: &str,
+    ing: af_data::files::Ingested,
+    prov: &Provenance,
+    market: &Market,
+    dir: &AtomicDir,
+) -> Result<Manifest> {
+    let bars = &ing.bars;
+    let files = bars.write_partitions(&dir.path(""), prov)?;
+    let mut m = Manifest::new(source, prov, bars, &files, &dir.path(""))?;
+    m.columns = ing.columns;
+    m.cleaning = ing.cleaning;
+    m.notes = ing.notes;
+    m.moves = ing.moves;
+    m.market = Some(market.clone());
+    for n in &m.notes {
+        eprintln!("warning: {n}");
+    }
+    let count = |what: &str| m.moves.iter().filter(|x| x.action == what).count();
+    let (split, kept) = (count("split"), count("kept"));
+    if split + kept > 0 {
+        eprintln!(
+            "warning: {split} splits inferred and {kept} large moves kept (market {}); \
+             each is listed under `moves` in {}",
+            market.name,
+            a.out.join(MANIFEST).display()
+        );
+    }
+    write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
+    Ok(m)
+}
+
+fn fetch_postgres(
+    a: &Args,
+    base: Option<(Manifest, af_data::raw::RawBars)>,
+    dir: &AtomicDir,
+    version: &str,
+) -> Result<String> {
+    let files = files_params(a, "")?;
+    let after = base
+        .as_ref()
+        .map(|(m, _)| parse_date(&m.last_date))
+        .transpose()?;
+    let p = af_pg::PgParams {
+        files: files.clone(),
+        table: a.table.clone(),
+        query: a.query.clone(),
+        after,
+    };
+    let t0 = std::time::Instant::now();
+    let (mut ing, place) = af_pg::fetch(&p)?;
+    let new_rows = ing.bars.len();
+    if let Some((_, mut b)) = base {
+        b.extend_from(std::mem::take(&mut ing.bars));
+        ing.bars = b;
+    }
+    let prov = Provenance::new("ts-fetch", version)
+        .param("source", "postgres")
+        .param("database", place.clone())
+        .param(
+            "table",
+            a.table.clone().or(a.query.clone()).unwrap_or_default(),
+        )
+        .param("mapping", a.mapping.clone())
+        .param("market", files.market.name.clone());
+    let m = tabular_manifest(a, "postgres", ing, &prov, &files.market, dir)?;
+    Ok(format!(
+        "postgres {place}: {new_rows} rows streamed in {:.1} s; raw {} rows, {} codes, {} dates ({}..{})",
+        t0.elapsed().as_secs_f64(),
+        m.rows,
+        m.codes,
+        m.dates,
+        m.first_date,
+        m.last_date
+    ))
 }
 
 fn fetch_tushare(

@@ -486,24 +486,9 @@ pub fn journal_dir(out: &Path) -> PathBuf {
 /// `TUSHARE_TOKEN` from the environment, else from a git-ignored `.env` in the
 /// working directory (`TUSHARE_TOKEN=…`). Never logged.
 pub fn token_from_env() -> Result<String> {
-    if let Ok(t) = std::env::var("TUSHARE_TOKEN") {
-        if !t.trim().is_empty() {
-            return Ok(t.trim().to_string());
-        }
-    }
-    if let Ok(s) = std::fs::read_to_string(".env") {
-        for line in s.lines() {
-            if let Some(v) = line.trim().strip_prefix("TUSHARE_TOKEN=") {
-                let v = v.trim().trim_matches('"').trim_matches('\'');
-                if !v.is_empty() {
-                    return Ok(v.to_string());
-                }
-            }
-        }
-    }
-    bail!(
-        "--source tushare needs a token: set TUSHARE_TOKEN (or put TUSHARE_TOKEN=… in a git-ignored .env)"
-    )
+    af_store::secret("TUSHARE_TOKEN").ok_or_else(|| {
+        anyhow!("--source tushare needs a token: set TUSHARE_TOKEN (or put TUSHARE_TOKEN=… in a git-ignored .env)")
+    })
 }
 
 /// Calls of a whole-market fetch of `open_dates` trading dates.
