@@ -27,7 +27,7 @@ MINE_SETS = $(call mine_var,ASSETS,assets) $(call mine_var,DAYS,days) $(call min
   $(call mine_var,SOURCE,source) $(call mine_var,FILES,path) $(call mine_var,MAPPING,mapping) \
   $(call mine_var,MARKET,market) $(call mine_var,META,meta) $(call mine_var,INFER_SPLITS,infer_splits) \
   $(call mine_var,UNIVERSE,universe) $(call mine_var,MIN_AMOUNT,min_amount) \
-  $(call mine_var,LIQUID_TOP,liquid_top)
+  $(call mine_var,LIQUID_TOP,liquid_top) $(call mine_var,TOPK,topk)
 # The run folder's name, for the messages and the bench targets (the pipeline's own
 # `name` and `gp_seed` unless given).
 NAME ?= csi500
@@ -37,6 +37,7 @@ mine: release
 	@head -n 24 out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.yaml
 	@echo "library: out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.parquet (.csv, .yaml beside it); panel: data/panel/$(NAME).arrow"
 	@echo "model: out/runs/$(NAME)-seed$(GP_SEED)/model/ (summary.json: test RankIC on the dates after the library's selection, vs the best single factor and an equal-weight blend; predictions.parquet)"
+	@echo "backtest: out/runs/$(NAME)-seed$(GP_SEED)/backtest/summary.json (the prediction as a costed top-50 portfolio: excess return, IR, drawdown with and without cost)"
 	@echo "report: $(CURDIR)/out/runs/$(NAME)-seed$(GP_SEED)/report/index.html"
 
 ## test: unit + end-to-end tests (debug build; reference checks run in .venv). Installs

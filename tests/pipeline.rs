@@ -77,7 +77,7 @@ fn reruns_exactly_what_changed() {
     let d = workspace("pipeline_incremental");
     let g2 = ["--set", "generations=2"];
     let all = run(&d, &g2);
-    assert_eq!(all.len(), 2 + 3 * 2 + 2, "{all:?}");
+    assert_eq!(all.len(), 2 + 3 * 2 + 3, "{all:?}");
     assert!(
         run(&d, &g2).is_empty(),
         "a second run with nothing changed runs 0 steps"
@@ -106,6 +106,7 @@ fn reruns_exactly_what_changed() {
             "fitness-001",
             "library-001",
             "model",
+            "backtest",
             "report"
         ]),
     );
@@ -118,6 +119,7 @@ fn reruns_exactly_what_changed() {
             "fitness-002",
             "library-002",
             "model",
+            "backtest",
             "report"
         ])
     );
@@ -139,6 +141,7 @@ fn reruns_exactly_what_changed() {
             "fitness-002",
             "library-002",
             "model",
+            "backtest",
             "report"
         ])
     );
@@ -343,7 +346,7 @@ fn exports_compile_and_parse() {
     let steps = v["jobs"]["pipeline"]["steps"].as_array().unwrap();
     assert_eq!(
         steps.len(),
-        2 + 2 + 3 * 10 + 2,
+        2 + 2 + 3 * 10 + 3,
         "checkout, build, then every step"
     );
     // Unset variables leave their arguments out; given, they come back (your own data).
