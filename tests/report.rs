@@ -55,6 +55,17 @@ fn report_matches_fitness_alphalens_and_renders() {
             &s(&model),
         ])
         .args(SMALL_FOLDS));
+    let bt = dir.join("bt");
+    ok(bin("backtest").args([
+        "--signal",
+        &s(&model.join("predictions.parquet")),
+        "--panel",
+        &s(&panel),
+        "--topk",
+        "20",
+        "--out",
+        &s(&bt),
+    ]));
     let out = dir.join("out");
     let report = |o: &Path| {
         ok(bin("report")
@@ -65,6 +76,8 @@ fn report_matches_fitness_alphalens_and_renders() {
                 &s(&panel),
                 "--predictions",
                 &s(&model),
+                "--backtest",
+                &s(&bt),
             ])
             .args(["--dump-values", "--out", &s(o)]))
     };
@@ -82,6 +95,11 @@ fn report_matches_fitness_alphalens_and_renders() {
     let (ids, splits) = (fit.strings("id").unwrap(), fit.strings("split").unwrap());
     let factors = sum["factors"].as_array().unwrap();
     let series = read_json(&out.join("series.json"));
+    // The backtest section shows backtest's own figures.
+    let bts = read_json(&bt.join("summary.json"));
+    assert_eq!(sum["backtest"]["risk"], bts["risk"]);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("Backtest of the prediction"));
     assert_eq!(sum["series"], "series.json");
     // The quantile charts' returns are bounded (default 5 robust σ) and say so.
     assert_eq!(sum["return_bound"]["k"], 5.0);

@@ -56,6 +56,9 @@ struct Cli {
     /// Longest horizon of the IC decay (1..=N days).
     #[arg(long, default_value_t = 20)]
     decay: usize,
+    /// backtest's output folder (of the prediction): a section with its curves and figures.
+    #[arg(long)]
+    backtest: Option<PathBuf>,
     /// Also write values.parquet: the processed values of every factor (and the
     /// prediction) on the report split's dates, for checking against alphalens.
     #[arg(long)]
@@ -322,6 +325,34 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(m) = &model {
         html += &sections::model(m);
     }
+    let mut backtest_json = Value::Null;
+    if let Some(b) = &cli.backtest {
+        let sj = b.join("summary.json");
+        let summary: Value = serde_json::from_str(
+            &std::fs::read_to_string(&sj).map_err(|e| anyhow!("{}: {e}", sj.display()))?,
+        )
+        .map_err(|e| anyhow!("{}: {e}", sj.display()))?;
+        let t = read_parquet(&b.join("daily.parquet"))?;
+        let bdates: Vec<String> = t
+            .f64s("date")?
+            .iter()
+            .map(|d| format_date(*d as i32))
+            .collect();
+        let cols: Vec<(&str, Vec<f64>)> = [
+            "gross_return",
+            "net_return",
+            "bench_return",
+            "cost",
+            "turnover",
+        ]
+        .iter()
+        .map(|c| Ok((*c, t.f64s(c)?)))
+        .collect::<Result<_>>()?;
+        let (part, n) = sections::backtest(&bdates, &cols, &summary)?;
+        html += &part;
+        charts_n += n;
+        backtest_json = json!({"path": b, "risk": summary["risk"], "params": summary["params"]});
+    }
     let split_names: Vec<String> = splits.iter().map(|s| s.name.clone()).collect();
     let (part, overview) = sections::overview(&figs, &split_names, &rep.name, &corr, n_lib);
     html += &part;
@@ -399,6 +430,7 @@ fn run(cli: Cli) -> Result<()> {
         "predictions": pred_info,
         "split": rep.name, "horizon": h, "processing": meta,
         "model": model,
+        "backtest": backtest_json,
         "charts": charts_n,
         "return_bound": return_bound,
         "series": "series.json",

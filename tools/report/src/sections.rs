@@ -62,6 +62,122 @@ pub fn model(m: &Value) -> String {
     )
 }
 
+/// The backtest of the prediction (backtest's daily.parquet and summary.json): equity
+/// curves net and gross of cost against the benchmark, the excess drawdown, turnover
+/// and cost drag, and a table of Qlib's risk figures and monthly excess returns.
+pub fn backtest(
+    dates: &[String],
+    daily: &[(&str, Vec<f64>)],
+    summary: &Value,
+) -> Result<(String, usize)> {
+    let col = |n: &str| {
+        daily
+            .iter()
+            .find(|c| c.0 == n)
+            .map(|c| c.1.clone())
+            .unwrap_or_default()
+    };
+    let (gross, net, bench, cost, turn) = (
+        col("gross_return"),
+        col("net_return"),
+        col("bench_return"),
+        col("cost"),
+        col("turnover"),
+    );
+    let curve = |r: &[f64]| compound(r, 1);
+    let ex: Vec<f64> = net.iter().zip(&bench).map(|(a, b)| a - b).collect();
+    let excess = curve(&ex);
+    let (mdd, pk, tr) = max_drawdown(&excess);
+    let cum_cost: Vec<f64> = cost
+        .iter()
+        .scan(0.0, |c, x| {
+            *c += x;
+            Some(*c)
+        })
+        .collect();
+    let e = |r: Result<String, String>| r.map_err(|e| anyhow!(e));
+    let svgs = [
+        e(charts::lines(
+            "Portfolio vs benchmark (compounded daily returns)",
+            "cumulative return",
+            dates,
+            &[
+                ("net of cost", &curve(&net)),
+                ("gross", &curve(&gross)),
+                ("benchmark", &curve(&bench)),
+            ],
+            true,
+        ))?,
+        e(charts::lines(
+            &format!("Excess return with cost, max drawdown {:.1}%", 100.0 * mdd),
+            "cumulative excess",
+            dates,
+            &[("excess with cost", &excess)],
+            true,
+        ))?,
+        e(charts::lines(
+            "Turnover and cumulative cost drag",
+            "share of the account",
+            dates,
+            &[("daily turnover", &turn), ("cumulative cost", &cum_cost)],
+            false,
+        ))?,
+    ];
+    let r = &summary["risk"];
+    let row = |name: &str, k: &str| {
+        format!(
+            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            num(
+                r[k]["annualized_return"].as_f64().unwrap_or(f64::NAN) * 100.0,
+                2
+            ),
+            num(r[k]["information_ratio"].as_f64().unwrap_or(f64::NAN), 2),
+            num(r[k]["max_drawdown"].as_f64().unwrap_or(f64::NAN) * 100.0, 2),
+        )
+    };
+    // Monthly excess with cost (sums of daily excess, as Qlib's "sum" mode).
+    let mut months: std::collections::BTreeMap<String, f64> = Default::default();
+    for (d, x) in dates.iter().zip(&ex) {
+        if x.is_finite() {
+            *months.entry(d[..7].to_string()).or_default() += x;
+        }
+    }
+    let mut html = format!(
+        "<h2>Backtest of the prediction</h2><p class=\"sub\">Top-{} dropout {} a day, costs {} / {} (min {} yuan), deal at close, no trade at ±{}% or when suspended (docs/backtest.md); {} … {}. Drawdown of the excess curve from {} to {}; mean turnover {}, hit rate {}.</p>\
+         <table class=\"kv\"><tr><th></th><th>annualized %</th><th>information ratio</th><th>max drawdown %</th></tr>{}{}{}</table><div class=\"grid\">",
+        summary["params"]["topk"],
+        summary["params"]["n_drop"],
+        summary["params"]["cost_buy"],
+        summary["params"]["cost_sell"],
+        summary["params"]["min_cost"],
+        num(
+            summary["params"]["limit"].as_f64().unwrap_or(f64::NAN) * 100.0,
+            1
+        ),
+        esc(summary["first_date"].as_str().unwrap_or("?")),
+        esc(summary["last_date"].as_str().unwrap_or("?")),
+        dates.get(pk).cloned().unwrap_or_default(),
+        dates.get(tr).cloned().unwrap_or_default(),
+        num(summary["mean_turnover"].as_f64().unwrap_or(f64::NAN), 3),
+        num(summary["hit_rate"].as_f64().unwrap_or(f64::NAN), 3),
+        row("benchmark", "benchmark"),
+        row("excess without cost", "excess_return_without_cost"),
+        row("excess with cost", "excess_return_with_cost"),
+    );
+    for s in &svgs {
+        let _ = write!(html, "<div class=\"chart\">{s}</div>");
+    }
+    let _ = write!(
+        html,
+        "</div><table class=\"kv\"><tr><th>month</th><th>excess with cost %</th></tr>"
+    );
+    for (m, v) in &months {
+        let _ = write!(html, "<tr><td>{m}</td><td>{}</td></tr>", num(100.0 * v, 2));
+    }
+    html += "</table>";
+    Ok((html, svgs.len()))
+}
+
 /// Compounded curve of daily-rebalanced positions earning `r / h` a day (an h-day
 /// forward return spread over its h days); NaN days add nothing. A book that loses
 /// everything stays at zero (wealth never goes negative), so a drawdown is at most 100 %.
