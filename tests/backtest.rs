@@ -57,6 +57,20 @@ fn backtest_matches_a_pandas_reimplementation_and_rejects_bad_signals() {
         .args(args));
     let text = String::from_utf8_lossy(&check.stdout).to_string();
     assert!(text.contains("OK"), "{text}");
+    // Qlib's own backtest (TopkDropoutStrategy, SimulatorExecutor, Exchange) on the
+    // same signal and prices: the same daily returns and costs.
+    let q = ok(python().args([
+        "check_backtest_qlib.py",
+        &s(&panel),
+        &s(&sig),
+        &col,
+        &s(&out),
+        "20",
+        "3",
+    ]));
+    let text = String::from_utf8_lossy(&q.stdout).to_string();
+    println!("{text}");
+    assert!(text.contains("OK"), "{text}");
     let sum = read_json(&out.join("summary.json"));
     let refused: u64 = sum["refused"]
         .as_object()
