@@ -27,7 +27,8 @@ MINE_SETS = $(call mine_var,ASSETS,assets) $(call mine_var,DAYS,days) $(call min
   $(call mine_var,SOURCE,source) $(call mine_var,FILES,path) $(call mine_var,MAPPING,mapping) \
   $(call mine_var,MARKET,market) $(call mine_var,META,meta) $(call mine_var,INFER_SPLITS,infer_splits) \
   $(call mine_var,UNIVERSE,universe) $(call mine_var,MIN_AMOUNT,min_amount) \
-  $(call mine_var,LIQUID_TOP,liquid_top) $(call mine_var,TOPK,topk)
+  $(call mine_var,LIQUID_TOP,liquid_top) $(call mine_var,TOPK,topk) \
+  $(call mine_var,SHARDS,shards)
 # The run folder's name, for the messages and the bench targets (the pipeline's own
 # `name` and `gp_seed` unless given).
 NAME ?= csi500

@@ -184,24 +184,79 @@ fn bad_candidates_are_recorded_and_the_rest_go_on_deterministically() {
         ["train".to_string(), "valid".into(), "test".into()]
     );
 
-    // Shards: their rows together are the whole run's rows, in order.
-    let mut rows = Vec::new();
+    // Shards by content id: merged, byte-identical to the whole run for n = 1, 2, 3, 7
+    // (bad candidates included), and a shard holds the same candidates in any order.
+    let whole = std::fs::read(&a).unwrap();
+    for n in [1usize, 2, 3, 7] {
+        let parts: Vec<PathBuf> = (0..n)
+            .map(|i| {
+                let o = dir.join(format!("s{i}of{n}.parquet"));
+                ok(&mut fitness(
+                    &panel,
+                    &cands,
+                    &o,
+                    &["--horizon", "1", "--shard", &format!("{i}/{n}")],
+                ));
+                o
+            })
+            .collect();
+        let merged = dir.join(format!("merged{n}.parquet"));
+        let mut c = bin("fitness");
+        c.arg("--merge")
+            .args(parts.iter().map(|p| s(p)))
+            .args(["--out", &s(&merged)]);
+        ok(&mut c);
+        assert_eq!(std::fs::read(&merged).unwrap(), whole, "{n} shards merged");
+        if n == 3 {
+            // A missing shard and a repeated one are refused.
+            let e = fails(
+                bin("fitness")
+                    .arg("--merge")
+                    .args([s(&parts[0]), s(&parts[1])])
+                    .args(["--out", &s(&dir.join("x.parquet"))]),
+            );
+            assert!(e.contains("shard 2/3 is missing"), "{e}");
+            let e = fails(
+                bin("fitness")
+                    .arg("--merge")
+                    .args([s(&parts[0]), s(&parts[0]), s(&parts[2])])
+                    .args(["--out", &s(&dir.join("x.parquet"))]),
+            );
+            assert!(e.contains("given twice"), "{e}");
+        }
+    }
+    let reversed: String = std::fs::read_to_string(&cands)
+        .unwrap()
+        .lines()
+        .rev()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let rev = write(&dir, "reversed.txt", &reversed);
     for i in 0..3 {
-        let o = dir.join(format!("s{i}.parquet"));
+        let (x, y) = (
+            dir.join(format!("f{i}.parquet")),
+            dir.join(format!("r{i}.parquet")),
+        );
         ok(&mut fitness(
             &panel,
             &cands,
-            &o,
+            &x,
             &["--horizon", "1", "--shard", &format!("{i}/3")],
         ));
-        rows.extend(
-            column_strings(&o, "status")
-                .into_iter()
-                .zip(column_strings(&o, "id")),
+        ok(&mut fitness(
+            &panel,
+            &rev,
+            &y,
+            &["--horizon", "1", "--shard", &format!("{i}/3")],
+        ));
+        let (mut p, mut q) = (
+            column_strings(&x, "expression"),
+            column_strings(&y, "expression"),
         );
+        p.sort();
+        q.sort();
+        assert_eq!(p, q, "shard {i}/3 holds the same candidates reordered");
     }
-    let whole: Vec<(String, String)> = status.into_iter().zip(column_strings(&a, "id")).collect();
-    assert_eq!(rows, whole);
 }
 
 #[test]

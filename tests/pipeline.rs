@@ -387,3 +387,49 @@ fn exports_compile_and_parse() {
     let graph = ok(pipeline(&d).args(["graph", "pipelines/mine.yaml", "--tools", &tools]));
     assert!(String::from_utf8_lossy(&graph.stdout).starts_with("flowchart TD"));
 }
+
+#[test]
+fn sharded_fitness_steps_give_the_same_library() {
+    let (a, b) = (
+        workspace("pipeline_unsharded"),
+        workspace("pipeline_sharded"),
+    );
+    let g2 = ["--set", "generations=2"];
+    run(&a, &g2);
+    let ran = run(&b, &["--set", "generations=2", "--set", "shards=3"]);
+    for step in [
+        "fitness-000-shard-0of3",
+        "fitness-000-shard-2of3",
+        "fitness-001-shard-1of3",
+        "fitness-001",
+    ] {
+        assert!(ran.contains(step), "{step} did not run: {ran:?}");
+    }
+    for g in 0..2 {
+        assert_eq!(library_bytes(&a, g), library_bytes(&b, g), "library {g}");
+    }
+    let fit = |d: &Path| {
+        std::fs::read(d.join("out/runs/csi500-seed1/candidates/gen-001.fitness.parquet")).unwrap()
+    };
+    assert_eq!(fit(&a), fit(&b), "merged fitness = unsharded fitness");
+    // The Airflow export has one task per shard and the merge.
+    let dag = b.join("dag.py");
+    ok(pipeline(&b).args([
+        "export",
+        "airflow",
+        "pipelines/mine.yaml",
+        "--tools",
+        &s(&root().join("target/debug")),
+        "--out",
+        &s(&dag),
+        "--set",
+        "generations=2",
+        "--set",
+        "shards=3",
+    ]));
+    let text = std::fs::read_to_string(&dag).unwrap();
+    assert!(
+        text.contains("fitness-001-shard-2of3") && text.contains("--merge"),
+        "{text}"
+    );
+}

@@ -29,6 +29,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 pub use arrow_array;
+pub use arrow_select;
 
 /// Column-by-column builder of one record batch.
 #[derive(Default)]
@@ -40,6 +41,14 @@ pub struct Table {
 impl Table {
     pub fn new() -> Self {
         Self::default()
+    }
+    /// A batch read back (e.g. rows of several files joined), to be written again.
+    pub fn from_batch(b: RecordBatch) -> Self {
+        let schema = b.schema();
+        Table {
+            fields: schema.fields().iter().map(|f| f.as_ref().clone()).collect(),
+            cols: b.columns().to_vec(),
+        }
     }
     fn push(mut self, name: &str, nullable: bool, a: ArrayRef) -> Self {
         self.fields

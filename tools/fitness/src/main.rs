@@ -17,6 +17,7 @@ use af_table::write_parquet_kv;
 use anyhow::{Result, anyhow, bail};
 use clap::Parser;
 
+mod merge;
 mod output;
 mod pass;
 
@@ -44,11 +45,11 @@ Output: one row per (candidate, split) in candidate order; see docs/fitness.md."
 #[command(name = "fitness", version, about = ABOUT, after_help = EXAMPLES)]
 struct Cli {
     /// Panel (Arrow IPC) built by panel-build.
-    #[arg(long)]
-    panel: PathBuf,
+    #[arg(long, required_unless_present = "merge")]
+    panel: Option<PathBuf>,
     /// Candidates: Parquet with an `expression` column, or a text file.
-    #[arg(long)]
-    candidates: PathBuf,
+    #[arg(long, required_unless_present = "merge")]
+    candidates: Option<PathBuf>,
     /// Dialect of text candidates (Parquet candidates are canonical native).
     #[arg(long, value_enum, default_value = "native")]
     dialect: Dialect,
@@ -114,9 +115,14 @@ struct Cli {
     /// |mean RankIC| above this on any split is flagged as look-ahead (score 0).
     #[arg(long, default_value_t = defaults::LEAK_IC)]
     leak_ic: f64,
-    /// Score only shard i of n (contiguous blocks of candidates), e.g. 0/4.
+    /// Score only shard i of n, e.g. 0/4: the candidates whose content id hashes to i
+    /// mod n (stable however the list is ordered). `--merge` joins the n files.
     #[arg(long)]
     shard: Option<String>,
+    /// Join shard files (`--shard i/n` outputs, all n of them) into the file the
+    /// unsharded run writes, byte for byte; needs only --out.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["panel", "candidates", "shard"])]
+    merge: Vec<PathBuf>,
     /// Sub-expression cache (cache-materialize's --out): entries of this panel are read
     /// instead of computed in the full pass.
     #[arg(long, default_value = "data/cache")]
@@ -139,11 +145,17 @@ fn parse_winsor(s: &str) -> Result<Winsor, String> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if !cli.merge.is_empty() {
+        return merge::merge(&cli.merge, &cli.out);
+    }
     let t0 = Instant::now();
     if cli.horizon == 0 {
         bail!("--horizon must be at least 1 day");
     }
-    let panel = Panel::open(&cli.panel)?;
+    let (Some(panel_path), Some(cand_path)) = (&cli.panel, &cli.candidates) else {
+        bail!("--panel and --candidates are required (or --merge SHARDS… --out F)");
+    };
+    let panel = Panel::open(panel_path)?;
     let mut cache = (!cli.no_cache).then(|| Cache::new(&cli.cache, &panel));
     let scfg = ScoreConfig {
         size_penalty: cli.size_penalty,
@@ -222,16 +234,12 @@ fn run(cli: Cli) -> Result<()> {
         exprs: sources,
         generations,
         dialect: file_dialect,
-    } = af_table::candidates::read(&cli.candidates)?;
+    } = af_table::candidates::read(cand_path)?;
     let d = file_dialect.unwrap_or(cli.dialect);
-    let range = match &cli.shard {
-        Some(s) => shard(s, sources.len())?,
-        None => 0..sources.len(),
-    };
     let fields = af_expr::fields_of(&panel);
-    let mut cands: Vec<Cand> = sources[range.clone()]
+    let mut cands: Vec<Cand> = sources
         .iter()
-        .zip(&generations[range.clone()])
+        .zip(&generations)
         .map(|(s, &generation)| Cand {
             source: s.clone(),
             generation,
@@ -247,6 +255,28 @@ fn run(cli: Cli) -> Result<()> {
             full: None,
         })
         .collect();
+    // The candidates' positions in the file (all, or this shard's).
+    let sel: Vec<usize> = match &cli.shard {
+        Some(s) => {
+            let keys: Vec<String> = cands
+                .iter()
+                .map(|c| c.expr.as_ref().map_or(c.source.clone(), |e| e.id()))
+                .collect();
+            let sel = shard(s, &keys)?;
+            let mut keep = sel.iter().peekable();
+            let mut k = 0;
+            cands.retain(|_| {
+                let hit = keep.peek().is_some_and(|&&x| x == k);
+                if hit {
+                    keep.next();
+                }
+                k += 1;
+                hit
+            });
+            sel
+        }
+        None => (0..cands.len()).collect(),
+    };
     let _lock = OutputLock::acquire(&cli.out)?;
     let valid: Vec<usize> = (0..cands.len())
         .filter(|&i| cands[i].expr.is_ok())
@@ -339,7 +369,7 @@ fn run(cli: Cli) -> Result<()> {
         &scfg,
         &library_ids,
         &library_scores,
-        range.start,
+        &sel,
     )?;
     let n_full = cands.iter().filter(|c| c.full.is_some()).count();
     let n_fast = cands.iter().filter(|c| c.fast.is_some()).count();
@@ -379,7 +409,7 @@ fn write_outputs(
     scfg: &ScoreConfig,
     library_ids: &[String],
     library_scores: &[f64],
-    offset: usize,
+    sel: &[usize],
 ) -> Result<()> {
     let mut r = Rows::default();
     for (ci, c) in cands.iter().enumerate() {
@@ -436,7 +466,7 @@ fn write_outputs(
                 _ => status,
             };
             r.push(RowIn {
-                index: offset + ci,
+                index: sel[ci],
                 generation: c.generation,
                 id: &id,
                 expr: &canon,
@@ -457,7 +487,14 @@ fn write_outputs(
     // under af.processing; the provenance keeps the scoring rules.
     let mut prov = Provenance::new("fitness", env!("CARGO_PKG_VERSION"))
         .input_hash("panel", panel.content_hash())
-        .input_hash("candidates", &sha256_file(&cli.candidates)?)
+        .input_hash(
+            "candidates",
+            &sha256_file(
+                cli.candidates
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("")),
+            )?,
+        )
         .param("near_copy_corr", cli.near_copy_corr)
         .param("size_penalty", cli.size_penalty)
         .param("max_turnover", cli.max_turnover)
@@ -480,7 +517,7 @@ fn write_outputs(
     let extra = [processing.metadata_entry()];
     write_parquet_kv(&cli.out, r.into_table(), &prov, &extra)?;
     if let Some(path) = &cli.ic_series {
-        write_parquet_kv(path, ic_series(panel, cands, offset), &prov, &extra)?;
+        write_parquet_kv(path, ic_series(panel, cands, sel), &prov, &extra)?;
     }
     Ok(())
 }

@@ -171,7 +171,7 @@ impl Rows {
 }
 
 /// Per (candidate, split, usable date): the series reports draw.
-pub fn ic_series(panel: &Panel, cands: &[Cand], offset: usize) -> Table {
+pub fn ic_series(panel: &Panel, cands: &[Cand], sel: &[usize]) -> Table {
     let mut cand = Vec::new();
     let mut id = Vec::new();
     let mut split = Vec::new();
@@ -186,7 +186,7 @@ pub fn ic_series(panel: &Panel, cands: &[Cand], offset: usize) -> Table {
         let eid = e.id();
         for s in ev {
             for d in &s.dates {
-                cand.push((offset + ci) as u32);
+                cand.push(sel[ci] as u32);
                 id.push(eid.clone());
                 split.push(s.name.clone());
                 date.push(panel.dates()[d.t]);

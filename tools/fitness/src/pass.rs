@@ -23,14 +23,33 @@ pub struct Cand {
     pub full: Option<Vec<SplitEval>>,
 }
 
-pub fn shard(spec: &str, n: usize) -> Result<std::ops::Range<usize>> {
+/// `--shard i/n`: the candidates whose key (content id; the source text when it does
+/// not parse) hashes to i mod n. By key, not position, so a shard holds the same
+/// candidates however the list is ordered, and `fitness --merge` of all n shards equals
+/// the unsharded file byte for byte.
+pub fn shard(spec: &str, keys: &[String]) -> Result<Vec<usize>> {
+    let (i, n) = parse_shard(spec)?;
+    Ok((0..keys.len())
+        .filter(|&k| fnv1a(keys[k].as_bytes()) % n as u64 == i as u64)
+        .collect())
+}
+
+/// `i/n` with 0 <= i < n.
+pub fn parse_shard(spec: &str) -> Result<(usize, usize)> {
     let bad = || anyhow!("--shard {spec}: expected I/N with 0 <= I < N, e.g. 0/4");
     let (i, k) = spec.split_once('/').ok_or_else(bad)?;
     let (i, k): (usize, usize) = (i.parse().map_err(|_| bad())?, k.parse().map_err(|_| bad())?);
     if k == 0 || i >= k {
         return Err(bad());
     }
-    Ok(n * i / k..n * (i + 1) / k)
+    Ok((i, k))
+}
+
+/// FNV-1a: a fixed hash (the std hasher is randomly seeded per process).
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, x| {
+        (h ^ *x as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Where a pass spent its time, and its peak intermediate memory.

@@ -50,6 +50,56 @@ pub struct RawStep {
     /// One variable and a range `A..B` (end exclusive), e.g. `{g: "1..${generations}"}`.
     #[serde(default, rename = "for")]
     pub for_each: BTreeMap<String, String>,
+    /// Run the step as N shard steps (`--shard=i/N`, each writing its own part) and one
+    /// step of the same name that joins them (`--merge parts… --out OUTPUT`): for
+    /// tools that take both (fitness). Unset or 1: one step.
+    #[serde(default)]
+    pub shards: Option<serde_json::Value>,
+}
+
+/// A step as `n` shard steps and the merge step that keeps its name and output.
+fn sharded(step: Step, n: usize) -> Result<Vec<Step>> {
+    if n <= 1 {
+        return Ok(vec![step]);
+    }
+    let [out] = step.outputs.as_slice() else {
+        bail!("`shards` needs a step with exactly one output");
+    };
+    if !step.args.iter().any(|a| a.contains(out.as_str())) {
+        bail!("`shards`: no argument names the output {out}");
+    }
+    let stem = out.strip_suffix(".parquet").unwrap_or(out);
+    let parts: Vec<String> = (0..n)
+        .map(|i| format!("{stem}.shard-{i}of{n}.parquet"))
+        .collect();
+    let mut v: Vec<Step> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut s = step.clone();
+            s.name = format!("{}-shard-{i}of{n}", step.name);
+            s.args = step
+                .args
+                .iter()
+                .map(|a| a.replace(out.as_str(), p))
+                .collect();
+            s.args.push(format!("--shard={i}/{n}"));
+            s.outputs = vec![p.clone()];
+            s
+        })
+        .collect();
+    let mut args = vec!["--merge".to_string()];
+    args.extend(parts.iter().cloned());
+    args.extend(["--out".to_string(), out.clone()]);
+    v.push(Step {
+        name: step.name.clone(),
+        tool: step.tool.clone(),
+        args,
+        inputs: parts,
+        outputs: vec![out.clone()],
+        needs: Vec::new(),
+    });
+    Ok(v)
 }
 
 /// A step after expansion: what runs, what it reads and writes.
@@ -231,8 +281,23 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Pipeline> {
             }
             Ok(step)
         };
+        let shards = |vars: &BTreeMap<String, String>| -> Result<usize> {
+            let Some(v) = &raw.shards else { return Ok(1) };
+            let t = subst(&scalar(v), vars)?;
+            if t.contains(UNSET) {
+                return Ok(1);
+            }
+            t.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| anyhow!("`shards: {t}`: expected a positive integer"))
+        };
+        let expand = |vars: &BTreeMap<String, String>| -> Result<Vec<Step>> {
+            sharded(expand_one(vars)?, shards(vars)?)
+        };
         if raw.for_each.is_empty() {
-            steps.push(expand_one(&vars).map_err(ctx)?);
+            steps.extend(expand(&vars).map_err(ctx)?);
             continue;
         }
         if raw.for_each.len() != 1 {
@@ -254,7 +319,7 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Pipeline> {
         for v in a..b {
             let mut vs = vars.clone();
             vs.insert(var.clone(), v.to_string());
-            steps.push(expand_one(&vs).map_err(ctx)?);
+            steps.extend(expand(&vs).map_err(ctx)?);
         }
     }
     Ok(Pipeline {
