@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 REL := target/release
 
-.PHONY: mine test test-deps venv toolchain build release bench bench-expr bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
+.PHONY: mine test test-deps venv venv-airflow toolchain build release bench bench-expr bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
 
 ## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
 ## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge, then
@@ -44,7 +44,7 @@ mine: release
 ## test: unit + end-to-end tests (debug build; reference checks run in .venv). Installs
 ## what they need first: Debian's chromium and time (.ci/test-deps.sh, as root), the
 ## reference venv, the LightGBM toolchain.
-test: test-deps venv toolchain
+test: test-deps venv venv-airflow toolchain
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
@@ -54,6 +54,15 @@ $(VENV)/.stamp: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	# Qlib's own source (for the Alpha158 list), without its heavy dependencies
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --only-binary :all: pyqlib==0.9.7
+	touch $@
+
+# Apache Airflow 3 in its own venv (its pins clash with the reference venv's): the
+# exported DAG runs under it in tests/pipeline.rs.
+AIRFLOW_VENV := .venv-airflow
+venv-airflow: $(AIRFLOW_VENV)/.stamp
+$(AIRFLOW_VENV)/.stamp:
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check "apache-airflow==3.3.2"
 	touch $@
 
 test-deps:

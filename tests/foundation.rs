@@ -742,3 +742,96 @@ fn foreign_market_rules_limits_missing_volume_and_liquidity() {
     assert_eq!(prov.params["liquid_top"], 3);
     assert_eq!(prov.params["market"], "xse");
 }
+
+/// `--log-format json`: every stderr line is one JSON object with tool, step, level and
+/// message (warnings and the final error alike); text stays `warning: …`; `-q` keeps
+/// warnings, drops information.
+#[test]
+fn json_logs_carry_tool_step_level_and_message() {
+    let dir = scratch("json-logs");
+    let csv = write(
+        &dir,
+        "bars.csv",
+        "trade_date,code,open,high,low,close\n20240102,AAA,1,1,1,1\n20240103,AAA,1,1,1,1\n",
+    );
+    let fetch = |extra: &[&str]| {
+        bin("ts-fetch")
+            .env("AF_STEP", "fetch")
+            .args([
+                "--source",
+                "files",
+                "--path",
+                &s(&csv),
+                "--out",
+                &s(&dir.join("raw")),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // No volume or amount: a clear error, as JSON.
+    let o = fetch(&["--log-format", "json"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (
+            last["level"].as_str(),
+            last["tool"].as_str(),
+            last["step"].as_str()
+        ),
+        (Some("error"), Some("ts-fetch"), Some("fetch"))
+    );
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("volume or amount"),
+        "{last}"
+    );
+    let csv2 = write(
+        &dir,
+        "bars2.csv",
+        "trade_date,code,open,high,low,close,amount\n20240102,AAA,1,1,1,1,10\n20240103,AAA,1,1,1,1,10\n",
+    );
+    let run = |extra: &[&str]| {
+        let o = bin("ts-fetch")
+            .env("AF_STEP", "fetch")
+            .args([
+                "--source",
+                "files",
+                "--path",
+                &s(&csv2),
+                "--out",
+                &s(&dir.join("raw")),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let err = run(&["--log-format", "json"]);
+    let warns: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        warns
+            .iter()
+            .any(|w| w["level"] == "warn" && w["message"].as_str().unwrap().contains("no volume")),
+        "{err}"
+    );
+    assert!(
+        warns
+            .iter()
+            .all(|w| w["tool"] == "ts-fetch" && w["step"] == "fetch")
+    );
+    let text = run(&[]);
+    assert!(text.contains("warning: no volume in the source"), "{text}");
+    assert!(run(&["-q"]).contains("warning: no volume"));
+}

@@ -429,7 +429,85 @@ fn sharded_fitness_steps_give_the_same_library() {
     ]));
     let text = std::fs::read_to_string(&dag).unwrap();
     assert!(
-        text.contains("fitness-001-shard-2of3") && text.contains("--merge"),
+        text.contains("task_id=\"fitness-001-shard-2of3\"")
+            && text.contains("task_id=\"fitness-001\""),
         "{text}"
+    );
+}
+
+/// The exported DAG under real Apache Airflow 3 (`make test` installs it into
+/// .venv-airflow): the library it makes is `pipeline run`'s byte for byte, fitness ran
+/// as shard tasks, a second run skips every task, and a failing tool fails the run.
+#[test]
+fn the_exported_dag_runs_under_real_airflow() {
+    let airflow = root().join(".venv-airflow/bin/airflow");
+    assert!(
+        airflow.exists(),
+        "{} not found: run `make venv-airflow` (make test does)",
+        airflow.display()
+    );
+    let sets = ["--set", "generations=2", "--set", "shards=2"];
+    let reference = workspace("airflow_reference");
+    run(&reference, &sets);
+    let d = workspace("airflow");
+    let home = d.join("airflow_home");
+    std::fs::create_dir_all(home.join("dags")).unwrap();
+    let export = |extra: &[&str]| {
+        ok(pipeline(&d)
+            .args(["export", "airflow", "pipelines/mine.yaml", "--tools"])
+            .arg(root().join("target/debug"))
+            .args(["--out", &s(&home.join("dags/mine_dag.py"))])
+            .args(SMALL)
+            .args(sets)
+            .args(extra));
+    };
+    export(&[]);
+    let af = |args: &[&str]| {
+        let mut c = Command::new(&airflow);
+        c.args(args)
+            .current_dir(&d)
+            .env("AIRFLOW_HOME", &home)
+            .env("AIRFLOW__CORE__DAGS_FOLDER", home.join("dags"))
+            .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+            .env("AF_REPO", &d)
+            .env("AF_STATE_DIR", d.join("locks"));
+        c
+    };
+    ok(&mut af(&["db", "migrate"]));
+    let t = std::time::Instant::now();
+    let o = ok(&mut af(&["dags", "test", "mine"]));
+    let log = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    println!("airflow dags test: {:.1} s", t.elapsed().as_secs_f64());
+    assert!(log.contains("fitness-001-shard-1of2"), "{log}");
+    for g in 0..2 {
+        assert_eq!(
+            library_bytes(&reference, g),
+            library_bytes(&d, g),
+            "library {g}"
+        );
+    }
+    let lib = d.join("out/runs/csi500-seed1/libraries/lib-001.parquet");
+    let before = std::fs::metadata(&lib).unwrap().modified().unwrap();
+    ok(&mut af(&["dags", "test", "mine"]));
+    assert_eq!(
+        std::fs::metadata(&lib).unwrap().modified().unwrap(),
+        before,
+        "re-run skipped"
+    );
+    let plan = ok(pipeline(&d)
+        .args(["plan", "pipelines/mine.yaml", "--tools"])
+        .arg(root().join("target/debug"))
+        .args(SMALL)
+        .args(sets));
+    assert!(
+        !String::from_utf8_lossy(&plan.stdout).contains("run "),
+        "all up to date"
+    );
+    // A tool that fails fails the DAG run.
+    export(&["--set", "pop=0"]);
+    let out = af(&["dags", "test", "mine"]).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "a failing task must fail `airflow dags test`"
     );
 }

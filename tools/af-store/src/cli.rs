@@ -10,7 +10,7 @@ pub fn main_with(body: impl FnOnce() -> anyhow::Result<()>) {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     if let Err(e) = body() {
-        eprintln!("error: {e:#}");
+        eprintln!("{}", crate::log::error_line(&format!("{e:#}")));
         std::process::exit(1);
     }
 }

@@ -13,6 +13,7 @@ mod atomic;
 pub mod cli;
 mod hash;
 mod lock;
+pub mod log;
 mod provenance;
 mod secret;
 

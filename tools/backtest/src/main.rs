@@ -25,6 +25,8 @@ The signal: a Parquet file with `date`, `code` and a score column (`--column`; d
 #[derive(Parser, Debug)]
 #[command(name = "backtest", version, about = "Backtest a signal as a costed TopkDropout portfolio (Qlib's rules; docs/backtest.md).", after_help = EXAMPLES)]
 struct Args {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     #[arg(long)]
     signal: PathBuf,
     /// The score column (default: `score`, else `prediction`).
@@ -127,8 +129,8 @@ fn run_cli(a: Args) -> Result<()> {
         signal[t * na + k] = *v;
     }
     if !unknown.is_empty() {
-        eprintln!(
-            "warning: {} rows of {} codes not on the panel skipped (e.g. {})",
+        tracing::warn!(
+            "{} rows of {} codes not on the panel skipped (e.g. {})",
             unknown.values().sum::<usize>(),
             unknown.len(),
             unknown.keys().next().cloned().unwrap_or_default()
@@ -148,8 +150,8 @@ fn run_cli(a: Args) -> Result<()> {
         .filter(|t| signal[t * na..(t + 1) * na].iter().all(|x| !x.is_finite()))
         .count();
     if empty_days > 0 {
-        eprintln!(
-            "warning: {empty_days} signal dates have no finite score: no trade on their next day"
+        tracing::warn!(
+            "{empty_days} signal dates have no finite score: no trade on their next day"
         );
     }
     let universe = panel
@@ -327,5 +329,9 @@ fn run_cli(a: Args) -> Result<()> {
 }
 
 fn main() {
-    af_store::cli::main_with(|| run_cli(Args::parse()));
+    af_store::cli::main_with(|| {
+        let a = Args::parse();
+        af_store::log::init("backtest", &a.log);
+        run_cli(a)
+    });
 }

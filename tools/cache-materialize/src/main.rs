@@ -26,6 +26,8 @@ report hits, misses and the compute avoided. Entries of other panels are never r
 #[derive(Parser, Debug)]
 #[command(name = "cache-materialize", version, about, after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     #[arg(long)]
     manifest: PathBuf,
     #[arg(long)]
@@ -85,7 +87,7 @@ fn run(cli: Cli) -> Result<()> {
                     continue;
                 }
                 Err(err) => {
-                    eprintln!("warning: {err:#}: recomputing");
+                    tracing::warn!("{err:#}: recomputing");
                     repaired.push(format!("{err:#}"));
                 }
             }
@@ -156,7 +158,7 @@ fn run(cli: Cli) -> Result<()> {
         s.push('\n');
         write_atomic_bytes(r, s.as_bytes())?;
     }
-    eprintln!(
+    tracing::info!(
         "{} entries: {} computed, {kept} already there, {} repaired, {} failed; {:.1} MB written in {:.2} s",
         nodes.len(),
         todo.len() - failures.len(),
@@ -166,7 +168,7 @@ fn run(cli: Cli) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     for f in &failures {
-        eprintln!("failed: {f}");
+        tracing::error!("failed: {f}");
     }
     println!("{}", panel_dir(&cli.out, &panel).display());
     if !failures.is_empty() {
@@ -176,5 +178,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Cli::parse()));
+    af_store::cli::main_with(|| {
+        let a = Cli::parse();
+        af_store::log::init("cache-materialize", &a.log);
+        run(a)
+    });
 }

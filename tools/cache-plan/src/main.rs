@@ -30,6 +30,8 @@ same inputs and calibration give a byte-identical manifest.";
 #[derive(Parser, Debug)]
 #[command(name = "cache-plan", version, about, after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     /// Candidate files (gp-gen Parquet or expression text files), evaluated in order.
     #[arg(long, required = true, num_args = 1..)]
     exprs: Vec<PathBuf>,
@@ -152,12 +154,12 @@ fn run(cli: Cli) -> Result<()> {
         match (cli.recalibrate, Calibration::load(&cal_path, &panel)?) {
             (false, Some(c)) => c,
             _ => {
-                eprintln!("calibrating kernel costs on {} ...", panel.path().display());
+                tracing::info!("calibrating kernel costs on {} ...", panel.path().display());
                 let scratch = dir.join(".calibration");
                 let c = Calibration::measure(&panel, &scratch)?;
                 let _ = std::fs::remove_dir_all(&scratch);
                 c.save(&cal_path)?;
-                eprintln!("wrote {}", cal_path.display());
+                tracing::info!("wrote {}", cal_path.display());
                 // Plan from the saved figures, so a later run with this file plans the
                 // same to the bit (numbers read back from JSON text).
                 Calibration::load(&cal_path, &panel)?.unwrap_or(c)
@@ -187,7 +189,7 @@ fn run(cli: Cli) -> Result<()> {
     text.push('\n');
     write_atomic_bytes(&cli.out, text.as_bytes())?;
     let t = &p.totals;
-    eprintln!(
+    tracing::info!(
         "{} expressions in {} batches: {} operator nodes, {} shared by 2+ batches; chose {} \
          ({:.1} MB of {:.1} MB): predicted {:.0} → {:.0} ms per run, materialize {:.0} ms, net saving {:.0} ms",
         t.expressions,
@@ -207,7 +209,11 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Cli::parse()));
+    af_store::cli::main_with(|| {
+        let a = Cli::parse();
+        af_store::log::init("cache-plan", &a.log);
+        run(a)
+    });
 }
 
 #[cfg(test)]

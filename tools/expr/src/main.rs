@@ -25,6 +25,8 @@ a first line `# dialect: qlib` sets the dialect.";
 #[derive(Parser)]
 #[command(name = "expr", version, about = "Check, evaluate and explain factor expressions.", after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -150,7 +152,7 @@ fn run(cli: Cli) -> Result<()> {
                     Ok(e) => println!("{n}\t{}\t{}", e.id(), e.canonical_text()),
                     Err(e) => {
                         bad += 1;
-                        eprintln!("{n}: error: {e}");
+                        tracing::error!("{n}: {e}");
                     }
                 }
             }
@@ -187,7 +189,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             if let Some(c) = cache.as_mut().filter(|c| c.present()) {
                 c.record(&prog, &stats);
-                eprintln!("{}", c.summary());
+                tracing::info!("{}", c.summary());
             }
             let secs = t0.elapsed().as_secs_f64();
             let mut table = Table::new()
@@ -209,7 +211,7 @@ fn run(cli: Cli) -> Result<()> {
                 prov = prov.param(&format!("expr.{n}"), e.canonical_text());
             }
             write_parquet(&out, table, &prov)?;
-            eprintln!(
+            tracing::info!(
                 "{} expressions, {} nodes evaluated in {:.3} s, peak intermediate memory {:.1} MB",
                 es.len(),
                 stats.nodes_evaluated,
@@ -381,5 +383,9 @@ fn bench(
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Cli::parse()));
+    af_store::cli::main_with(|| {
+        let a = Cli::parse();
+        af_store::log::init("expr", &a.log);
+        run(a)
+    });
 }

@@ -44,6 +44,8 @@ Output: one row per (candidate, split) in candidate order; see docs/fitness.md."
 #[derive(Parser, Debug)]
 #[command(name = "fitness", version, about = ABOUT, after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     /// Panel (Arrow IPC) built by panel-build.
     #[arg(long, required_unless_present = "merge")]
     panel: Option<PathBuf>,
@@ -196,7 +198,7 @@ fn run(cli: Cli) -> Result<()> {
     // Record what this panel allows, not only what was asked (no caps: no size).
     let (processing, notes) = processing.on_panel(&panel);
     for n in &notes {
-        eprintln!("warning: {n}");
+        tracing::warn!("{n}");
     }
     let cfg = processing.config(true);
     let lib = match &cli.library {
@@ -344,7 +346,7 @@ fn run(cli: Cli) -> Result<()> {
             .collect();
         let ctx = Context::new(&panel, cfg.clone(), &needed)?;
         for w in &ctx.warnings {
-            eprintln!("warning: {w}");
+            tracing::warn!("{w}");
         }
         let st = score_pass(
             &panel,
@@ -375,13 +377,13 @@ fn run(cli: Cli) -> Result<()> {
     let n_fast = cands.iter().filter(|c| c.fast.is_some()).count();
     let n_bad = cands.iter().filter(|c| c.expr.is_err()).count();
     let n_deg = cands.iter().filter(|c| c.degenerate.is_some()).count();
-    eprintln!(
+    tracing::info!(
         "{} candidates: {n_bad} invalid, {n_deg} degenerate, {n_full} with the full pass",
         cands.len()
     );
     for (name, n, (secs, st)) in [("FAST", n_fast, &fast), ("FULL", n_full, &full)] {
         if *secs > 0.0 {
-            eprintln!(
+            tracing::info!(
                 "{name}: {n} candidates in {secs:.2} s ({:.1}/s): setup {:.2} s, evaluate {:.2} s, \
                  score {:.2} s; peak intermediate {:.0} MB",
                 n as f64 / secs,
@@ -393,9 +395,9 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     if let Some(c) = cache.as_ref().filter(|c| c.present()) {
-        eprintln!("{}", c.summary());
+        tracing::info!("{}", c.summary());
     }
-    eprintln!("total {:.2} s", t0.elapsed().as_secs_f64());
+    tracing::info!("total {:.2} s", t0.elapsed().as_secs_f64());
     println!("wrote {}", cli.out.display());
     Ok(())
 }
@@ -523,5 +525,9 @@ fn write_outputs(
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Cli::parse()));
+    af_store::cli::main_with(|| {
+        let a = Cli::parse();
+        af_store::log::init("fitness", &a.log);
+        run(a)
+    });
 }

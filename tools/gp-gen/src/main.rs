@@ -33,6 +33,8 @@ See docs/mining.md for the search space, the operators and how to resume.";
 #[derive(Parser, Debug)]
 #[command(name = "gp-gen", version, about, after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     #[arg(long)]
     panel: PathBuf,
     #[arg(long)]
@@ -117,7 +119,7 @@ fn run(cli: Cli) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     for (f, c) in &coverage {
         if !terminals.contains(f) && cli.fields.is_empty() {
-            eprintln!(
+            tracing::info!(
                 "note: {f} is no terminal: finite on {:.1} % of the universe's cells",
                 100.0 * c
             );
@@ -253,8 +255,8 @@ fn run(cli: Cli) -> Result<()> {
         breed(&space, &params, &pool, &mut rng, &mut memo)
     };
     if children.len() < cli.pop {
-        eprintln!(
-            "warning: only {} new distinct candidates could be made (asked for {}): the space is nearly exhausted",
+        tracing::warn!(
+            "only {} new distinct candidates could be made (asked for {}): the space is nearly exhausted",
             children.len(),
             cli.pop
         );
@@ -297,7 +299,7 @@ fn run(cli: Cli) -> Result<()> {
     for c in &children {
         *by_op.entry(c.op).or_default() += 1;
     }
-    eprintln!(
+    tracing::info!(
         "generation {generation}: {} candidates ({}), {} ids ever proposed",
         children.len(),
         by_op
@@ -312,5 +314,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Cli::parse()));
+    af_store::cli::main_with(|| {
+        let a = Cli::parse();
+        af_store::log::init("gp-gen", &a.log);
+        run(a)
+    });
 }

@@ -42,6 +42,8 @@ fold-NN/importance.csv and fold-NN/fold.json. See docs/model.md.";
 #[derive(Parser, Debug)]
 #[command(name = "lgbm-train", version, about, after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     /// Library snapshot (library-merge); its stored values are the features.
     #[arg(long)]
     library: PathBuf,
@@ -195,7 +197,7 @@ fn run(cli: Cli) -> Result<()> {
             cli.dump_fold == Some(f.index),
         )?;
         let show = |x: Option<f64>| x.unwrap_or(f64::NAN);
-        eprintln!(
+        tracing::info!(
             "fold {}: test {}..{}: best iteration {}, RankIC train {:.4} valid {:.4} test {:.4} (best single factor {:.4}, equal weight {:.4}) in {:.1} s",
             f.index,
             j.dates.test[0],
@@ -303,7 +305,7 @@ fn run(cli: Cli) -> Result<()> {
     write_atomic_bytes(&stage.path("summary.json"), s.as_bytes())?;
     stage.commit()?;
     let show = |x: Option<f64>| x.unwrap_or(f64::NAN);
-    eprintln!(
+    tracing::info!(
         "{} folds; out of selection ({} .. {}, {used} dates): test RankIC {:.4} (best single factor {:.4}, equal weight {:.4}); {:.1} s",
         fold_list.len(),
         out_of_selection.first,
@@ -318,5 +320,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Cli::parse()));
+    af_store::cli::main_with(|| {
+        let a = Cli::parse();
+        af_store::log::init("lgbm-train", &a.log);
+        run(a)
+    });
 }

@@ -178,9 +178,11 @@ pub fn train_fold(
             kept.push(k);
         } else {
             dropped.push(k);
-            eprintln!(
+            tracing::info!(
                 "fold {}: factor {} ({}) is NaN on every training date: dropped for this fold",
-                f.index, inp.lib.ids[k], inp.lib.expressions[k]
+                f.index,
+                inp.lib.ids[k],
+                inp.lib.expressions[k]
             );
         }
     }
@@ -211,7 +213,7 @@ pub fn train_fold(
     let m = model::train(params, &names, &xt, &yt, &xv, &yv, rounds, patience)
         .with_context(|| format!("fold {}", f.index))?;
     // Timings go to stderr only: artifacts are byte-identical for the same inputs.
-    eprintln!(
+    tracing::info!(
         "fold {}: LightGBM trained in {:.1} s",
         f.index,
         t.elapsed().as_secs_f64()

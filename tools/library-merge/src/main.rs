@@ -32,6 +32,8 @@ lib-NNN.csv and lib-NNN.yaml, and points current.{parquet,csv,yaml} in the same 
 #[derive(Parser, Debug)]
 #[command(name = "library-merge", version, about, after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     /// Fitness files (globs allowed, quote them), from `fitness` on the same panel.
     #[arg(long, required = true, num_args = 1..)]
     fitness: Vec<String>,
@@ -138,7 +140,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     let no_valid = !split_names.iter().any(|s| s == "valid");
     if no_valid {
-        eprintln!(
+        tracing::info!(
             "note: the fitness files have no valid split (made with --split all): admitting on score alone"
         );
     }
@@ -221,7 +223,7 @@ fn run(cli: Cli) -> Result<()> {
     if !cli.no_current {
         point_current(&cli.out)?;
     }
-    eprintln!(
+    tracing::info!(
         "{} candidates pooled ({} admissible), {evaluated} evaluated, {n} admitted (max {}) in {:.2} s",
         pooled + lib.as_ref().map_or(0, |l| l.len()),
         entries.len(),
@@ -254,5 +256,9 @@ fn point_current(out: &Path) -> Result<()> {
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Cli::parse()));
+    af_store::cli::main_with(|| {
+        let a = Cli::parse();
+        af_store::log::init("library-merge", &a.log);
+        run(a)
+    });
 }

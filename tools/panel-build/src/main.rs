@@ -39,6 +39,8 @@ enum LabelArg {
 #[derive(Parser, Debug)]
 #[command(name = "panel-build", version, about = "Build the dense date x asset panel (Arrow IPC, memory-mappable) from raw daily bars.", after_help = EXAMPLES)]
 struct Args {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     /// Raw folder written by ts-fetch.
     #[arg(long, default_value = "data/raw")]
     raw: PathBuf,
@@ -153,7 +155,7 @@ fn run(mut a: Args) -> Result<()> {
     }
     let (nd, na) = (built.data.dates.len(), built.data.codes.len());
     for w in &built.warnings {
-        eprintln!("warning: {w}");
+        tracing::warn!("{w}");
     }
     let hash = write_panel(&a.out, built.data, &prov)?;
     println!(
@@ -168,5 +170,9 @@ fn run(mut a: Args) -> Result<()> {
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Args::parse()));
+    af_store::cli::main_with(|| {
+        let a = Args::parse();
+        af_store::log::init("panel-build", &a.log);
+        run(a)
+    });
 }

@@ -29,18 +29,35 @@ pub fn export(target: &str, c: &Common, out: &Path) -> Result<()> {
     let g = build_with(c, false)?;
     let bin = "target/release";
     let text = if target == "airflow" {
+        // Each task is `pipeline run FILE --only STEP` with the export's settings: the
+        // same command line and content keys as `pipeline run`, so a task whose inputs,
+        // parameters and tool are unchanged is skipped by the runner, and a failing
+        // tool fails its task (and the DAG run). The repository comes from AF_REPO at
+        // run time: nothing of the exporting machine is baked in.
+        let tools = c
+            .tools
+            .as_ref()
+            .map(|t| t.display().to_string())
+            .unwrap_or_else(|| bin.to_string());
+        let mut sets = String::new();
+        for kv in &c.sets {
+            sets += &format!(" --set {}", quote(kv));
+        }
         let mut t = format!(
-            "\"\"\"Airflow DAG for alpha-factory pipeline {name}, written by `pipeline export airflow`.\n\nEach task runs the same command line as `pipeline run`; set AF_REPO to the repository.\n\"\"\"\nimport os\nimport shlex\nfrom datetime import datetime\n\nfrom airflow import DAG\nfrom airflow.operators.bash import BashOperator\n\nREPO = os.environ.get(\"AF_REPO\", \"{repo}\")\n\nwith DAG(dag_id={name:?}, start_date=datetime(2024, 1, 1), schedule=None, catchup=False) as dag:\n",
+            "\"\"\"Airflow 3 DAG for alpha-factory pipeline {name}, written by `pipeline export airflow`.\n\nEach task runs `pipeline run {file} --only STEP` in the repository named by the\nAF_REPO environment variable: the runner skips a step whose inputs, parameters and\ntool are unchanged, exactly as `pipeline run` does.\n\"\"\"\nfrom datetime import datetime\n\nfrom airflow.providers.standard.operators.bash import BashOperator\nfrom airflow.sdk import DAG\n\nRUN = (\n    'cd \"${{AF_REPO:?set AF_REPO to the alpha-factory checkout}}\" && '\n    {run:?}\n)\n\nwith DAG(dag_id={name:?}, start_date=datetime(2024, 1, 1), schedule=None, catchup=False) as dag:\n",
             name = g.p.name,
-            repo = std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
+            file = c.file.display(),
+            run = format!(
+                "{tools}/pipeline run {} --tools {} --state {}{sets} --quiet --only ",
+                quote(&c.file.display().to_string()),
+                quote(&tools),
+                quote(&c.state.display().to_string()),
+            ),
         );
         for (i, s) in g.p.steps.iter().enumerate() {
             t += &format!(
-                "    t{i} = BashOperator(task_id={:?}, bash_command=\"cd \" + shlex.quote(REPO) + \" && \" + {:?})\n",
-                s.name,
-                command_line(&g, s, bin)
+                "    t{i} = BashOperator(task_id={:?}, bash_command=RUN + {:?})\n",
+                s.name, s.name
             );
         }
         for (i, d) in g.deps.iter().enumerate() {

@@ -48,7 +48,7 @@ pub fn gc_cache(root: &Path, keep: &BTreeSet<String>, dry_run: bool) -> Result<(
             std::fs::remove_dir_all(e.path())?;
         }
     }
-    eprintln!(
+    tracing::info!(
         "{n} cache folder(s) of other panels{} ({} panel(s) kept)",
         if dry_run { " (dry run)" } else { " removed" },
         panels.len()
@@ -108,7 +108,7 @@ pub fn gc(c: &Common, dry_run: bool, cache: Option<PathBuf>) -> Result<()> {
         let text: String = keep.iter().map(|k| format!("{k}\n")).collect();
         af_store::write_atomic_bytes(&log, text.as_bytes())?;
     }
-    eprintln!(
+    tracing::info!(
         "{n} unreferenced artifact(s){}",
         if dry_run { " (dry run)" } else { " removed" }
     );

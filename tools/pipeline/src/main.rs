@@ -21,6 +21,8 @@ See docs/pipeline.md for the file format.";
 #[derive(Parser, Debug)]
 #[command(name = "pipeline", version, about, after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -50,9 +52,6 @@ enum Cmd {
         /// Independent steps run in parallel, up to this many.
         #[arg(short = 'j', long, default_value_t = 1)]
         jobs: usize,
-        /// No progress lines.
-        #[arg(long)]
-        quiet: bool,
         /// A JSON summary on stdout.
         #[arg(long)]
         json: bool,
@@ -100,13 +99,15 @@ enum Cmd {
 
 fn main_inner(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Run {
-            c,
-            sel,
+        Cmd::Run { c, sel, jobs, json } => pipeline::run::run_cmd(
+            &c,
+            &sel.only,
+            &sel.from,
+            sel.force,
             jobs,
-            quiet,
+            cli.log.quiet,
             json,
-        } => pipeline::run::run_cmd(&c, &sel.only, &sel.from, sel.force, jobs, quiet, json),
+        ),
         Cmd::Plan { c, sel } => pipeline::run::plan_cmd(&c, &sel.only, &sel.from, sel.force),
         Cmd::Graph { c, format } => {
             print!("{}", pipeline::graph::render(&c, &format)?);
@@ -119,5 +120,9 @@ fn main_inner(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    af_store::cli::main_with(|| main_inner(Cli::parse()));
+    af_store::cli::main_with(|| {
+        let a = Cli::parse();
+        af_store::log::init("pipeline", &a.log);
+        main_inner(a)
+    });
 }

@@ -58,7 +58,10 @@ pub fn execute(
     }
     let t0 = Instant::now();
     let mut cmd = Command::new(&tool);
-    cmd.args(&s.args).stdin(Stdio::null());
+    // Each log line of the tool names its step (docs/pipeline.md, --log-format json).
+    cmd.args(&s.args)
+        .stdin(Stdio::null())
+        .env("AF_STEP", &s.name);
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
@@ -185,7 +188,7 @@ pub fn run_cmd(
     });
     let say = |line: String| match &bar {
         Some(b) => b.println(line),
-        None => eprintln!("{line}"),
+        None => tracing::info!("{line}"),
     };
     let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Outcome>)>();
     std::thread::scope(|sc| {
@@ -265,7 +268,7 @@ pub fn run_cmd(
         return Err(e.context(format!("log: {}", log_path.display())));
     }
     if !quiet {
-        eprintln!(
+        tracing::info!(
             "{}: {ran} ran, {} skipped in {:.2} s (log {})",
             g.p.name,
             results.len() - ran,

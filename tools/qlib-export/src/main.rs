@@ -23,6 +23,8 @@ Read it with Qlib:
 #[derive(Parser, Debug)]
 #[command(name = "qlib-export", version, about = "Write a raw folder as a Qlib provider folder (backward-adjusted prices and $factor, as Qlib's CN data).", after_help = EXAMPLES)]
 struct Args {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     /// Raw folder written by ts-fetch.
     #[arg(long, default_value = "data/raw")]
     raw: PathBuf,
@@ -72,5 +74,9 @@ fn run(a: Args) -> Result<()> {
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Args::parse()));
+    af_store::cli::main_with(|| {
+        let a = Args::parse();
+        af_store::log::init("qlib-export", &a.log);
+        run(a)
+    });
 }

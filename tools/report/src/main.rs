@@ -43,6 +43,8 @@ summary.json holds every number the page shows.";
 #[derive(Parser, Debug)]
 #[command(name = "report", version, about, after_help = EXAMPLES)]
 struct Cli {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     #[arg(long)]
     library: PathBuf,
     #[arg(long)]
@@ -442,7 +444,7 @@ fn run(cli: Cli) -> Result<()> {
     s.push('\n');
     write_atomic_bytes(&stage.path("summary.json"), s.as_bytes())?;
     stage.commit()?;
-    eprintln!(
+    tracing::info!(
         "{} factors{}, {charts_n} charts in {:.1} s",
         n_lib,
         if cli.predictions.is_some() {
@@ -465,5 +467,9 @@ summary{cursor:pointer;font-size:14px}summary code{font-size:12px}.grid{display:
 .chart svg{max-width:100%;height:auto}.wide svg{max-width:100%}table.kv td{text-align:left;font-size:12px;overflow-wrap:anywhere}";
 
 fn main() {
-    af_store::cli::main_with(|| run(Cli::parse()));
+    af_store::cli::main_with(|| {
+        let a = Cli::parse();
+        af_store::log::init("report", &a.log);
+        run(a)
+    });
 }

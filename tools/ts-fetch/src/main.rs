@@ -50,6 +50,8 @@ enum Source {
 #[derive(Parser, Debug)]
 #[command(name = "ts-fetch", version, about = ABOUT, after_help = EXAMPLES)]
 struct Args {
+    #[command(flatten)]
+    log: af_store::log::LogArgs,
     /// Where the bars come from.
     #[arg(long, value_enum, default_value = "synthetic")]
     source: Source,
@@ -296,13 +298,13 @@ fn tabular_manifest(
     m.moves = ing.moves;
     m.market = Some(market.clone());
     for n in &m.notes {
-        eprintln!("warning: {n}");
+        tracing::warn!("{n}");
     }
     let count = |what: &str| m.moves.iter().filter(|x| x.action == what).count();
     let (split, kept) = (count("split"), count("kept"));
     if split + kept > 0 {
-        eprintln!(
-            "warning: {split} splits inferred and {kept} large moves kept (market {}); \
+        tracing::warn!(
+            "{split} splits inferred and {kept} large moves kept (market {}); \
              each is listed under `moves` in {}",
             market.name,
             a.out.join(MANIFEST).display()
@@ -438,7 +440,7 @@ fn fetch_tushare(
             b.set_position(done as u64);
         }
         None if done % 50 == 0 || done == total => {
-            eprintln!("tushare: {done}/{total} trading dates")
+            tracing::info!("tushare: {done}/{total} trading dates")
         }
         None => {}
     })?;
@@ -490,5 +492,9 @@ fn fetch_tushare(
 }
 
 fn main() {
-    af_store::cli::main_with(|| run(Args::parse()));
+    af_store::cli::main_with(|| {
+        let a = Args::parse();
+        af_store::log::init("ts-fetch", &a.log);
+        run(a)
+    });
 }

@@ -284,5 +284,5 @@ impl Client {
 
 /// Progress and retry lines go to stderr (the tools' log stream).
 fn say(line: &str) {
-    eprintln!("{line}");
+    tracing::warn!("{line}");
 }
