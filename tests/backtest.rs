@@ -28,7 +28,8 @@ fn backtest_matches_a_pandas_reimplementation_and_rejects_bad_signals() {
         .find(|c| c != "date" && c != "code")
         .unwrap();
     let out = dir.join("bt");
-    let args = ["--topk", "20", "--n-drop", "3"];
+    // Qlib's flat limit rule at the close (what Qlib's own backtest checks below).
+    let args = ["--topk", "20", "--n-drop", "3", "--limit-rule", "flat"];
     let backtest = |out: &std::path::Path, extra: &[&str]| {
         let mut c = bin("backtest");
         c.args([
@@ -70,6 +71,22 @@ fn backtest_matches_a_pandas_reimplementation_and_rejects_bad_signals() {
     ]));
     let text = String::from_utf8_lossy(&q.stdout).to_string();
     println!("{text}");
+    assert!(text.contains("OK"), "{text}");
+    // The default board limits, dealing at the open: the pandas rules again.
+    let board = dir.join("bt_board");
+    let args2 = ["--topk", "20", "--n-drop", "3", "--deal", "open"];
+    ok(&mut backtest(&board, &args2));
+    let check = ok(python()
+        .args([
+            "check_backtest.py",
+            &s(&panel),
+            &s(&sig),
+            &s(&board),
+            "--column",
+            &col,
+        ])
+        .args(args2));
+    let text = String::from_utf8_lossy(&check.stdout).to_string();
     assert!(text.contains("OK"), "{text}");
     let sum = read_json(&out.join("summary.json"));
     let refused: u64 = sum["refused"]

@@ -32,10 +32,25 @@ ap.add_argument("--min-cost", type=float, default=5.0)
 ap.add_argument("--account", type=float, default=1e8)
 ap.add_argument("--risk-degree", type=float, default=0.95)
 ap.add_argument("--limit", type=float, default=0.095)
+ap.add_argument("--limit-rule", default="board")
+ap.add_argument("--deal", default="close")
 a = ap.parse_args()
 
 _, w = read_panel(a.panel)
 close, change = w["close"], w["returns"]
+deal = w[a.deal]
+
+
+def board_limit(code):
+    num, _, ex = code.partition(".")
+    if len(num) != 6 or not num.isdigit() or ex not in ("SH", "SZ", "BJ"):
+        return np.inf
+    if ex == "BJ":
+        return 0.295
+    return 0.195 if num[:3] in ("300", "301", "688", "689") else 0.095
+
+
+lim = {c: (a.limit if a.limit_rule == "flat" else board_limit(c)) for c in close.columns}
 tradable, univ = w["tradable"].astype(bool), w["in_universe"].astype(bool)
 dates, codes = close.index, close.columns
 sig = pd.read_parquet(a.signal)
@@ -58,8 +73,8 @@ def order(scores, names):
 for i in range(first, len(dates)):
     d = dates[i]
     s = S.iloc[i - 1]
-    px, ch, tr = close.iloc[i], change.iloc[i], tradable.iloc[i]
-    last_px = last_px.where(px.isna(), px)
+    px, ch, tr = deal.iloc[i], change.iloc[i], tradable.iloc[i]
+    last_px = last_px.where(close.iloc[i].isna(), close.iloc[i])
     held = list(shares[shares > 0].index)
     last = order(s, held)
     cand = order(s[s.notna() & (shares == 0)], list(s[s.notna() & (shares == 0)].index))
@@ -72,9 +87,9 @@ for i in range(first, len(dates)):
     def refused(c):
         if not tr[c] or not np.isfinite(px[c]):
             return "suspended"
-        if ch[c] >= a.limit:
+        if ch[c] >= lim[c]:
             return "limit_up"
-        if ch[c] <= -a.limit:
+        if ch[c] <= -lim[c]:
             return "limit_down"
         return "done"
 

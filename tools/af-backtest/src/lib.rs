@@ -28,7 +28,8 @@ pub struct Params {
     pub min_cost: f64,
     pub account: f64,
     pub risk_degree: f64,
-    /// |close/prev − 1| at or above this is a limit move (Qlib's `limit_threshold`).
+    /// |close/prev − 1| at or above this is a limit move (Qlib's `limit_threshold`),
+    /// for assets without a threshold of their own in [`Market::limits`].
     pub limit: f64,
 }
 
@@ -54,6 +55,11 @@ pub struct Market<'a> {
     pub close: &'a [f64],
     /// close / previous close − 1 (the limit test).
     pub change: &'a [f64],
+    /// Trade prices (the close, or the open with `--deal open`); holdings are marked at
+    /// the close.
+    pub deal: &'a [f64],
+    /// Per asset, its limit threshold (board rules); NaN: `Params::limit`; infinite: none.
+    pub limits: &'a [f64],
     /// A real bar with trade today.
     pub tradable: &'a [bool],
     /// The benchmark's daily return (e.g. the universe's equal-weight mean).
@@ -172,11 +178,16 @@ pub fn run(m: &Market, signal: &[f64], p: &Params) -> Result<Outcome> {
         // a limit day.
         let refusal = |a: usize, _side: Side| -> Option<Refusal> {
             let ch = row(m.change, a);
-            if !m.tradable[t * na + a] || !row(m.close, a).is_finite() {
+            let lim = if m.limits[a].is_nan() {
+                p.limit
+            } else {
+                m.limits[a]
+            };
+            if !m.tradable[t * na + a] || !row(m.deal, a).is_finite() {
                 Some(Refusal::Suspended)
-            } else if ch >= p.limit {
+            } else if ch >= lim {
                 Some(Refusal::LimitUp)
-            } else if ch <= -p.limit {
+            } else if ch <= -lim {
                 Some(Refusal::LimitDown)
             } else {
                 None
@@ -184,7 +195,7 @@ pub fn run(m: &Market, signal: &[f64], p: &Params) -> Result<Outcome> {
         };
         let (mut cost_day, mut traded) = (0.0, 0.0);
         for &a in &sell {
-            let px = row(m.close, a);
+            let px = row(m.deal, a);
             let value = shares[a] * px;
             let refused = refusal(a, Side::Sell);
             let cost = if refused.is_none() {
@@ -215,7 +226,7 @@ pub fn run(m: &Market, signal: &[f64], p: &Params) -> Result<Outcome> {
             cash * p.risk_degree / buy.len() as f64
         };
         for &a in &buy {
-            let px = row(m.close, a);
+            let px = row(m.deal, a);
             let refused = refusal(a, Side::Buy);
             let (n, cost) = if refused.is_none() && px > 0.0 {
                 (each / px, (each * p.cost_buy).max(p.min_cost))
@@ -320,11 +331,14 @@ mod tests {
         ];
         let tradable = vec![true; 12];
         let bench = vec![0.0; 3];
+        let limits = vec![f64::NAN; 4];
         let m = Market {
             n_dates: 3,
             n_assets: 4,
             close: &close,
             change: &change,
+            deal: &close,
+            limits: &limits,
             tradable: &tradable,
             bench: &bench,
         };

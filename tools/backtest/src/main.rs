@@ -22,6 +22,18 @@ Examples:
 The signal: a Parquet file with `date`, `code` and a score column (`--column`; default
 `score`, else `prediction`). Trades use the previous date's scores at today's close.";
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+enum LimitRule {
+    Board,
+    Flat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+enum Deal {
+    Close,
+    Open,
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "backtest", version, about = "Backtest a signal as a costed TopkDropout portfolio (Qlib's rules; docs/backtest.md).", after_help = EXAMPLES)]
 struct Args {
@@ -57,9 +69,21 @@ struct Args {
     /// Share of the cash a day's buys use.
     #[arg(long, default_value_t = 0.95)]
     risk_degree: f64,
-    /// A day's |change| at or above this is a limit move: no trade (Qlib's limit_threshold).
+    /// Limit moves: `board` — A-share board limits by code (±10 % main, ±20 % ChiNext /
+    /// STAR, ±30 % Beijing; a move within half a percent of the limit counts; codes
+    /// outside the A-share scheme have none) — or `flat`: --limit for every stock (Qlib).
+    #[arg(long, value_enum, default_value = "board")]
+    limit_rule: LimitRule,
+    /// `flat`: a day's |change| at or above this is a limit move (Qlib's limit_threshold).
     #[arg(long, default_value_t = 0.095)]
     limit: f64,
+    /// Trade at the day's close (Qlib's benchmark config) or its open.
+    #[arg(long, value_enum, default_value = "close")]
+    deal: Deal,
+    /// The benchmark: `equal-weight` (the previous day's universe), or a CSV/Parquet file
+    /// with `date` and `return` columns (an index's daily returns).
+    #[arg(long, default_value = "equal-weight")]
+    benchmark: String,
     /// First and last trading date (default: the signal's span).
     #[arg(long)]
     start: Option<String>,
@@ -177,8 +201,25 @@ fn run_cli(a: Args) -> Result<()> {
     }
     let close = panel.field("close")?.data;
     let change = panel.field("returns")?.data;
+    let deal = match a.deal {
+        Deal::Close => close,
+        Deal::Open => panel.field("open")?.data,
+    };
+    let limits: Vec<f64> = panel
+        .codes()
+        .iter()
+        .map(|c| match a.limit_rule {
+            LimitRule::Flat => f64::NAN,
+            LimitRule::Board => match af_data::limits::board(c) {
+                Some(af_data::limits::Board::Main) => 0.095,
+                Some(af_data::limits::Board::Growth) => 0.195,
+                Some(af_data::limits::Board::Beijing) => 0.295,
+                None => f64::INFINITY,
+            },
+        })
+        .collect();
     // Benchmark: the universe's equal-weight return (members of the previous day).
-    let bench: Vec<f64> = (0..nd)
+    let ew: Vec<f64> = (0..nd)
         .map(|t| {
             if t == 0 {
                 return f64::NAN;
@@ -194,11 +235,27 @@ fn run_cli(a: Args) -> Result<()> {
             if n > 0 { s / n as f64 } else { f64::NAN }
         })
         .collect();
+    let bench = if a.benchmark == "equal-weight" {
+        ew
+    } else {
+        let path = PathBuf::from(&a.benchmark);
+        let t = read_parquet(&path).with_context(|| format!("--benchmark {}", a.benchmark))?;
+        let (d, r) = (t.f64s("date")?, t.f64s("return")?);
+        let mut b = vec![f64::NAN; nd];
+        for (d, r) in d.iter().zip(&r) {
+            if let Some(&t) = di.get(&(*d as i32)) {
+                b[t] = *r;
+            }
+        }
+        b
+    };
     let m = Market {
         n_dates: nd,
         n_assets: na,
         close,
         change,
+        deal,
+        limits: &limits,
         tradable: &tradable,
         bench: &bench,
     };
@@ -252,7 +309,10 @@ fn run_cli(a: Args) -> Result<()> {
         .param("min_cost", a.min_cost)
         .param("account", a.account)
         .param("risk_degree", a.risk_degree)
-        .param("limit", a.limit);
+        .param("limit", a.limit)
+        .param("limit_rule", format!("{:?}", a.limit_rule).to_lowercase())
+        .param("deal", format!("{:?}", a.deal).to_lowercase())
+        .param("benchmark", a.benchmark.clone());
     let summary = json!({
         "tool": {"name": "backtest", "version": env!("CARGO_PKG_VERSION")},
         "signal": {"path": a.signal, "column": col, "sha256": sha256_file(&a.signal)?},
@@ -276,6 +336,8 @@ fn run_cli(a: Args) -> Result<()> {
         "years": years.iter().map(|(y, v)| json!({"year": y, "return_with_cost": v.0, "excess_with_cost": v.1, "days": v.2})).collect::<Vec<_>>(),
         "params": {"topk": a.topk, "n_drop": a.n_drop, "cost_buy": a.cost_buy, "cost_sell": a.cost_sell,
                    "min_cost": a.min_cost, "account": a.account, "risk_degree": a.risk_degree, "limit": a.limit,
+                   "limit_rule": format!("{:?}", a.limit_rule).to_lowercase(), "deal": format!("{:?}", a.deal).to_lowercase(),
+                   "benchmark": a.benchmark,
                    "n_per_year": af_backtest::N_YEAR},
     });
     let stage = AtomicDir::new(&a.out)?;
