@@ -448,7 +448,9 @@ fn the_exported_dag_runs_under_real_airflow() {
     );
     let sets = ["--set", "generations=2", "--set", "shards=2"];
     let reference = workspace("airflow_reference");
+    let t = std::time::Instant::now();
     run(&reference, &sets);
+    println!("pipeline run: {:.1} s", t.elapsed().as_secs_f64());
     let d = workspace("airflow");
     let home = d.join("airflow_home");
     std::fs::create_dir_all(home.join("dags")).unwrap();
