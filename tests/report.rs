@@ -100,6 +100,37 @@ fn report_matches_fitness_alphalens_and_renders() {
     assert_eq!(sum["backtest"]["risk"], bts["risk"]);
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("Backtest of the prediction"));
+    // The top factors as portfolios: the `backtest` tool on the same processed values
+    // (values.parquet) gives the same figures.
+    let fb = sum["factor_backtests"].as_array().unwrap();
+    assert_eq!(
+        fb.len(),
+        (sum["library"]["factors"].as_u64().unwrap() as usize).min(3)
+    );
+    assert!(html.contains("Top factors as portfolios"));
+    let positive = fb.iter().find(|f| f["sign"] == 1.0);
+    if let Some(f) = positive {
+        let bt2 = dir.join("bt_factor");
+        ok(bin("backtest").args([
+            "--signal",
+            &s(&out.join("values.parquet")),
+            "--column",
+            f["id"].as_str().unwrap(),
+            "--panel",
+            &s(&panel),
+            "--topk",
+            &f["topk"].to_string(),
+            "--n-drop",
+            &f["n_drop"].to_string(),
+            "--out",
+            &s(&bt2),
+        ]));
+        let b2 = read_json(&bt2.join("summary.json"));
+        assert_eq!(
+            b2["risk"]["excess_return_with_cost"], f["excess_with_cost"],
+            "{f}"
+        );
+    }
     assert_eq!(sum["series"], "series.json");
     // The quantile charts' returns are bounded (default 5 robust σ) and say so.
     assert_eq!(sum["return_bound"]["k"], 5.0);

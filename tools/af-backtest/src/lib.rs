@@ -271,6 +271,56 @@ pub fn run(m: &Market, signal: &[f64], p: &Params) -> Result<Outcome> {
     Ok(Outcome { days, trades })
 }
 
+/// Per code, its limit-move threshold under the A-share board rules (a move within half
+/// a percent of the limit counts): 0.095 main boards, 0.195 ChiNext/STAR, 0.295
+/// Beijing; codes outside the A-share scheme have none (infinite).
+pub fn board_limits(codes: &[String]) -> Vec<f64> {
+    use af_data::limits::{Board, board};
+    codes
+        .iter()
+        .map(|c| match board(c) {
+            Some(Board::Main) => 0.095,
+            Some(Board::Growth) => 0.195,
+            Some(Board::Beijing) => 0.295,
+            None => f64::INFINITY,
+        })
+        .collect()
+}
+
+/// The most members the universe has on any date (top-k must not exceed it).
+pub fn max_universe(universe: &[bool], nd: usize, na: usize) -> usize {
+    (0..nd)
+        .map(|t| {
+            universe[t * na..(t + 1) * na]
+                .iter()
+                .filter(|x| **x)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The benchmark `backtest` uses by default: each day, the mean return of the previous
+/// day's universe members.
+pub fn equal_weight_bench(change: &[f64], universe: &[bool], nd: usize, na: usize) -> Vec<f64> {
+    (0..nd)
+        .map(|t| {
+            if t == 0 {
+                return f64::NAN;
+            }
+            let (mut s, mut n) = (0.0, 0usize);
+            for k in 0..na {
+                let r = change[t * na + k];
+                if universe[(t - 1) * na + k] && r.is_finite() {
+                    s += r;
+                    n += 1;
+                }
+            }
+            if n > 0 { s / n as f64 } else { f64::NAN }
+        })
+        .collect()
+}
+
 /// Qlib's `risk_analysis(r, N=238, mode="sum")`.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Risk {

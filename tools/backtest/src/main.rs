@@ -184,15 +184,7 @@ fn run_cli(a: Args) -> Result<()> {
     let tradable = panel
         .mask("tradable")
         .unwrap_or_else(|_| vec![true; nd * na]);
-    let max_univ = (0..nd)
-        .map(|t| {
-            universe[t * na..(t + 1) * na]
-                .iter()
-                .filter(|x| **x)
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
+    let max_univ = af_backtest::max_universe(&universe, nd, na);
     if a.topk > max_univ {
         bail!(
             "--topk {} is larger than the universe ({max_univ} names at most)",
@@ -205,36 +197,11 @@ fn run_cli(a: Args) -> Result<()> {
         Deal::Close => close,
         Deal::Open => panel.field("open")?.data,
     };
-    let limits: Vec<f64> = panel
-        .codes()
-        .iter()
-        .map(|c| match a.limit_rule {
-            LimitRule::Flat => f64::NAN,
-            LimitRule::Board => match af_data::limits::board(c) {
-                Some(af_data::limits::Board::Main) => 0.095,
-                Some(af_data::limits::Board::Growth) => 0.195,
-                Some(af_data::limits::Board::Beijing) => 0.295,
-                None => f64::INFINITY,
-            },
-        })
-        .collect();
-    // Benchmark: the universe's equal-weight return (members of the previous day).
-    let ew: Vec<f64> = (0..nd)
-        .map(|t| {
-            if t == 0 {
-                return f64::NAN;
-            }
-            let (mut s, mut n) = (0.0, 0usize);
-            for k in 0..na {
-                let r = change[t * na + k];
-                if universe[(t - 1) * na + k] && r.is_finite() {
-                    s += r;
-                    n += 1;
-                }
-            }
-            if n > 0 { s / n as f64 } else { f64::NAN }
-        })
-        .collect();
+    let limits: Vec<f64> = match a.limit_rule {
+        LimitRule::Flat => vec![f64::NAN; na],
+        LimitRule::Board => af_backtest::board_limits(panel.codes()),
+    };
+    let ew = af_backtest::equal_weight_bench(change, &universe, nd, na);
     let bench = if a.benchmark == "equal-weight" {
         ew
     } else {

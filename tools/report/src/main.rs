@@ -275,6 +275,7 @@ fn run(cli: Cli) -> Result<()> {
         figs.push(f);
     }
     let n_lib = lib.len();
+    let factor_bt = factor_backtests(&panel, &figs[..n_lib], &rep, &universe)?;
 
     // Redundancy: mean per-date correlation of the processed factors on the report split.
     let rep_dates = rep.usable(h, 1);
@@ -324,6 +325,7 @@ fn run(cli: Cli) -> Result<()> {
         esc(meta.neutralize.name()),
     );
     html += &sections::return_bound(&return_bound);
+    html += &sections::factor_backtests(&factor_bt);
     if let Some(m) = &model {
         html += &sections::model(m);
     }
@@ -433,6 +435,7 @@ fn run(cli: Cli) -> Result<()> {
         "split": rep.name, "horizon": h, "processing": meta,
         "model": model,
         "backtest": backtest_json,
+        "factor_backtests": factor_bt,
         "charts": charts_n,
         "return_bound": return_bound,
         "series": "series.json",
@@ -465,6 +468,70 @@ th{background:#f6f6f6;position:sticky;top:0}td.ex,th:nth-child(2){text-align:lef
 .pos{color:#1a7f37}.neg{color:#b42318}details{margin:14px 0;border:1px solid #e5e5e5;border-radius:6px;padding:8px 12px}\
 summary{cursor:pointer;font-size:14px}summary code{font-size:12px}.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:8px}\
 .chart svg{max-width:100%;height:auto}.wide svg{max-width:100%}table.kv td{text-align:left;font-size:12px;overflow-wrap:anywhere}";
+
+/// The top library factors (up to 3) as TopkDropout portfolios on the report split:
+/// the factor's processed values, signed by its train RankIC, as the signal; backtest's
+/// default costs and board limits; top-k scaled to the universe (50, or a fifth of it).
+fn factor_backtests(
+    panel: &Panel,
+    figs: &[sections::Figures],
+    rep: &Split,
+    universe: &[bool],
+) -> Result<Value> {
+    let (nd, na) = (panel.n_dates(), panel.n_assets());
+    let close = panel.field(columns::CLOSE)?.data;
+    let change = panel.field("returns")?.data;
+    let tradable = panel
+        .mask(columns::TRADABLE)
+        .unwrap_or_else(|_| vec![true; nd * na]);
+    let limits = af_backtest::board_limits(panel.codes());
+    let bench = af_backtest::equal_weight_bench(change, universe, nd, na);
+    let m = af_backtest::Market {
+        n_dates: nd,
+        n_assets: na,
+        close,
+        change,
+        deal: close,
+        limits: &limits,
+        tradable: &tradable,
+        bench: &bench,
+    };
+    let max_univ = af_backtest::max_universe(universe, nd, na);
+    let topk = 50.min(max_univ / 5).max(1);
+    let p = af_backtest::Params {
+        topk,
+        n_drop: (topk / 10).max(1),
+        ..af_backtest::Params::default()
+    };
+    let mut out = Vec::new();
+    for f in figs.iter().take(3) {
+        let sign = f
+            .splits
+            .iter()
+            .find(|s| s.0 == "train")
+            .or(f.splits.first())
+            .map_or(1.0, |s| s.1.rank_ic_mean.signum());
+        let mut signal = vec![f64::NAN; nd * na];
+        // Scores dated inside the report split (they trade on the next day).
+        for t in rep.start..rep.end.min(nd.saturating_sub(1)) {
+            for a in 0..na {
+                signal[t * na + a] = sign * f.processed[t * na + a];
+            }
+        }
+        let Ok(o) = af_backtest::run(&m, &signal, &p) else {
+            continue;
+        };
+        let ex: Vec<f64> = o.days.iter().map(|d| d.net - d.bench).collect();
+        let r = af_backtest::risk(&ex);
+        out.push(json!({
+            "rank": f.name, "id": f.id, "expression": f.expression, "sign": sign,
+            "topk": p.topk, "n_drop": p.n_drop, "days": o.days.len(),
+            "excess_with_cost": r,
+            "mean_turnover": o.days.iter().map(|d| d.turnover).sum::<f64>() / o.days.len().max(1) as f64,
+        }));
+    }
+    Ok(Value::Array(out))
+}
 
 fn main() {
     af_store::cli::main_with(|| {

@@ -62,6 +62,32 @@ pub fn model(m: &Value) -> String {
     )
 }
 
+/// The table of the top library factors as portfolios (see `factor_backtests`).
+pub fn factor_backtests(v: &Value) -> String {
+    let Some(rows) = v.as_array().filter(|r| !r.is_empty()) else {
+        return String::new();
+    };
+    let mut html = format!(
+        "<h2>Top factors as portfolios</h2><p class=\"sub\">Each factor (signed by its train RankIC) as a top-{} dropout-{} portfolio on the report split, with backtest's default costs and board limits (docs/backtest.md); excess over the equal-weight universe, after cost.</p><table class=\"kv\"><tr><th>factor</th><th>annualized %</th><th>information ratio</th><th>max drawdown %</th><th>turnover / day</th></tr>",
+        rows[0]["topk"], rows[0]["n_drop"]
+    );
+    for r in rows {
+        let e = &r["excess_with_cost"];
+        let f = |k: &str, s: f64, d: usize| num(e[k].as_f64().unwrap_or(f64::NAN) * s, d);
+        let _ = write!(
+            html,
+            "<tr><td>{} <code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(r["rank"].as_str().unwrap_or("")),
+            esc(r["expression"].as_str().unwrap_or("")),
+            f("annualized_return", 100.0, 2),
+            f("information_ratio", 1.0, 2),
+            f("max_drawdown", 100.0, 2),
+            num(r["mean_turnover"].as_f64().unwrap_or(f64::NAN), 3),
+        );
+    }
+    html + "</table>"
+}
+
 /// The backtest of the prediction (backtest's daily.parquet and summary.json): equity
 /// curves net and gross of cost against the benchmark, the excess drawdown, turnover
 /// and cost drag, and a table of Qlib's risk figures and monthly excess returns.
