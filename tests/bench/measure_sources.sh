@@ -5,7 +5,7 @@
 # COPY to /dev/null), Qlib export/import of `full`, backtest on `full`.
 # Needs: make release, make venv, PostgreSQL binaries, root (runuser postgres). ~15 min.
 set -uo pipefail
-cd /work/main
+cd "$(dirname "$0")/../.."
 R=target/release
 M=/tmp/meas; rm -rf $M; mkdir -p $M
 T="/usr/bin/time -f %e_s_%M_KB"
