@@ -176,7 +176,7 @@ pub fn run(m: &Market, signal: &[f64], p: &Params) -> Result<Outcome> {
 
         // Qlib's default `forbid_all_trade_at_limit`: no trade in either direction on
         // a limit day.
-        let refusal = |a: usize, _side: Side| -> Option<Refusal> {
+        let refusal = |a: usize| -> Option<Refusal> {
             let ch = row(m.change, a);
             let lim = if m.limits[a].is_nan() {
                 p.limit
@@ -197,7 +197,7 @@ pub fn run(m: &Market, signal: &[f64], p: &Params) -> Result<Outcome> {
         for &a in &sell {
             let px = row(m.deal, a);
             let value = shares[a] * px;
-            let refused = refusal(a, Side::Sell);
+            let refused = refusal(a);
             let cost = if refused.is_none() {
                 (value * p.cost_sell).max(p.min_cost)
             } else {
@@ -227,7 +227,7 @@ pub fn run(m: &Market, signal: &[f64], p: &Params) -> Result<Outcome> {
         };
         for &a in &buy {
             let px = row(m.deal, a);
-            let refused = refusal(a, Side::Buy);
+            let refused = refusal(a);
             let (n, cost) = if refused.is_none() && px > 0.0 {
                 (each / px, (each * p.cost_buy).max(p.min_cost))
             } else {

@@ -13,7 +13,7 @@ pub mod dates;
 mod read;
 mod write;
 
-pub use read::{Groups, Matrix, Panel};
+pub use read::{Groups, Matrix, OnGrid, Panel};
 pub use write::{PanelData, write_panel};
 
 /// Metadata key under which the panel's own description (calendar, assets, fields,

@@ -89,6 +89,22 @@ impl std::fmt::Debug for Panel {
     }
 }
 
+/// Where a long table's rows fell on a panel's grid ([`Panel::on_grid`]).
+#[derive(Debug, Default)]
+pub struct OnGrid {
+    /// `[date][asset]` values, NaN where no row; a repeated cell keeps its last row.
+    pub values: Vec<f64>,
+    /// Cells that had a row.
+    pub seen: Vec<bool>,
+    /// The first row (date, code) whose date is not a trading date of the panel.
+    pub off_calendar: Option<(i32, String)>,
+    /// The first row whose code is not on the panel, and the count of such rows per code.
+    pub first_unknown: Option<(i32, String)>,
+    pub unknown: BTreeMap<String, usize>,
+    /// The first (date, code) given twice.
+    pub duplicate: Option<(i32, String)>,
+}
+
 impl Panel {
     /// Map `path` and check it is a complete alpha-factory panel.
     pub fn open(path: &Path) -> Result<Panel> {
@@ -309,6 +325,48 @@ impl Panel {
     }
     pub fn codes(&self) -> &[String] {
         &self.codes
+    }
+
+    /// A long table's rows (date as days, code, value) placed on this panel's
+    /// `[date][asset]` grid — a prediction file, a user's signal. What does not fit is
+    /// reported, not decided: each reader has its own rule for it.
+    pub fn on_grid(&self, dates: &[f64], codes: &[String], vals: &[f64]) -> OnGrid {
+        let na = self.codes.len();
+        let di: std::collections::HashMap<i32, usize> = self
+            .dates
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (*d, i))
+            .collect();
+        let ci: std::collections::HashMap<&str, usize> = self
+            .codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let mut g = OnGrid {
+            values: vec![f64::NAN; self.dates.len() * na],
+            seen: vec![false; self.dates.len() * na],
+            ..OnGrid::default()
+        };
+        for ((d, c), v) in dates.iter().zip(codes).zip(vals) {
+            let d = *d as i32;
+            let Some(&t) = di.get(&d) else {
+                g.off_calendar.get_or_insert((d, c.clone()));
+                continue;
+            };
+            let Some(&k) = ci.get(c.as_str()) else {
+                g.first_unknown.get_or_insert((d, c.clone()));
+                *g.unknown.entry(c.clone()).or_default() += 1;
+                continue;
+            };
+            if g.seen[t * na + k] {
+                g.duplicate.get_or_insert((d, c.clone()));
+            }
+            g.seen[t * na + k] = true;
+            g.values[t * na + k] = *v;
+        }
+        g
     }
     /// sha256 of the panel's values (not of the file): the key that cache entries and
     /// fitness tables are tied to.

@@ -2,7 +2,7 @@
 //! and the panel, calls `af_backtest::run`, writes daily.parquet, trades.parquet and
 //! summary.json.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use af_backtest::{Market, Params, Side, risk, run};
@@ -113,45 +113,23 @@ fn run_cli(a: Args) -> Result<()> {
         t.f64s(&col)
             .with_context(|| format!("{}", a.signal.display()))?,
     );
-    let di: HashMap<i32, usize> = panel
-        .dates()
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (*d, i))
-        .collect();
-    let ci: HashMap<&str, usize> = panel
-        .codes()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
-        .collect();
-    let mut signal = vec![f64::NAN; nd * na];
-    let mut seen = vec![false; nd * na];
-    let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
-    for ((d, c), v) in dates.iter().zip(&codes).zip(&vals) {
-        let d = *d as i32;
-        let Some(&t) = di.get(&d) else {
-            bail!(
-                "{}: date {} is not a trading date of the panel {}",
-                a.signal.display(),
-                format_date(d),
-                a.panel.display()
-            );
-        };
-        let Some(&k) = ci.get(c.as_str()) else {
-            *unknown.entry(c.clone()).or_default() += 1;
-            continue;
-        };
-        if seen[t * na + k] {
-            bail!(
-                "{}: two rows for {c} on {}",
-                a.signal.display(),
-                format_date(d)
-            );
-        }
-        seen[t * na + k] = true;
-        signal[t * na + k] = *v;
+    let g = panel.on_grid(&dates, &codes, &vals);
+    if let Some((d, _)) = g.off_calendar {
+        bail!(
+            "{}: date {} is not a trading date of the panel {}",
+            a.signal.display(),
+            format_date(d),
+            a.panel.display()
+        );
     }
+    if let Some((d, c)) = &g.duplicate {
+        bail!(
+            "{}: two rows for {c} on {}",
+            a.signal.display(),
+            format_date(*d)
+        );
+    }
+    let (mut signal, seen, unknown) = (g.values, g.seen, g.unknown);
     if !unknown.is_empty() {
         tracing::warn!(
             "{} rows of {} codes not on the panel skipped (e.g. {})",
@@ -201,16 +179,15 @@ fn run_cli(a: Args) -> Result<()> {
         LimitRule::Flat => vec![f64::NAN; na],
         LimitRule::Board => af_backtest::board_limits(panel.codes()),
     };
-    let ew = af_backtest::equal_weight_bench(change, &universe, nd, na);
     let bench = if a.benchmark == "equal-weight" {
-        ew
+        af_backtest::equal_weight_bench(change, &universe, nd, na)
     } else {
         let path = PathBuf::from(&a.benchmark);
         let t = read_parquet(&path).with_context(|| format!("--benchmark {}", a.benchmark))?;
         let (d, r) = (t.f64s("date")?, t.f64s("return")?);
         let mut b = vec![f64::NAN; nd];
         for (d, r) in d.iter().zip(&r) {
-            if let Some(&t) = di.get(&(*d as i32)) {
+            if let Ok(t) = panel.dates().binary_search(&(*d as i32)) {
                 b[t] = *r;
             }
         }

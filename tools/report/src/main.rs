@@ -10,7 +10,6 @@
 mod charts;
 mod sections;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use sections::{Figures, esc};
@@ -228,30 +227,16 @@ fn run(cli: Cli) -> Result<()> {
         };
         let t = read_parquet(&path)?;
         let (dates, codes, vals) = (t.f64s("date")?, t.strings("code")?, t.f64s("prediction")?);
-        let di: BTreeMap<i32, usize> = panel
-            .dates()
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (*d, i))
-            .collect();
-        let ci: BTreeMap<&str, usize> = panel
-            .codes()
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.as_str(), i))
-            .collect();
-        let mut m = vec![f64::NAN; nd * na];
-        for ((d, c), v) in dates.iter().zip(&codes).zip(&vals) {
-            let (Some(t), Some(a)) = (di.get(&(*d as i32)), ci.get(c.as_str())) else {
-                bail!(
-                    "{}: date {} / code {c} is not on the panel {}",
-                    path.display(),
-                    format_date(*d as i32),
-                    cli.panel.display()
-                );
-            };
-            m[t * na + a] = *v;
+        let g = panel.on_grid(&dates, &codes, &vals);
+        if let Some((d, c)) = g.off_calendar.or(g.first_unknown) {
+            bail!(
+                "{}: date {} / code {c} is not on the panel {}",
+                path.display(),
+                format_date(d),
+                cli.panel.display()
+            );
         }
+        let m = g.values;
         let f = figures_of(
             "model".into(),
             "model".into(),
