@@ -180,10 +180,7 @@ fn run(a: Args) -> Result<()> {
             let prov = Provenance::new("ts-fetch", version)
                 .param("source", "qlib")
                 .param("path", path);
-            let files = bars.write_partitions(&dir.path(""), &prov)?;
-            let mut m = Manifest::new("qlib", &prov, &bars, &files, &dir.path(""))?;
-            m.columns = columns;
-            write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
+            let m = write_raw(&dir, "qlib", &prov, &bars, |m| m.columns = columns)?;
             format!(
                 "qlib: {} rows, {} symbols, {} days ({}..{})",
                 m.rows, m.codes, m.dates, m.first_date, m.last_date
@@ -204,16 +201,15 @@ fn run(a: Args) -> Result<()> {
                 .param("seed", a.seed)
                 .param("start", format_date(start));
             let s = generate(&p)?;
-            let files = s.bars.write_partitions(&dir.path(""), &prov)?;
-            let mut m = Manifest::new("synthetic", &prov, &s.bars, &files, &dir.path(""))?;
-            for c in af_data::raw::COLUMNS {
-                m.columns.insert(c.to_string(), "provided".into());
-            }
             write_atomic_bytes(
                 &dir.path("ground_truth.json"),
                 (serde_json::to_string_pretty(&s.ground_truth)? + "\n").as_bytes(),
             )?;
-            write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
+            let m = write_raw(&dir, "synthetic", &prov, &s.bars, |m| {
+                for c in af_data::raw::COLUMNS {
+                    m.columns.insert(c.to_string(), "provided".into());
+                }
+            })?;
             format!(
                 "synthetic market: {} rows, {} assets, {} days ({}..{})",
                 m.rows, m.codes, m.dates, m.first_date, m.last_date
@@ -280,6 +276,22 @@ fn files_params(a: &Args, glob: &str) -> Result<FilesParams> {
     })
 }
 
+/// Write the bars as year partitions and the manifest `edit` completes (columns,
+/// cleaning, …): every source's last step, in one place.
+fn write_raw(
+    dir: &AtomicDir,
+    source: &str,
+    prov: &Provenance,
+    bars: &af_data::raw::RawBars,
+    edit: impl FnOnce(&mut Manifest),
+) -> Result<Manifest> {
+    let files = bars.write_partitions(&dir.path(""), prov)?;
+    let mut m = Manifest::new(source, prov, bars, &files, &dir.path(""))?;
+    edit(&mut m);
+    write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
+    Ok(m)
+}
+
 /// Manifest, warnings and move summary of a tabular source (files, postgres).
 fn tabular_manifest(
     a: &Args,
@@ -289,18 +301,18 @@ fn tabular_manifest(
     market: &Market,
     dir: &AtomicDir,
 ) -> Result<Manifest> {
-    let bars = &ing.bars;
-    let files = bars.write_partitions(&dir.path(""), prov)?;
-    let mut m = Manifest::new(source, prov, bars, &files, &dir.path(""))?;
-    m.columns = ing.columns;
-    m.cleaning = ing.cleaning;
-    m.notes = ing.notes;
-    m.moves = ing.moves;
-    m.market = Some(market.clone());
-    for n in &m.notes {
+    let af_data::files::Ingested {
+        bars,
+        columns,
+        cleaning,
+        notes,
+        moves,
+        ..
+    } = ing;
+    for n in &notes {
         tracing::warn!("{n}");
     }
-    let count = |what: &str| m.moves.iter().filter(|x| x.action == what).count();
+    let count = |what: &str| moves.iter().filter(|x| x.action == what).count();
     let (split, kept) = (count("split"), count("kept"));
     if split + kept > 0 {
         tracing::warn!(
@@ -310,8 +322,13 @@ fn tabular_manifest(
             a.out.join(MANIFEST).display()
         );
     }
-    write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
-    Ok(m)
+    write_raw(dir, source, prov, &bars, |m| {
+        m.columns = columns;
+        m.cleaning = cleaning;
+        m.notes = notes;
+        m.moves = moves;
+        m.market = Some(market.clone());
+    })
 }
 
 fn fetch_postgres(
@@ -454,27 +471,26 @@ fn fetch_tushare(
     if !universes.is_empty() {
         prov = prov.param("universe", universes.clone());
     }
-    let files = f.bars.write_partitions(&dir.path(""), &prov)?;
     for (name, csv) in &f.universes {
         write_atomic_bytes(&dir.path(&format!("universe-{name}.csv")), csv.as_bytes())?;
     }
-    let mut m = Manifest::new("tushare", &prov, &f.bars, &files, &dir.path(""))?;
-    for c in af_data::raw::COLUMNS {
-        m.columns.insert(c.to_string(), "provided".into());
-    }
-    m.columns
-        .insert("is_st".into(), "from namechange (ST / *ST names)".into());
-    m.columns.insert(
-        "is_suspended".into(),
-        "from suspend_d (a row at the last close, volume 0)".into(),
-    );
-    if let Some(last) = old_last {
-        m.notes.push(format!(
-            "updated: {} new trading dates after {last}",
-            f.dates
-        ));
-    }
-    write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
+    let m = write_raw(dir, "tushare", &prov, &f.bars, |m| {
+        for c in af_data::raw::COLUMNS {
+            m.columns.insert(c.to_string(), "provided".into());
+        }
+        m.columns
+            .insert("is_st".into(), "from namechange (ST / *ST names)".into());
+        m.columns.insert(
+            "is_suspended".into(),
+            "from suspend_d (a row at the last close, volume 0)".into(),
+        );
+        if let Some(last) = old_last {
+            m.notes.push(format!(
+                "updated: {} new trading dates after {last}",
+                f.dates
+            ));
+        }
+    })?;
     Ok(format!(
         "tushare: {} rows, {} codes, {} dates ({}..{}); {} new dates in {} calls ({} from the journal, {} retries, {} rate-limit pauses) in {:.1} s",
         m.rows,
