@@ -28,6 +28,38 @@ fn every_native_operator_matches_pandas() {
     );
 }
 
+/// `expr python`: one module for the fixture's expression per native operator, run
+/// with Polars + polars_ta in the reference venv, equals `expr eval` on every cell
+/// (tests/py/check_python_export.py; no explained differences allowed here).
+#[test]
+fn the_python_export_computes_every_operator_like_the_engine() {
+    let dir = scratch("expr_python");
+    let (_, panel) = small_market(&dir, 1);
+    let ops = root().join("tests/fixtures/ops_native.txt");
+    let (vals, module) = (dir.join("ops.parquet"), dir.join("ops.py"));
+    expr_eval(&panel, &ops, &vals);
+    ok(bin("expr").args(["python", "--file", &s(&ops), "--out", &s(&module)]));
+    let res = ok(python().args(["check_python_export.py", &s(&module), &s(&panel), &s(&vals)]));
+    let text = String::from_utf8_lossy(&res.stdout);
+    assert!(text.contains("56 of 56 factors match the engine"), "{text}");
+    // Same expressions, same module bytes; and what the module cannot do is refused.
+    let again = dir.join("again.py");
+    ok(bin("expr").args(["python", "--file", &s(&ops), "--out", &s(&again)]));
+    assert_eq!(fs::read(&module).unwrap(), fs::read(&again).unwrap());
+    let e = fails(bin("expr").args([
+        "python",
+        "--dialect",
+        "qlib",
+        "--out",
+        &s(&again),
+        "Mean($close, 5)",
+    ]));
+    assert!(
+        e.contains("q_mean: the qlib dialect's partial-window operators"),
+        "{e}"
+    );
+}
+
 #[test]
 fn check_reports_position_and_suggestions() {
     let out = ok(bin("expr").args(["check", "rank(ts_mean(close, 20) / close) * -1"]));

@@ -13,6 +13,7 @@ pub mod ast;
 pub mod eval;
 pub mod kernels;
 pub mod parse;
+pub mod python;
 pub mod registry;
 
 pub use ast::Expr;

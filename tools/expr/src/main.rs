@@ -85,6 +85,24 @@ enum Cmd {
         #[arg(long)]
         dump_dir: Option<PathBuf>,
     },
+    /// Write expressions as a Python module computing them with Polars + polars_ta,
+    /// with the engine's exact semantics (docs/python-export.md).
+    Python {
+        /// A library (library-merge's --out Parquet): its factors, named by their id's
+        /// first 16 hex digits, in rank order.
+        #[arg(long, conflicts_with_all = ["file", "exprs"])]
+        library: Option<PathBuf>,
+        /// `name = expression` lines, as `expr eval --file`.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Notation of the expressions (a file's `# dialect:` line overrides it).
+        #[arg(long, value_enum, default_value = "native")]
+        dialect: Dialect,
+        /// The module to write (e.g. lib.py).
+        #[arg(long)]
+        out: PathBuf,
+        exprs: Vec<String>,
+    },
     /// List every operator of the registry (the table in docs/expression_language.md).
     Ops {
         /// Print a Markdown table.
@@ -159,6 +177,45 @@ fn run(cli: Cli) -> Result<()> {
             if bad > 0 {
                 bail!("{bad} of {} expressions failed to parse", src.len());
             }
+        }
+        Cmd::Python {
+            library,
+            file,
+            dialect: ds,
+            out,
+            exprs,
+        } => {
+            let (src, d, from) = match &library {
+                Some(l) => {
+                    let t = af_table::read_parquet(l)?;
+                    let ids = t
+                        .strings("id")
+                        .with_context(|| format!("library {}", l.display()))?;
+                    let ex = t
+                        .strings("expression")
+                        .with_context(|| format!("library {}", l.display()))?;
+                    let named = ids.iter().map(|i| format!("f_{}", &i[..i.len().min(16)]));
+                    (
+                        named.zip(ex).collect(),
+                        Dialect::Native,
+                        format!("library {}", l.display()),
+                    )
+                }
+                None => {
+                    let (src, d) = gather(file.as_deref(), &exprs, ds)?;
+                    let from = file
+                        .as_ref()
+                        .map_or("the command line".into(), |f| f.display().to_string());
+                    (src, d, from)
+                }
+            };
+            let es = compile(&src, d, &Fields::default())?;
+            let named: Vec<(String, af_expr::Expr)> =
+                src.iter().map(|(n, _)| n.clone()).zip(es).collect();
+            let text = af_expr::python::module(&named, &from)
+                .map_err(|e| anyhow!("cannot export to Python: {e}"))?;
+            af_store::write_atomic_bytes(&out, text.as_bytes())?;
+            tracing::info!("wrote {} ({} factors)", out.display(), named.len());
         }
         Cmd::Eval {
             panel,
