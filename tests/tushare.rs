@@ -324,6 +324,14 @@ fn rate_limits_faults_kills_and_updates_end_in_the_same_bytes() {
             .contains("updated: 15 new trading dates"),
         "{m}"
     );
+    // One year, the touched one, was written (the unit test in af-data's raw.rs shows
+    // earlier years kept as the same files).
+    assert!(
+        m["notes"]
+            .to_string()
+            .contains("update rewrote year 2016 and kept year none"),
+        "{m}"
+    );
     token_nowhere(&[&dir], &[]);
 }
 

@@ -313,9 +313,21 @@ impl RawBars {
     }
 
     /// Write year partitions under `dir` (rows must be sorted). Returns (relative path,
-    /// rows, first date, last date) per file.
-    pub fn write_partitions(&self, dir: &Path, prov: &Provenance) -> Result<Vec<(String, usize)>> {
-        let mut out = Vec::new();
+    /// rows) per file. A partition's metadata is the provenance without the fetch's
+    /// `end` (plus its `year`), so a year's file depends on that year's rows and the
+    /// source, not on how far the fetch reached.
+    ///
+    /// `keep`: an update's previous folder and the first year its new dates touch.
+    /// Earlier years are taken from that folder as they are (hard-linked, else copied)
+    /// when the file there carries the same metadata — same rows, same bytes — instead
+    /// of being rewritten.
+    pub fn write_partitions(
+        &self,
+        dir: &Path,
+        prov: &Provenance,
+        keep: Option<(&Path, i32)>,
+    ) -> Result<Partitions> {
+        let mut out = Partitions::default();
         let mut start = 0;
         while start < self.len() {
             let year = year_of(self.trade_date[start]);
@@ -327,31 +339,84 @@ impl RawBars {
             let path = dir.join(&rel);
             std::fs::create_dir_all(path.parent().unwrap_or(dir))
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let kv: Vec<KeyValue> = prov
+            let mut part = prov.clone();
+            part.params.remove("end");
+            part.params.insert("year".into(), year.into());
+            let kv: Vec<KeyValue> = part
                 .to_kv()
                 .into_iter()
                 .map(|(k, v)| KeyValue::new(k, v))
                 .collect();
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-                .set_max_row_group_row_count(Some(1 << 20))
-                .set_key_value_metadata(Some(kv))
-                .build();
-            let file =
-                File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-            let mut w = ArrowWriter::try_new(file, raw_schema(), Some(props))?;
-            let mut s = start;
-            while s < end {
-                let e = (s + (1 << 20)).min(end);
-                w.write(&self.slice_batch(s..e)?)?;
-                s = e;
+            let old = keep
+                .filter(|(_, touched)| year < *touched)
+                .map(|(d, _)| d.join(&rel))
+                .filter(|o| same_metadata(o, &kv));
+            if let Some(old) = old {
+                if std::fs::hard_link(&old, &path).is_err() {
+                    std::fs::copy(&old, &path).with_context(|| {
+                        format!("cannot copy {} to {}", old.display(), path.display())
+                    })?;
+                }
+                out.kept.push(year);
+            } else {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+                    .set_max_row_group_row_count(Some(1 << 20))
+                    .set_key_value_metadata(Some(kv))
+                    .build();
+                let file = File::create(&path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let mut w = ArrowWriter::try_new(file, raw_schema(), Some(props))?;
+                let mut s = start;
+                while s < end {
+                    let e = (s + (1 << 20)).min(end);
+                    w.write(&self.slice_batch(s..e)?)?;
+                    s = e;
+                }
+                w.close()?;
+                out.written.push(year);
             }
-            w.close()?;
-            out.push((rel, end - start));
+            out.files.push((rel, end - start));
             start = end;
         }
         Ok(out)
     }
+}
+
+/// What [`RawBars::write_partitions`] did.
+#[derive(Debug, Default)]
+pub struct Partitions {
+    /// (relative path, rows) per year file.
+    pub files: Vec<(String, usize)>,
+    /// Years written now, and years taken unchanged from the previous folder.
+    pub written: Vec<i32>,
+    pub kept: Vec<i32>,
+}
+
+/// The Parquet file at `path` exists and its key-value metadata is `kv` (beside the
+/// `ARROW:schema` entry the Arrow writer adds).
+fn same_metadata(path: &Path, kv: &[KeyValue]) -> bool {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let Ok(r) = SerializedFileReader::new(f) else {
+        return false;
+    };
+    let Some(have) = r.metadata().file_metadata().key_value_metadata() else {
+        return false;
+    };
+    // The Arrow writer adds `ARROW:schema`; the order on disk is the writer's.
+    fn pairs(v: &[KeyValue]) -> Vec<(&str, Option<&str>)> {
+        let mut p: Vec<(&str, Option<&str>)> = v
+            .iter()
+            .filter(|k| k.key != "ARROW:schema")
+            .map(|k| (k.key.as_str(), k.value.as_deref()))
+            .collect();
+        p.sort();
+        p
+    }
+    pairs(have) == pairs(kv)
 }
 
 pub fn raw_schema() -> Arc<Schema> {
@@ -513,4 +578,64 @@ fn read_raw_file(
         row += n as u32;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{SynthParams, generate};
+
+    fn inode(p: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().ino()
+    }
+
+    #[test]
+    fn an_update_keeps_the_years_it_does_not_touch() {
+        let tmp = std::env::temp_dir().join(format!("af-raw-keep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let start = af_panel::dates::parse_date("2016-11-01").unwrap();
+        let bars = generate(&SynthParams {
+            assets: 6,
+            days: 120,
+            seed: 3,
+            start,
+        })
+        .unwrap()
+        .bars;
+        let prov = |end: &str| {
+            Provenance::new("ts-fetch", "t")
+                .param("source", "s")
+                .param("end", end)
+        };
+        let (old, new, other) = (tmp.join("old"), tmp.join("new"), tmp.join("other"));
+        let first = bars
+            .write_partitions(&old, &prov("2017-03-01"), None)
+            .unwrap();
+        assert_eq!(first.written, vec![2016, 2017]);
+        // The update reaches further (another `end`) and touches 2017 only.
+        let second = bars
+            .write_partitions(&new, &prov("2017-04-30"), Some((&old, 2017)))
+            .unwrap();
+        assert_eq!((second.kept, second.written), (vec![2016], vec![2017]));
+        let y = |d: &Path, y: i32| d.join(format!("year={y}/part-0.parquet"));
+        assert_eq!(
+            inode(&y(&old, 2016)),
+            inode(&y(&new, 2016)),
+            "2016 is the same file"
+        );
+        assert_ne!(inode(&y(&old, 2017)), inode(&y(&new, 2017)));
+        // 2017 rewritten is byte-identical too: `end` is not in a partition's metadata.
+        assert_eq!(
+            std::fs::read(y(&old, 2017)).unwrap(),
+            std::fs::read(y(&new, 2017)).unwrap()
+        );
+        // Other provenance (another source): nothing is kept.
+        let p = Provenance::new("ts-fetch", "t").param("source", "other");
+        let third = bars
+            .write_partitions(&other, &p, Some((&old, 2017)))
+            .unwrap();
+        assert!(third.kept.is_empty());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 }

@@ -1,13 +1,13 @@
 //! `ts-fetch`: bring daily bars into the raw store (`data/raw/`), from the embedded
 //! synthetic market or from users' files. Argument parsing only; the work is in af-data.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use af_data::files::{BadRows, FilesParams, SplitInference, ingest};
 use af_data::manifest::{MANIFEST, Manifest};
 use af_data::market::Market;
 use af_data::synthetic::{SynthParams, generate};
-use af_panel::dates::{format_date, parse_date};
+use af_panel::dates::{format_date, parse_date, year_of};
 use af_store::{AtomicDir, OutputLock, Provenance, write_atomic_bytes};
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -180,7 +180,7 @@ fn run(a: Args) -> Result<()> {
             let prov = Provenance::new("ts-fetch", version)
                 .param("source", "qlib")
                 .param("path", path);
-            let m = write_raw(&dir, "qlib", &prov, &bars, |m| m.columns = columns)?;
+            let m = write_raw(&dir, "qlib", &prov, &bars, None, |m| m.columns = columns)?;
             format!(
                 "qlib: {} rows, {} symbols, {} days ({}..{})",
                 m.rows, m.codes, m.dates, m.first_date, m.last_date
@@ -205,7 +205,7 @@ fn run(a: Args) -> Result<()> {
                 &dir.path("ground_truth.json"),
                 (serde_json::to_string_pretty(&s.ground_truth)? + "\n").as_bytes(),
             )?;
-            let m = write_raw(&dir, "synthetic", &prov, &s.bars, |m| {
+            let m = write_raw(&dir, "synthetic", &prov, &s.bars, None, |m| {
                 for c in af_data::raw::COLUMNS {
                     m.columns.insert(c.to_string(), "provided".into());
                 }
@@ -241,7 +241,7 @@ fn run(a: Args) -> Result<()> {
             for (name, h) in &ing.input_hashes {
                 prov = prov.input_hash(name, h);
             }
-            let m = tabular_manifest(&a, "files", ing, &prov, &p.market, &dir)?;
+            let m = tabular_manifest(&a, "files", ing, &prov, &p.market, &dir, None)?;
             let cleaned: u64 = m.cleaning.values().sum();
             format!(
                 "files: {} rows, {} assets, {} days ({}..{}); cleaning touched {} rows (see manifest.json)",
@@ -278,15 +278,40 @@ fn files_params(a: &Args, glob: &str) -> Result<FilesParams> {
 
 /// Write the bars as year partitions and the manifest `edit` completes (columns,
 /// cleaning, …): every source's last step, in one place.
+/// `update`: the folder an update builds on and its last date; the years before the
+/// first new date are kept from it, not rewritten (noted in the manifest).
 fn write_raw(
     dir: &AtomicDir,
     source: &str,
     prov: &Provenance,
     bars: &af_data::raw::RawBars,
+    update: Option<(&Path, &str)>,
     edit: impl FnOnce(&mut Manifest),
 ) -> Result<Manifest> {
-    let files = bars.write_partitions(&dir.path(""), prov)?;
-    let mut m = Manifest::new(source, prov, bars, &files, &dir.path(""))?;
+    // New dates start after the old last one, so they touch its year and later.
+    let keep = match update {
+        Some((old, last)) => Some((old, year_of(parse_date(last)?))),
+        None => None,
+    };
+    let parts = bars.write_partitions(&dir.path(""), prov, keep)?;
+    let mut m = Manifest::new(source, prov, bars, &parts.files, &dir.path(""))?;
+    if update.is_some() {
+        let years = |v: &[i32]| {
+            v.iter()
+                .map(|y| y.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        m.notes.push(format!(
+            "update rewrote year {} and kept year {} unchanged",
+            years(&parts.written),
+            if parts.kept.is_empty() {
+                "none".into()
+            } else {
+                years(&parts.kept)
+            }
+        ));
+    }
     edit(&mut m);
     write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
     Ok(m)
@@ -300,6 +325,7 @@ fn tabular_manifest(
     prov: &Provenance,
     market: &Market,
     dir: &AtomicDir,
+    update: Option<&str>,
 ) -> Result<Manifest> {
     let af_data::files::Ingested {
         bars,
@@ -322,7 +348,8 @@ fn tabular_manifest(
             a.out.join(MANIFEST).display()
         );
     }
-    write_raw(dir, source, prov, &bars, |m| {
+    let update = update.map(|last| (a.out.as_path(), last));
+    write_raw(dir, source, prov, &bars, update, |m| {
         m.columns = columns;
         m.cleaning = cleaning;
         m.notes = notes;
@@ -338,10 +365,8 @@ fn fetch_postgres(
     version: &str,
 ) -> Result<String> {
     let files = files_params(a, "")?;
-    let after = base
-        .as_ref()
-        .map(|(m, _)| parse_date(&m.last_date))
-        .transpose()?;
+    let old_last = base.as_ref().map(|(m, _)| m.last_date.clone());
+    let after = old_last.as_deref().map(parse_date).transpose()?;
     let p = af_pg::PgParams {
         files: files.clone(),
         table: a.table.clone(),
@@ -364,7 +389,15 @@ fn fetch_postgres(
         )
         .param("mapping", a.mapping.clone())
         .param("market", files.market.name.clone());
-    let m = tabular_manifest(a, "postgres", ing, &prov, &files.market, dir)?;
+    let m = tabular_manifest(
+        a,
+        "postgres",
+        ing,
+        &prov,
+        &files.market,
+        dir,
+        old_last.as_deref(),
+    )?;
     Ok(format!(
         "postgres {place}: {new_rows} rows streamed in {:.1} s; raw {} rows, {} codes, {} dates ({}..{})",
         t0.elapsed().as_secs_f64(),
@@ -474,7 +507,8 @@ fn fetch_tushare(
     for (name, csv) in &f.universes {
         write_atomic_bytes(&dir.path(&format!("universe-{name}.csv")), csv.as_bytes())?;
     }
-    let m = write_raw(dir, "tushare", &prov, &f.bars, |m| {
+    let update = old_last.as_deref().map(|last| (a.out.as_path(), last));
+    let m = write_raw(dir, "tushare", &prov, &f.bars, update, |m| {
         for c in af_data::raw::COLUMNS {
             m.columns.insert(c.to_string(), "provided".into());
         }
@@ -484,7 +518,7 @@ fn fetch_tushare(
             "is_suspended".into(),
             "from suspend_d (a row at the last close, volume 0)".into(),
         );
-        if let Some(last) = old_last {
+        if let Some(last) = &old_last {
             m.notes.push(format!(
                 "updated: {} new trading dates after {last}",
                 f.dates
