@@ -118,7 +118,8 @@ const TABLE: &str = "CREATE TABLE daily_bars (ts_code text, trade_date date, \
     open numeric(14,4), high numeric(14,4), low numeric(14,4), close numeric(14,4), \
     pre_close double precision, vol double precision, amount double precision, \
     adj_factor double precision, is_st boolean, is_suspended boolean, industry text, \
-    total_mv double precision, circ_mv double precision, list_date date)";
+    total_mv double precision, circ_mv double precision, list_date date, \
+    up_limit numeric(14,2), down_limit numeric(14,2))";
 
 fn fetch(pg: &Pg, password: &str, out: &Path, extra: &[&str]) -> Command {
     let mut c = bin("ts-fetch");

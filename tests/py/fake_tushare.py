@@ -147,6 +147,16 @@ class Market:
         return [{"ts_code": r.code, "trade_date": ymd(r.trade_date), "suspend_timing": None,
                  "suspend_type": "S"} for r in x.itertuples()]
 
+    def stk_limit(self, p):
+        # every listed name with a limit that day, suspended ones included (as the
+        # service lists them); none on a ChiNext/STAR listing day
+        x = self.day(p)
+        if x is None:
+            return []
+        x = x[x.up_limit.notna()]
+        return [{"trade_date": ymd(r.trade_date), "ts_code": r.code, "pre_close": r.pre_close,
+                 "up_limit": r.up_limit, "down_limit": r.down_limit} for r in x.itertuples()]
+
     def stock_basic(self, p):
         st = p.get("list_status") or "L"
         return [r for r in self.basic if r["list_status"] == st]
@@ -197,7 +207,7 @@ def main():
     attempts = defaultdict(int)    # every request per api
     recent = defaultdict(deque)    # per api: times of accepted calls in the window
     peak = defaultdict(int)
-    apis = {k: getattr(m, k) for k in ["daily", "adj_factor", "daily_basic", "suspend_d",
+    apis = {k: getattr(m, k) for k in ["daily", "adj_factor", "daily_basic", "suspend_d", "stk_limit",
                                        "stock_basic", "namechange", "index_weight"]}
     apis["trade_cal"] = m.cal
 

@@ -3,7 +3,7 @@
 usage: pg_fixture.py RAW OUT_CSV
 Columns: ts_code, trade_date, open, high, low, close, pre_close (yuan), vol (lots of
 100 shares), amount (thousands of yuan), adj_factor, is_st, is_suspended, industry,
-total_mv, circ_mv (10k yuan), list_date. Floats are written so they read back exactly.
+total_mv, circ_mv (10k yuan), list_date, up_limit, down_limit (stk_limit's). Floats are written so they read back exactly.
 """
 import glob
 import sys
@@ -18,4 +18,5 @@ pd.DataFrame({
     "amount": df.amount / 1000, "adj_factor": df.adj_factor, "is_st": df.is_st,
     "is_suspended": df.is_suspended, "industry": df.industry,
     "total_mv": df.total_mv / 10000, "circ_mv": df.circ_mv / 10000, "list_date": df.list_date,
+    "up_limit": df.up_limit, "down_limit": df.down_limit,
 }).to_csv(out, index=False, float_format="%.17g")

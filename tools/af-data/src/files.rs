@@ -156,6 +156,8 @@ fn is_numeric_field(f: &str) -> bool {
             | "adj_factor"
             | "total_mv"
             | "circ_mv"
+            | "up_limit"
+            | "down_limit"
     )
 }
 
@@ -640,6 +642,8 @@ pub fn ingest_tables(
             );
             bars.total_mv.push(num("total_mv")?);
             bars.circ_mv.push(num("circ_mv")?);
+            bars.up_limit.push(num("up_limit")?);
+            bars.down_limit.push(num("down_limit")?);
             bars.list_date.push(match idx.get("list_date") {
                 Some(&j) => get_date(&t.cols[j], i, || w("list_date"))?.unwrap_or(NO_DATE),
                 None => NO_DATE,
@@ -697,6 +701,7 @@ pub fn ingest_tables(
                     "absent: NaN (size neutralization and turnover unavailable)"
                 }
                 "list_date" => "absent: first bar (seasoned if present on the first day)",
+                "up_limit" | "down_limit" => "absent: the market profile's limit rule",
                 "volume" | "amount" => "absent: NaN",
                 _ => "absent",
             }

@@ -20,7 +20,8 @@
 //!   warns once per absent field.
 //! - Labels `fwd_ret_h(t)`: close(t+h)/close(t) − 1 (close2close) or
 //!   open(t+1+h)/open(t+1) − 1 (open2open); NaN unless the asset could be bought at t
-//!   (tradable and not closed at its up-limit) — and for open2open also tradable at
+//!   (tradable and not closed at its up-limit: the raw `up_limit` when the source gave
+//!   it, else the market profile's rule) — and for open2open also tradable at
 //!   t+1 without opening at the up-limit.
 
 use std::collections::{BTreeSet, HashMap};
@@ -313,9 +314,17 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
                 cmv_last[a] = bars.circ_mv[i];
                 let listing_day = list_date[a] == dates[t]
                     || (list_date[a] == NO_DATE && t == first_t[a] && t > 0);
-                let pct = p.market.limit_pct(&codes[a], bars.is_st[i], listing_day);
-                buyable[c] = tradable[c] && !at_up_limit(bars.close[i], bars.pre_close[i], pct);
-                open_ok[c] = tradable[c] && !at_up_limit(bars.open[i], bars.pre_close[i], pct);
+                // The exchange's limit price when the source gave it (Tushare's
+                // stk_limit), else the market profile's rule.
+                let at_up = |px: f64| match bars.limits_of(i) {
+                    Some((up, _)) => px.is_finite() && px >= up - 0.005,
+                    None => {
+                        let pct = p.market.limit_pct(&codes[a], bars.is_st[i], listing_day);
+                        at_up_limit(px, bars.pre_close[i], pct)
+                    }
+                };
+                buyable[c] = tradable[c] && !at_up(bars.close[i]);
+                open_ok[c] = tradable[c] && !at_up(bars.open[i]);
                 let listed = t as i64 - first_idx[a] >= p.min_list_days as i64;
                 let member = p
                     .universe
@@ -483,4 +492,71 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
         },
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{SynthParams, generate};
+
+    fn label_at(bars: &RawBars, i: usize) -> f64 {
+        let p = BuildParams {
+            adjust: Adjust::Forward,
+            horizons: vec![1],
+            label: Label::Close2Close,
+            min_list_days: 0,
+            universe: None,
+            market: Market::cn(),
+            liquidity: Liquidity::default(),
+        };
+        let b = build(&mut bars.clone(), &p).unwrap().data;
+        let (t, a) = (
+            b.dates
+                .iter()
+                .position(|d| *d == bars.trade_date[i])
+                .unwrap(),
+            b.codes
+                .iter()
+                .position(|c| *c == bars.code_names[bars.code[i] as usize])
+                .unwrap(),
+        );
+        let f = &b.fields.iter().find(|(n, _)| n == "fwd_ret_1").unwrap().1;
+        f[t * b.codes.len() + a]
+    }
+
+    /// The exchange's limit price (Tushare's stk_limit) decides "closed at the
+    /// up-limit" where the source gives it, not the board rule.
+    #[test]
+    fn a_raw_up_limit_overrides_the_board_rule() {
+        let bars = generate(&SynthParams {
+            assets: 8,
+            days: 60,
+            seed: 4,
+            start: af_panel::dates::parse_date("2016-01-04").unwrap(),
+        })
+        .unwrap()
+        .bars;
+        // An ordinary traded bar mid-sample, well inside its ±10 % / ±20 % band.
+        let i = (0..bars.len())
+            .find(|&i| {
+                i > bars.len() / 2
+                    && !bars.is_suspended[i]
+                    && (bars.close[i] / bars.pre_close[i] - 1.0).abs() < 0.03
+                    && bars.limits_of(i).is_some()
+            })
+            .unwrap();
+        assert!(label_at(&bars, i).is_finite());
+        // A special limit that day (as on a STAR name's first days): closed at it.
+        let mut special = bars.clone();
+        special.up_limit[i] = special.close[i];
+        assert!(
+            label_at(&special, i).is_nan(),
+            "closed at its exchange limit: not buyable"
+        );
+        // No limit prices from the source: the rule decides again.
+        let mut none = bars.clone();
+        none.up_limit.clear();
+        none.down_limit.clear();
+        assert!(label_at(&none, i).is_finite());
+    }
 }

@@ -29,7 +29,7 @@ use parquet::file::properties::WriterProperties;
 pub const NO_INDUSTRY: u32 = u32::MAX;
 
 /// The contract's column names, in file order.
-pub const COLUMNS: [&str; 16] = [
+pub const COLUMNS: [&str; 18] = [
     "trade_date",
     "code",
     "open",
@@ -46,6 +46,8 @@ pub const COLUMNS: [&str; 16] = [
     "total_mv",
     "circ_mv",
     "list_date",
+    "up_limit",
+    "down_limit",
 ];
 pub const REQUIRED: [&str; 6] = ["trade_date", "code", "open", "high", "low", "close"];
 
@@ -70,6 +72,11 @@ pub struct RawBars {
     pub total_mv: Vec<f64>,
     pub circ_mv: Vec<f64>,
     pub list_date: Vec<i32>,
+    /// The exchange's limit prices for the day (unadjusted, Tushare's `stk_limit`);
+    /// NaN when the source does not give them (panel-build then applies the market
+    /// profile's rule) or the bar has no limit.
+    pub up_limit: Vec<f64>,
+    pub down_limit: Vec<f64>,
     /// Where each row came from: index into `origin_files` and the 1-based data row
     /// (for CSV files, the file line).
     pub origin: Vec<(u32, u32)>,
@@ -140,7 +147,9 @@ impl RawBars {
     }
 
     /// Append `other`'s rows (codes and industries matched by name), then sort.
-    pub fn extend_from(&mut self, other: RawBars) {
+    pub fn extend_from(&mut self, mut other: RawBars) {
+        self.pad_limits();
+        other.pad_limits();
         let mut codes = Interner::from_names(std::mem::take(&mut self.code_names));
         let mut inds = Interner::from_names(std::mem::take(&mut self.industry_names));
         let cmap: Vec<u32> = other.code_names.iter().map(|c| codes.get(c)).collect();
@@ -168,6 +177,8 @@ impl RawBars {
         self.total_mv.extend(other.total_mv);
         self.circ_mv.extend(other.circ_mv);
         self.list_date.extend(other.list_date);
+        self.up_limit.extend(other.up_limit);
+        self.down_limit.extend(other.down_limit);
         let nf = self.origin_files.len() as u32;
         self.origin
             .extend(other.origin.iter().map(|(f, r)| (f + nf, *r)));
@@ -213,6 +224,8 @@ impl RawBars {
         p(&mut self.total_mv, idx);
         p(&mut self.circ_mv, idx);
         p(&mut self.list_date, idx);
+        p(&mut self.up_limit, idx);
+        p(&mut self.down_limit, idx);
         p(&mut self.origin, idx);
     }
 
@@ -272,9 +285,26 @@ impl RawBars {
         Ok(())
     }
 
+    /// Pad the limit-price columns with NaN to the row count: sources without limit
+    /// prices leave them empty.
+    pub fn pad_limits(&mut self) {
+        let n = self.len();
+        self.up_limit.resize(n, f64::NAN);
+        self.down_limit.resize(n, f64::NAN);
+    }
+
+    /// The day's (up, down) limit prices from the source, when it gave them.
+    pub fn limits_of(&self, i: usize) -> Option<(f64, f64)> {
+        let (u, d) = (*self.up_limit.get(i)?, *self.down_limit.get(i)?);
+        (u.is_finite() && d.is_finite()).then_some((u, d))
+    }
+
     fn slice_batch(&self, rows: std::ops::Range<usize>) -> Result<RecordBatch> {
         let r = rows.clone();
         let f = |v: &Vec<f64>| -> ArrayRef {
+            if v.is_empty() {
+                return Arc::new(Float64Array::from(vec![None::<f64>; r.len()]));
+            }
             Arc::new(Float64Array::from_iter(
                 v[r.clone()]
                     .iter()
@@ -304,10 +334,12 @@ impl RawBars {
             f(&self.total_mv),
             f(&self.circ_mv),
             Arc::new(Date32Array::from_iter(
-                self.list_date[r]
+                self.list_date[r.clone()]
                     .iter()
                     .map(|d| (*d != NO_DATE).then_some(*d)),
             )),
+            f(&self.up_limit),
+            f(&self.down_limit),
         ];
         Ok(RecordBatch::try_new(raw_schema(), cols)?)
     }
@@ -438,6 +470,8 @@ pub fn raw_schema() -> Arc<Schema> {
         f("total_mv"),
         f("circ_mv"),
         Field::new("list_date", DataType::Date32, true),
+        f("up_limit"),
+        f("down_limit"),
     ]))
 }
 
@@ -574,6 +608,21 @@ fn read_raw_file(
             .ok_or_else(|| anyhow!("column list_date is not a date"))?;
         bars.list_date
             .extend((0..n).map(|i| if ld.is_null(i) { NO_DATE } else { ld.value(i) }));
+        // Optional: folders written before the contract had limit prices lack them.
+        for (name, dst) in [
+            ("up_limit", &mut bars.up_limit),
+            ("down_limit", &mut bars.down_limit),
+        ] {
+            match batch.column_by_name(name) {
+                Some(c) => {
+                    let a = c
+                        .as_primitive_opt::<Float64Type>()
+                        .ok_or_else(|| anyhow!("column {name} is not f64"))?;
+                    dst.extend((0..n).map(|i| if a.is_null(i) { f64::NAN } else { a.value(i) }));
+                }
+                None => dst.extend(std::iter::repeat_n(f64::NAN, n)),
+            }
+        }
         bars.origin.extend((0..n as u32).map(|i| (fi, row + i + 1)));
         row += n as u32;
     }

@@ -776,6 +776,14 @@ fn push_bar(
     bars.industry.push(s.industry);
     bars.total_mv.push(c * total_sh);
     bars.circ_mv.push(c * circ_sh);
+    // The exchange's limit prices, as Tushare's stk_limit gives them (none on a
+    // ChiNext/STAR listing day, nor for codes outside the A-share scheme).
+    let listing_day = s.ipo == Some(t);
+    let (up, dn) = limit_pct(s.board, is_st, listing_day)
+        .map(|pp| limit_prices(pc, pp))
+        .unwrap_or((f64::NAN, f64::NAN));
+    bars.up_limit.push(up);
+    bars.down_limit.push(dn);
     bars.list_date.push(s.list_date);
     bars.origin.push((0, bars.origin.len() as u32 + 1));
 }

@@ -3,7 +3,10 @@
 //!
 //! Calls: `trade_cal` once, `stock_basic` for list_status L, D and P (delisted and
 //! paused names too, or survivorship bias creeps in), `namechange` once (ST spells),
-//! then per open date `daily`, `adj_factor`, `daily_basic` and `suspend_d`.
+//! then per open date `daily`, `adj_factor`, `daily_basic`, `suspend_d` and
+//! `stk_limit` (the day's limit prices, which the raw contract keeps as `up_limit` /
+//! `down_limit` so panel-build uses the exchange's own — special cases such as a
+//! STAR name's first five days included — instead of the board rule).
 //!
 //! Units become the contract's: `vol` lots × 100 → shares, `amount` thousands × 1000
 //! → yuan, `total_mv`/`circ_mv` 10k yuan × 10000 → yuan. `daily` has no row on a
@@ -32,7 +35,13 @@ pub use client::{Client, ClientConfig, Frame, Stats};
 use crate::raw::{Interner, NO_DATE, NO_INDUSTRY, RawBars};
 
 /// Endpoints queried per open date.
-pub const PER_DATE: [&str; 4] = ["daily", "adj_factor", "daily_basic", "suspend_d"];
+pub const PER_DATE: [&str; 5] = [
+    "daily",
+    "adj_factor",
+    "daily_basic",
+    "suspend_d",
+    "stk_limit",
+];
 
 /// Index universes `--universe` knows: (name, Tushare index code).
 pub const INDEXES: [(&str, &str); 3] = [
@@ -292,6 +301,12 @@ pub fn fetch(p: &TushareParams, mut progress: impl FnMut(usize, usize)) -> Resul
             &["ts_code", "total_mv", "circ_mv"],
         )?;
         let susp = j.get("suspend_d", &key, &td, &["ts_code", "suspend_type"])?;
+        let lim = j.get(
+            "stk_limit",
+            &key,
+            &td,
+            &["ts_code", "up_limit", "down_limit"],
+        )?;
         let by_code = |f: &Frame, api: &str, col: &str| -> Result<HashMap<String, f64>> {
             let (c, v) = (f.col(api, "ts_code")?, f.col(api, col)?);
             f.items
@@ -302,6 +317,8 @@ pub fn fetch(p: &TushareParams, mut progress: impl FnMut(usize, usize)) -> Resul
         let adj_of = by_code(&adj, "adj_factor", "adj_factor")?;
         let tmv = by_code(&basic_d, "daily_basic", "total_mv")?;
         let cmv = by_code(&basic_d, "daily_basic", "circ_mv")?;
+        let up = by_code(&lim, "stk_limit", "up_limit")?;
+        let down = by_code(&lim, "stk_limit", "down_limit")?;
         let api = "daily";
         let col = |n: &str| daily.col(api, n);
         let (c, o, h, l, cl, pc, v, a) = (
@@ -368,6 +385,10 @@ pub fn fetch(p: &TushareParams, mut progress: impl FnMut(usize, usize)) -> Resul
             bars.total_mv.push(caps.0);
             bars.circ_mv.push(caps.1);
             bars.list_date.push(ld);
+            bars.up_limit
+                .push(up.get(code).copied().unwrap_or(f64::NAN));
+            bars.down_limit
+                .push(down.get(code).copied().unwrap_or(f64::NAN));
             bars.origin.push((0, bars.trade_date.len() as u32));
             last.insert(id, (px[3], caps.0, caps.1, adj));
         };
