@@ -183,6 +183,37 @@ fn postgres_source_equals_the_synthetic_market_and_fails_cleanly() {
     let same = ok(python().args(["check_tushare.py", "same", &s(&raw), &s(&part)]));
     assert!(String::from_utf8_lossy(&same.stdout).contains("same:"));
 
+    // A table that grows: the update keeps the years before the old last date as the
+    // same files (hard links), rewrites the rest, and still equals the synthetic source.
+    pg.psql(&format!(
+        "CREATE TABLE growing AS SELECT * FROM daily_bars WHERE trade_date <= DATE '{cut}'"
+    ));
+    let grown = dir.join("grown");
+    ok(&mut fetch(&pg, PASSWORD, &grown, &["--table", "growing"]));
+    let y2016 = grown.join("year=2016/part-0.parquet");
+    let inode = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().ino()
+    };
+    let before = inode(&y2016);
+    pg.psql(&format!(
+        "INSERT INTO growing SELECT * FROM daily_bars WHERE trade_date > DATE '{cut}'"
+    ));
+    ok(&mut fetch(
+        &pg,
+        PASSWORD,
+        &grown,
+        &["--table", "growing", "--update"],
+    ));
+    assert_eq!(inode(&y2016), before, "2016 was not touched by the update");
+    let notes = read_json(&grown.join("manifest.json"))["notes"].to_string();
+    assert!(
+        notes.contains("update rewrote year 2017, 2018 and kept year 2016 unchanged"),
+        "{notes}"
+    );
+    let same = ok(python().args(["check_tushare.py", "same", &s(&raw), &s(&grown)]));
+    assert!(String::from_utf8_lossy(&same.stdout).contains("same:"));
+
     // Errors: one line each, non-zero exit, the previous folder intact, no password.
     pg.psql("CREATE TABLE bad_bars AS SELECT * FROM daily_bars LIMIT 50");
     pg.psql("UPDATE bad_bars SET close = NULL WHERE ctid IN (SELECT ctid FROM bad_bars LIMIT 1 OFFSET 7)");

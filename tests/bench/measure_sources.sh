@@ -21,21 +21,7 @@ curl -s localhost:18901/stats; echo
 kill $SRV
 echo "== issue 22: full market (5000 x 2500) through PostgreSQL, and Qlib export/import"
 $R/ts-fetch --assets 5000 --days 2500 --seed 12 --out $M/full >/dev/null
-.venv/bin/python tests/py/pg_fixture.py $M/full $M/full.csv
-ls -la $M/full.csv
-PGB=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
-PD=/tmp/pgmeas; rm -rf $PD; mkdir -p $PD; chmod 777 $PD; chown postgres $PD
-echo pw > $PD/pw; chmod 644 $PD/pw
-runuser -u postgres -- $PGB/initdb -D $PD/data -U postgres --pwfile $PD/pw --auth-local=trust --auth-host=scram-sha-256 >/dev/null
-runuser -u postgres -- $PGB/pg_ctl -D $PD/data -l $PD/log -w -o "-p 55432 -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PD -c fsync=off -c full_page_writes=off" start >/dev/null
-export PGPASSWORD=pw
-P="$PGB/psql -h 127.0.0.1 -p 55432 -U postgres -q"
-$P -c "CREATE TABLE daily_bars (ts_code text, trade_date date, open numeric(14,4), high numeric(14,4), low numeric(14,4), close numeric(14,4), pre_close double precision, vol double precision, amount double precision, adj_factor double precision, is_st boolean, is_suspended boolean, industry text, total_mv double precision, circ_mv double precision, list_date date)"
-$P -c "\copy daily_bars FROM '$M/full.csv' CSV HEADER"
-$P -c "SELECT count(*) FROM daily_bars" -t
-runuser -u postgres -- bash -c "cd /tmp; time $PGB/psql -h $PD -p 55432 -U postgres -q -c \"COPY (SELECT * FROM daily_bars) TO '/dev/null' (FORMAT binary)\"" 2>&1 | grep real
-DATABASE_URL=postgresql://postgres:pw@127.0.0.1:55432/postgres $T $R/ts-fetch --source postgres --table daily_bars --mapping tushare --out $M/pgraw 2>&1 | tail -2
-runuser -u postgres -- $PGB/pg_ctl -D $PD/data -m immediate stop >/dev/null
+tests/bench/measure_pg.sh $M/full
 echo "== qlib export / import of full"
 $T $R/qlib-export --raw $M/full --out $M/qfull 2>&1 | tail -2
 $T $R/ts-fetch --source qlib --path $M/qfull --out $M/qback 2>&1 | tail -2

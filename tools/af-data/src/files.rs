@@ -468,11 +468,7 @@ fn get_str(c: &Col, i: usize) -> Option<String> {
 
 pub struct Ingested {
     pub bars: RawBars,
-    pub columns: BTreeMap<String, String>,
-    pub cleaning: BTreeMap<String, u64>,
-    pub notes: Vec<String>,
-    pub moves: Vec<Move>,
-    pub input_hashes: Vec<(String, String)>,
+    pub report: Report,
 }
 
 fn expand_glob(pattern: &str) -> Result<Vec<PathBuf>> {
@@ -503,39 +499,107 @@ pub fn ingest(p: &FilesParams) -> Result<Ingested> {
     )
 }
 
-/// Map, clean and sort the bars of `tables` (read one at a time) under `p`'s mapping
-/// and rules: the files source's logic, shared by every tabular source.
-pub fn ingest_tables(
-    p: &FilesParams,
-    tables: impl IntoIterator<Item = Result<Source>>,
-) -> Result<Ingested> {
-    let mapping = Mapping::load(&p.mapping)?;
-    let adjusted = FilesParams {
-        infer_splits: SplitInference::Off,
-        ..p.clone()
-    };
-    let p = if mapping.adjusted { &adjusted } else { p };
-    let mut bars = RawBars::default();
-    let mut codes = Interner::default();
-    let mut inds = Interner::default();
-    let mut cleaning: BTreeMap<String, u64> = BTreeMap::new();
-    let mut present: BTreeMap<String, bool> = BTreeMap::new();
-    let mut input_hashes = Vec::new();
-    for (fi, src) in tables.into_iter().enumerate() {
-        let src = src?;
+/// The files source's mapping and cleaning, fed one table at a time and finished in
+/// chunks of whole dates: [`ingest_tables`] finishes once (a folder of files in any
+/// order), the PostgreSQL source once per year (its memory then follows one year, not
+/// the table). The per-code state that filling `pre_close` and deriving `adj_factor`
+/// need — last close and factor — carries from chunk to chunk, so the chunks together
+/// give the same bars as one pass.
+pub struct Ingest {
+    p: FilesParams,
+    mapping: Mapping,
+    codes: Interner,
+    inds: Interner,
+    cleaning: BTreeMap<String, u64>,
+    present: BTreeMap<String, bool>,
+    input_hashes: Vec<(String, String)>,
+    carry: Carry,
+    moves: Vec<Move>,
+    notes: Vec<String>,
+    from_meta: Vec<&'static str>,
+    rows: usize,
+}
+
+/// Per code id: last close and adjustment factor so far.
+#[derive(Default)]
+struct Carry {
+    last_close: Vec<f64>,
+    adj: Vec<f64>,
+}
+
+impl Carry {
+    fn fit(&mut self, n: usize) {
+        self.last_close
+            .resize(n.max(self.last_close.len()), f64::NAN);
+        self.adj.resize(n.max(self.adj.len()), 1.0);
+    }
+}
+
+/// What an ingest reports beside its bars (the manifest's columns, cleaning, notes,
+/// moves and input hashes).
+pub struct Report {
+    pub columns: BTreeMap<String, String>,
+    pub cleaning: BTreeMap<String, u64>,
+    pub notes: Vec<String>,
+    pub moves: Vec<Move>,
+    pub input_hashes: Vec<(String, String)>,
+}
+
+impl Ingest {
+    pub fn new(p: &FilesParams) -> Result<Ingest> {
+        let mapping = Mapping::load(&p.mapping)?;
+        let mut p = p.clone();
+        if mapping.adjusted {
+            p.infer_splits = SplitInference::Off;
+        }
+        Ok(Ingest {
+            p,
+            mapping,
+            codes: Interner::default(),
+            inds: Interner::default(),
+            cleaning: BTreeMap::new(),
+            present: BTreeMap::new(),
+            input_hashes: Vec::new(),
+            carry: Carry::default(),
+            moves: Vec::new(),
+            notes: Vec::new(),
+            from_meta: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Codes seen so far (the manifest's `codes`).
+    pub fn codes(&self) -> usize {
+        self.codes.names.len()
+    }
+
+    /// Start from a previous raw folder's state (an update), fed its rows in date
+    /// order: `code`'s close on a traded day (`None` when suspended) and factor.
+    pub fn seed(&mut self, code: &str, close: Option<f64>, adj: f64) {
+        let c = self.codes.get(code) as usize;
+        self.carry.fit(c + 1);
+        if let Some(x) = close {
+            self.carry.last_close[c] = x;
+        }
+        self.carry.adj[c] = adj;
+    }
+
+    /// Map one source table's rows onto `bars` (unsorted until [`Ingest::finish`]).
+    pub fn add(&mut self, src: Source, bars: &mut RawBars) -> Result<()> {
         let path = &src.name;
         if let Some(h) = &src.sha256 {
-            input_hashes.push((path.display().to_string(), h.clone()));
+            self.input_hashes
+                .push((path.display().to_string(), h.clone()));
         }
         let t = src.table;
         let n = t.cols.first().map(|c| c.len()).unwrap_or(0);
         // Resolve each contract field to a column index.
         let mut idx: BTreeMap<&str, usize> = BTreeMap::new();
         for f in COLUMNS {
-            let src = mapping.columns.get(f).map(|s| s.as_str()).unwrap_or(f);
+            let src = self.mapping.columns.get(f).map(|s| s.as_str()).unwrap_or(f);
             if let Some(j) = t.names.iter().position(|n| n == src) {
                 idx.insert(f, j);
-            } else if mapping.columns.contains_key(f) {
+            } else if self.mapping.columns.contains_key(f) {
                 bail!(
                     "{}: mapped column {src:?} (for {f}) not found; columns present: {}",
                     path.display(),
@@ -561,14 +625,15 @@ pub fn ingest_tables(
             );
         }
         for f in COLUMNS {
-            let e = present.entry(f.to_string()).or_insert(true);
+            let e = self.present.entry(f.to_string()).or_insert(true);
             *e &= idx.contains_key(f);
         }
+        let fi = bars.origin_files.len() as u32;
         bars.origin_files.push(path.clone());
-        let scale = |f: &str| mapping.scale.get(f).copied().unwrap_or(1.0);
+        let scale = |f: &str| self.mapping.scale.get(f).copied().unwrap_or(1.0);
         for i in 0..n {
             let w = |f: &str| {
-                let src = mapping.columns.get(f).map(|s| s.as_str()).unwrap_or(f);
+                let src = self.mapping.columns.get(f).map(|s| s.as_str()).unwrap_or(f);
                 loc(path, &t, i, src)
             };
             let date = get_date(&t.cols[idx["trade_date"]], i, || w("trade_date"))?
@@ -587,7 +652,10 @@ pub fn ingest_tables(
                 None => false,
             };
             if !susp && [o, h, l, c].iter().any(|x| x.is_nan()) {
-                *cleaning.entry("missing_price_dropped".into()).or_default() += 1;
+                *self
+                    .cleaning
+                    .entry("missing_price_dropped".into())
+                    .or_default() += 1;
                 continue;
             }
             let (vol, amt) = (num("volume")?, num("amount")?);
@@ -604,10 +672,10 @@ pub fn ingest_tables(
                         (amt < 0.0).then(|| format!("{}: negative amount {amt}", w("amount")))
                     });
                 if let Some(msg) = bad {
-                    match p.bad_rows {
+                    match self.p.bad_rows {
                         BadRows::Error => bail!("{msg} (use --bad-rows drop to drop such rows)"),
                         BadRows::Drop => {
-                            *cleaning.entry("bad_rows_dropped".into()).or_default() += 1;
+                            *self.cleaning.entry("bad_rows_dropped".into()).or_default() += 1;
                             continue;
                         }
                     }
@@ -617,10 +685,10 @@ pub fn ingest_tables(
             if !susp && (h < o.max(c) || l > o.min(c)) {
                 hh = h.max(o).max(c);
                 ll = l.min(o).min(c);
-                *cleaning.entry("ohlc_repaired".into()).or_default() += 1;
+                *self.cleaning.entry("ohlc_repaired".into()).or_default() += 1;
             }
             bars.trade_date.push(date);
-            bars.code.push(codes.get(&code));
+            bars.code.push(self.codes.get(&code));
             bars.open.push(o);
             bars.high.push(hh);
             bars.low.push(ll);
@@ -637,7 +705,7 @@ pub fn ingest_tables(
             bars.industry.push(
                 idx.get("industry")
                     .and_then(|&j| get_str(&t.cols[j], i))
-                    .map(|s| inds.get(&s))
+                    .map(|s| self.inds.get(&s))
                     .unwrap_or(NO_INDUSTRY),
             );
             bars.total_mv.push(num("total_mv")?);
@@ -649,86 +717,145 @@ pub fn ingest_tables(
                 None => NO_DATE,
             });
             bars.origin
-                .push((fi as u32, i as u32 + t.line_offset.unwrap_or(1) as u32));
+                .push((fi, i as u32 + t.line_offset.unwrap_or(1) as u32));
         }
-    }
-    let mut notes = Vec::new();
-    let mut from_meta = Vec::new();
-    if let Some(meta) = &p.meta {
-        let (joined, note) = join_meta(&mut bars, &codes.names, &mut inds, meta, &mapping)?;
-        input_hashes.push((meta.display().to_string(), sha256_file(meta)?));
-        from_meta = joined;
-        notes.extend(note);
-    }
-    bars.code_names = codes.names;
-    bars.industry_names = inds.names;
-    if bars.is_empty() {
-        bail!("no usable bars in {}", p.glob);
-    }
-    bars.sort();
-    bars.validate()?;
-    let moves = fill_and_adjust(&mut bars, &present, p, &mut cleaning);
-    if mapping.adjusted {
-        // Prices are final: no factor from pre_close, none inferred.
-        bars.adj_factor.iter_mut().for_each(|x| *x = 1.0);
+        Ok(())
     }
 
-    let mut columns = BTreeMap::new();
-    for f in COLUMNS {
-        let how = if from_meta.contains(&f) {
-            "joined by code from --meta"
-        } else if present[f] {
-            "provided"
-        } else {
-            match f {
-                "pre_close" => "filled: previous close of the same code",
-                "adj_factor" if mapping.adjusted => {
-                    "filled: 1.0 (the mapping says the prices are adjusted)"
-                }
-                "adj_factor" if present["pre_close"] => {
-                    "derived from pre_close (corporate actions where pre_close != previous close)"
-                }
-                "adj_factor" if p.infer_splits != SplitInference::Off => {
-                    "filled: 1.0, times inferred split ratios (prices are otherwise taken as given)"
-                }
-                "adj_factor" => {
-                    "filled: 1.0 (prices taken as already adjusted or unadjusted, as given)"
-                }
-                "is_st" => "filled: false",
-                "is_suspended" => "filled: false (a missing bar means suspended)",
-                "industry" => "absent: one group",
-                "total_mv" | "circ_mv" => {
-                    "absent: NaN (size neutralization and turnover unavailable)"
-                }
-                "list_date" => "absent: first bar (seasoned if present on the first day)",
-                "up_limit" | "down_limit" => "absent: the market profile's limit rule",
-                "volume" | "amount" => "absent: NaN",
-                _ => "absent",
+    /// Clean a chunk of whole dates: the `--meta` join, sort, checks, `pre_close` and
+    /// `adj_factor` from the carried state.
+    pub fn finish(&mut self, mut bars: RawBars) -> Result<RawBars> {
+        let mapping = &self.mapping;
+        let p = &self.p;
+        if let Some(meta) = &p.meta {
+            let (joined, note) =
+                join_meta(&mut bars, &self.codes.names, &mut self.inds, meta, mapping)?;
+            let h = (meta.display().to_string(), sha256_file(meta)?);
+            if !self.input_hashes.contains(&h) {
+                self.input_hashes.push(h);
             }
-        };
-        columns.insert(f.to_string(), how.to_string());
+            for j in joined {
+                if !self.from_meta.contains(&j) {
+                    self.from_meta.push(j);
+                }
+            }
+            if let Some(n) = note.filter(|n| !self.notes.contains(n)) {
+                self.notes.push(n);
+            }
+        }
+        bars.code_names = self.codes.names.clone();
+        bars.industry_names = self.inds.names.clone();
+        self.rows += bars.len();
+        if bars.is_empty() {
+            return Ok(bars);
+        }
+        bars.sort();
+        bars.validate()?;
+        self.carry.fit(bars.code_names.len());
+        let moves = fill_and_adjust(
+            &mut bars,
+            &self.present,
+            p,
+            &mut self.carry,
+            &mut self.cleaning,
+        );
+        self.moves.extend(moves);
+        if mapping.adjusted {
+            // Prices are final: no factor from pre_close, none inferred.
+            bars.adj_factor.iter_mut().for_each(|x| *x = 1.0);
+        }
+        Ok(bars)
     }
-    // One warning per absent field (issue 20: a source without volume was accepted
-    // silently and GP then spent candidates on all-NaN fields).
-    notes.extend(
-        columns
-            .iter()
-            .filter(|(_, how)| how.starts_with("absent"))
-            .map(|(f, how)| {
-                format!(
-                    "no {f} in the source: {}",
-                    how.trim_start_matches("absent").trim_start_matches(": ")
-                )
-            }),
-    );
-    Ok(Ingested {
-        bars,
-        columns,
-        cleaning,
-        notes,
-        moves,
-        input_hashes,
-    })
+
+    /// The report, once every chunk is finished; an error if no chunk had a bar.
+    pub fn report(self) -> Result<Report> {
+        let Ingest {
+            p,
+            mapping,
+            cleaning,
+            present,
+            input_hashes,
+            moves,
+            mut notes,
+            from_meta,
+            rows,
+            ..
+        } = self;
+        if rows == 0 {
+            bail!("no usable bars in {}", p.glob);
+        }
+        let mut columns = BTreeMap::new();
+        for f in COLUMNS {
+            let how = if from_meta.contains(&f) {
+                "joined by code from --meta"
+            } else if present[f] {
+                "provided"
+            } else {
+                match f {
+                    "pre_close" => "filled: previous close of the same code",
+                    "adj_factor" if mapping.adjusted => {
+                        "filled: 1.0 (the mapping says the prices are adjusted)"
+                    }
+                    "adj_factor" if present["pre_close"] => {
+                        "derived from pre_close (corporate actions where pre_close != previous close)"
+                    }
+                    "adj_factor" if p.infer_splits != SplitInference::Off => {
+                        "filled: 1.0, times inferred split ratios (prices are otherwise taken as given)"
+                    }
+                    "adj_factor" => {
+                        "filled: 1.0 (prices taken as already adjusted or unadjusted, as given)"
+                    }
+                    "is_st" => "filled: false",
+                    "is_suspended" => "filled: false (a missing bar means suspended)",
+                    "industry" => "absent: one group",
+                    "total_mv" | "circ_mv" => {
+                        "absent: NaN (size neutralization and turnover unavailable)"
+                    }
+                    "list_date" => "absent: first bar (seasoned if present on the first day)",
+                    "up_limit" | "down_limit" => "absent: the market profile's limit rule",
+                    "volume" | "amount" => "absent: NaN",
+                    _ => "absent",
+                }
+            };
+            columns.insert(f.to_string(), how.to_string());
+        }
+        // One warning per absent field (issue 20: a source without volume was accepted
+        // silently and GP then spent candidates on all-NaN fields).
+        notes.extend(
+            columns
+                .iter()
+                .filter(|(_, how)| how.starts_with("absent"))
+                .map(|(f, how)| {
+                    format!(
+                        "no {f} in the source: {}",
+                        how.trim_start_matches("absent").trim_start_matches(": ")
+                    )
+                }),
+        );
+        Ok(Report {
+            columns,
+            cleaning,
+            notes,
+            moves,
+            input_hashes,
+        })
+    }
+}
+
+/// Map, clean and sort the bars of `tables` (read one at a time) under `p`'s mapping
+/// and rules: the files source's logic, shared by every tabular source.
+pub fn ingest_tables(
+    p: &FilesParams,
+    tables: impl IntoIterator<Item = Result<Source>>,
+) -> Result<Ingested> {
+    let mut ing = Ingest::new(p)?;
+    let mut bars = RawBars::default();
+    for src in tables {
+        ing.add(src?, &mut bars)?;
+    }
+    let bars = ing.finish(bars)?;
+    let report = ing.report()?;
+    Ok(Ingested { bars, report })
 }
 
 const SPLIT_RATIOS: [f64; 12] = [
@@ -752,11 +879,10 @@ fn fill_and_adjust(
     bars: &mut RawBars,
     present: &BTreeMap<String, bool>,
     p: &FilesParams,
+    carry: &mut Carry,
     cleaning: &mut BTreeMap<String, u64>,
 ) -> Vec<Move> {
-    let nc = bars.code_names.len();
-    let mut last_close = vec![f64::NAN; nc];
-    let mut adj = vec![1.0f64; nc];
+    let Carry { last_close, adj } = carry;
     let has_adj = present["adj_factor"];
     let has_pre = present["pre_close"];
     let mut moves = Vec::new();

@@ -78,6 +78,24 @@ impl Manifest {
     ) -> Result<Self> {
         let mut dates: Vec<i32> = bars.trade_date.clone();
         dates.dedup();
+        Self::from_totals(
+            source,
+            prov,
+            (bars.len(), bars.code_names.len(), &dates),
+            files,
+            dir,
+        )
+    }
+
+    /// From totals kept while writing chunk by chunk: (rows, codes, distinct dates
+    /// ascending).
+    pub fn from_totals(
+        source: &str,
+        prov: &Provenance,
+        (rows, codes, dates): (usize, usize, &[i32]),
+        files: &[(String, usize)],
+        dir: &Path,
+    ) -> Result<Self> {
         let entries = files
             .iter()
             .map(|(rel, rows)| {
@@ -92,8 +110,8 @@ impl Manifest {
             format: RAW_FORMAT.into(),
             source: source.into(),
             provenance: prov.to_json(),
-            rows: bars.len(),
-            codes: bars.code_names.len(),
+            rows,
+            codes,
             dates: dates.len(),
             first_date: dates.first().map(|d| format_date(*d)).unwrap_or_default(),
             last_date: dates.last().map(|d| format_date(*d)).unwrap_or_default(),

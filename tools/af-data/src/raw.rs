@@ -415,6 +415,62 @@ impl RawBars {
     }
 }
 
+/// Writes a raw folder chunk by chunk — each chunk whole dates, later than the last
+/// (a year of a PostgreSQL table, say) — so a fetch holds one chunk, not the market,
+/// and keeps the totals the manifest needs.
+pub struct RawWriter {
+    dir: PathBuf,
+    prov: Provenance,
+    keep: Option<(PathBuf, i32)>,
+    pub parts: Partitions,
+    dates: Vec<i32>,
+    rows: usize,
+}
+
+impl RawWriter {
+    /// `keep`: as [`RawBars::write_partitions`]'s.
+    pub fn new(dir: &Path, prov: &Provenance, keep: Option<(&Path, i32)>) -> RawWriter {
+        RawWriter {
+            dir: dir.to_path_buf(),
+            prov: prov.clone(),
+            keep: keep.map(|(d, y)| (d.to_path_buf(), y)),
+            parts: Partitions::default(),
+            dates: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    /// Write a chunk's year partitions (rows sorted). A chunk must start in a later
+    /// year than the last one written, or a year file would be written twice.
+    pub fn write(&mut self, bars: &RawBars) -> Result<()> {
+        if bars.is_empty() {
+            return Ok(());
+        }
+        let first = year_of(bars.trade_date[0]);
+        let last_written = self.parts.written.iter().chain(&self.parts.kept).max();
+        if let Some(&y) = last_written.filter(|&&y| y >= first) {
+            bail!("raw chunks out of order: year {first} after year {y} was written");
+        }
+        let keep = self.keep.as_ref().map(|(d, y)| (d.as_path(), *y));
+        let p = bars.write_partitions(&self.dir, &self.prov, keep)?;
+        self.parts.files.extend(p.files);
+        self.parts.written.extend(p.written);
+        self.parts.kept.extend(p.kept);
+        for &d in &bars.trade_date {
+            if self.dates.last() != Some(&d) {
+                self.dates.push(d);
+            }
+        }
+        self.rows += bars.len();
+        Ok(())
+    }
+
+    /// Rows and the distinct dates written so far (ascending).
+    pub fn totals(&self) -> (usize, &[i32]) {
+        (self.rows, &self.dates)
+    }
+}
+
 /// What [`RawBars::write_partitions`] did.
 #[derive(Debug, Default)]
 pub struct Partitions {
@@ -506,6 +562,23 @@ pub fn partition_files(dir: &Path) -> Result<Vec<PathBuf>> {
         );
     }
     Ok(files)
+}
+
+/// The raw partition files under `dir`, oldest year first (see [`read_partition`]).
+pub fn partitions(dir: &Path) -> Result<Vec<PathBuf>> {
+    partition_files(dir)
+}
+
+/// One raw partition file on its own (a year: what an update reads at a time).
+pub fn read_partition(path: &Path) -> Result<RawBars> {
+    let mut bars = RawBars::default();
+    let (mut codes, mut inds) = (Interner::default(), Interner::default());
+    bars.origin_files.push(path.to_path_buf());
+    read_raw_file(path, 0, &mut bars, &mut codes, &mut inds)
+        .with_context(|| format!("raw file {}", path.display()))?;
+    bars.code_names = codes.names;
+    bars.industry_names = inds.names;
+    Ok(bars)
 }
 
 /// Read every raw partition under `dir` (as written by `ts-fetch`).

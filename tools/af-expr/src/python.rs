@@ -29,6 +29,12 @@ pub fn py_name(op: &OpDef) -> String {
     }
 }
 
+/// The column name of a library factor in the module: `f_` + the first 16 hex digits of
+/// its id (ids are sha256 of the canonical text, so the name is stable).
+pub fn factor_name(id: &str) -> String {
+    format!("f_{}", &id[..id.len().min(16)])
+}
+
 /// Operators the export cannot write, with the reason (shown to the user).
 fn unsupported(op: &OpDef) -> Option<&'static str> {
     op.name.starts_with("q_").then_some(

@@ -1,11 +1,11 @@
 //! `ts-fetch --source postgres`: daily bars from a PostgreSQL table or query, streamed
 //! with binary COPY (`COPY (SELECT …) TO STDOUT (FORMAT binary)`) into the files
-//! source's tables, then mapped, cleaned and checked by the same code
-//! ([`af_data::files::ingest_tables`]): the mapping (column names, unit scales,
-//! `adjusted: true`) means the same thing for a table as for a CSV.
+//! source's tables, handed one at a time to the caller, which maps, cleans and checks
+//! them with the same code ([`af_data::files::Ingest`]): the mapping (column names,
+//! unit scales, `adjusted: true`) means the same thing for a table as for a CSV.
 //!
-//! When the date column is a DATE or TIMESTAMP the rows come one calendar year per COPY,
-//! so the decoded table in memory is one year's, not the table's. The connection string
+//! When the date column is a DATE or TIMESTAMP the rows come one calendar year per COPY
+//! (oldest first), so ts-fetch holds one year's table and bars, not the table's. The connection string
 //! comes only from `DATABASE_URL` (environment or a git-ignored `.env`) and is never
 //! printed: errors name host, port and database.
 
@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use af_data::files::{Col, FilesParams, Ingested, Mapping, Source, Table, ingest_tables};
+use af_data::files::{Col, FilesParams, Mapping, Source, Table};
 use af_panel::dates::{format_date, year_of, ymd_to_days};
 use anyhow::{Context, Result, anyhow, bail};
 use postgres::types::Type;
@@ -38,6 +38,17 @@ pub fn database_url() -> Result<String> {
             "--source postgres needs DATABASE_URL (postgresql://user:password@host:port/db) in the environment or a git-ignored .env"
         )
     })
+}
+
+/// `host:port/db` of `DATABASE_URL`, for provenance and messages (never the password).
+pub fn place() -> Result<String> {
+    Ok(describe(&config()?))
+}
+
+fn config() -> Result<Config> {
+    database_url()?
+        .parse()
+        .map_err(|_| anyhow!("DATABASE_URL is not a postgresql:// connection string"))
 }
 
 /// `host:port/db` of a connection string, for messages (never the password).
@@ -215,12 +226,10 @@ fn copy(client: &mut Client, sql: &str, what: &str, prices: &[usize]) -> Result<
     Ok(table)
 }
 
-/// Stream, map and clean the bars; the connection's `host:port/db` for the manifest.
-pub fn fetch(p: &PgParams) -> Result<(Ingested, String)> {
-    let url = database_url()?;
-    let mut cfg: Config = url
-        .parse()
-        .map_err(|_| anyhow!("DATABASE_URL is not a postgresql:// connection string"))?;
+/// Stream the rows, one [`Source`] table per calendar year (per query when the date
+/// column is not a date type) to `each`; returns the connection's `host:port/db`.
+pub fn fetch(p: &PgParams, mut each: impl FnMut(Source) -> Result<()>) -> Result<String> {
+    let mut cfg = config()?;
     cfg.connect_timeout(Duration::from_secs(10));
     let place = describe(&cfg);
     let mut client = cfg
@@ -315,19 +324,16 @@ pub fn fetch(p: &PgParams) -> Result<(Ingested, String)> {
             .unwrap_or_default();
         queries.push((format!("SELECT * FROM ({base}) AS b{w}"), what.clone()));
     }
-    let ing = ingest_tables(
-        &p.files,
-        queries.into_iter().map(|(sql, label)| {
-            let table = copy(&mut client, &sql, &label, &prices)?;
-            Ok(Source {
-                name: PathBuf::from(format!("postgres:{label}")),
-                table,
-                sha256: None,
-            })
-        }),
-    )
-    .context(format!("postgres {place}"))?;
-    Ok((ing, place))
+    for (sql, label) in queries {
+        let table = copy(&mut client, &sql, &label, &prices)?;
+        each(Source {
+            name: PathBuf::from(format!("postgres:{label}")),
+            table,
+            sha256: None,
+        })
+        .context(format!("postgres {place}"))?;
+    }
+    Ok(place)
 }
 
 #[cfg(test)]

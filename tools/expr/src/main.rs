@@ -194,11 +194,15 @@ fn run(cli: Cli) -> Result<()> {
                     let ex = t
                         .strings("expression")
                         .with_context(|| format!("library {}", l.display()))?;
-                    let named = ids.iter().map(|i| format!("f_{}", &i[..i.len().min(16)]));
+                    let named = ids.iter().map(|i| af_expr::python::factor_name(i));
+                    // The file name only: same library, same bytes, wherever it lives.
+                    let name = l
+                        .file_name()
+                        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
                     (
                         named.zip(ex).collect(),
                         Dialect::Native,
-                        format!("library {}", l.display()),
+                        format!("library {name}"),
                     )
                 }
                 None => {

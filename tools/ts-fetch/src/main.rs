@@ -12,7 +12,8 @@ use af_store::{AtomicDir, OutputLock, Provenance, write_atomic_bytes};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use af_data::raw::read_partitions;
+use af_data::files::Report;
+use af_data::raw::{RawBars, RawWriter, read_partitions};
 use af_data::tushare::{self, ClientConfig, TushareParams};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
@@ -163,13 +164,19 @@ fn run(a: Args) -> Result<()> {
                 m.source
             );
         }
-        Some((m, read_partitions(&a.out)?))
+        Some(m)
     } else {
         None
     };
     let dir = AtomicDir::new(&a.out)?;
     let summary = match a.source {
-        Source::Tushare => fetch_tushare(&a, base, &dir, version)?,
+        Source::Tushare => {
+            let base = match base {
+                Some(m) => Some((m, read_partitions(&a.out)?)),
+                None => None,
+            };
+            fetch_tushare(&a, base, &dir, version)?
+        }
         Source::Postgres => fetch_postgres(&a, base, &dir, version)?,
         Source::Qlib => {
             let path = a
@@ -238,10 +245,11 @@ fn run(a: Args) -> Result<()> {
                     "infer_splits",
                     format!("{:?}", a.infer_splits).to_lowercase(),
                 );
-            for (name, h) in &ing.input_hashes {
+            for (name, h) in &ing.report.input_hashes {
                 prov = prov.input_hash(name, h);
             }
-            let m = tabular_manifest(&a, "files", ing, &prov, &p.market, &dir, None)?;
+            let edit = tabular_report(&a, ing.report, &p.market);
+            let m = write_raw(&dir, "files", &prov, &ing.bars, None, edit)?;
             let cleaned: u64 = m.cleaning.values().sum();
             format!(
                 "files: {} rows, {} assets, {} days ({}..{}); cleaning touched {} rows (see manifest.json)",
@@ -288,14 +296,47 @@ fn write_raw(
     update: Option<(&Path, &str)>,
     edit: impl FnOnce(&mut Manifest),
 ) -> Result<Manifest> {
-    // New dates start after the old last one, so they touch its year and later.
-    let keep = match update {
-        Some((old, last)) => Some((old, year_of(parse_date(last)?))),
-        None => None,
-    };
-    let parts = bars.write_partitions(&dir.path(""), prov, keep)?;
-    let mut m = Manifest::new(source, prov, bars, &parts.files, &dir.path(""))?;
-    if update.is_some() {
+    let mut w = RawWriter::new(&dir.path(""), prov, keep_before(update)?);
+    w.write(bars)?;
+    finish_raw(
+        dir,
+        source,
+        prov,
+        &w,
+        bars.code_names.len(),
+        update.is_some(),
+        edit,
+    )
+}
+
+/// An update's previous folder and the first year its new dates touch (the old last
+/// date's year): the years before are kept from it.
+fn keep_before<'a>(update: Option<(&'a Path, &str)>) -> Result<Option<(&'a Path, i32)>> {
+    update
+        .map(|(old, last)| Ok((old, year_of(parse_date(last)?))))
+        .transpose()
+}
+
+/// The manifest of what `w` wrote (`codes`: distinct codes), edited by the caller and
+/// written.
+fn finish_raw(
+    dir: &AtomicDir,
+    source: &str,
+    prov: &Provenance,
+    w: &RawWriter,
+    codes: usize,
+    update: bool,
+    edit: impl FnOnce(&mut Manifest),
+) -> Result<Manifest> {
+    let (rows, dates) = w.totals();
+    let mut m = Manifest::from_totals(
+        source,
+        prov,
+        (rows, codes, dates),
+        &w.parts.files,
+        &dir.path(""),
+    )?;
+    if update {
         let years = |v: &[i32]| {
             v.iter()
                 .map(|y| y.to_string())
@@ -304,11 +345,11 @@ fn write_raw(
         };
         m.notes.push(format!(
             "update rewrote year {} and kept year {} unchanged",
-            years(&parts.written),
-            if parts.kept.is_empty() {
+            years(&w.parts.written),
+            if w.parts.kept.is_empty() {
                 "none".into()
             } else {
-                years(&parts.kept)
+                years(&w.parts.kept)
             }
         ));
     }
@@ -317,28 +358,13 @@ fn write_raw(
     Ok(m)
 }
 
-/// Manifest, warnings and move summary of a tabular source (files, postgres).
-fn tabular_manifest(
-    a: &Args,
-    source: &str,
-    ing: af_data::files::Ingested,
-    prov: &Provenance,
-    market: &Market,
-    dir: &AtomicDir,
-    update: Option<&str>,
-) -> Result<Manifest> {
-    let af_data::files::Ingested {
-        bars,
-        columns,
-        cleaning,
-        notes,
-        moves,
-        ..
-    } = ing;
-    for n in &notes {
+/// Warnings and move summary of a tabular source (files, postgres), and the manifest
+/// fields its report fills.
+fn tabular_report(a: &Args, r: Report, market: &Market) -> impl FnOnce(&mut Manifest) {
+    for n in &r.notes {
         tracing::warn!("{n}");
     }
-    let count = |what: &str| moves.iter().filter(|x| x.action == what).count();
+    let count = |what: &str| r.moves.iter().filter(|x| x.action == what).count();
     let (split, kept) = (count("split"), count("kept"));
     if split + kept > 0 {
         tracing::warn!(
@@ -348,24 +374,30 @@ fn tabular_manifest(
             a.out.join(MANIFEST).display()
         );
     }
-    let update = update.map(|last| (a.out.as_path(), last));
-    write_raw(dir, source, prov, &bars, update, |m| {
-        m.columns = columns;
-        m.cleaning = cleaning;
-        m.notes = notes;
-        m.moves = moves;
-        m.market = Some(market.clone());
-    })
+    let market = market.clone();
+    move |m: &mut Manifest| {
+        m.columns = r.columns;
+        m.cleaning = r.cleaning;
+        m.notes.extend(r.notes);
+        m.moves = r.moves;
+        m.market = Some(market);
+    }
 }
 
+/// The PostgreSQL source, one calendar year at a time (rows of a DATE/TIMESTAMP column
+/// come one COPY per year): each year is mapped, cleaned — the per-code state carried
+/// from the year before — and written as its partition before the next is read, so
+/// memory follows a year, not the table. `--update` reads the previous folder one
+/// partition at a time for that state, keeps its years before the last one, and
+/// rewrites the last one with the new rows.
 fn fetch_postgres(
     a: &Args,
-    base: Option<(Manifest, af_data::raw::RawBars)>,
+    base: Option<Manifest>,
     dir: &AtomicDir,
     version: &str,
 ) -> Result<String> {
     let files = files_params(a, "")?;
-    let old_last = base.as_ref().map(|(m, _)| m.last_date.clone());
+    let old_last = base.as_ref().map(|m| m.last_date.clone());
     let after = old_last.as_deref().map(parse_date).transpose()?;
     let p = af_pg::PgParams {
         files: files.clone(),
@@ -373,13 +405,7 @@ fn fetch_postgres(
         query: a.query.clone(),
         after,
     };
-    let t0 = std::time::Instant::now();
-    let (mut ing, place) = af_pg::fetch(&p)?;
-    let new_rows = ing.bars.len();
-    if let Some((_, mut b)) = base {
-        b.extend_from(std::mem::take(&mut ing.bars));
-        ing.bars = b;
-    }
+    let place = af_pg::place()?;
     let prov = Provenance::new("ts-fetch", version)
         .param("source", "postgres")
         .param("database", place.clone())
@@ -389,14 +415,75 @@ fn fetch_postgres(
         )
         .param("mapping", a.mapping.clone())
         .param("market", files.market.name.clone());
-    let m = tabular_manifest(
-        a,
-        "postgres",
-        ing,
-        &prov,
-        &files.market,
+    let t0 = std::time::Instant::now();
+    let update = old_last.as_deref().map(|last| (a.out.as_path(), last));
+    let mut w = RawWriter::new(&dir.path(""), &prov, keep_before(update)?);
+    let mut ing = af_data::files::Ingest::new(&files)?;
+    // An update: the carried state from every old row, the years before the last one
+    // written (kept as the same files when their metadata matches), the last year held
+    // to be merged with its new rows.
+    let mut touched: Option<(i32, RawBars)> = None;
+    if let Some((old, last)) = update {
+        let last_year = year_of(parse_date(last)?);
+        for f in af_data::raw::partitions(old)? {
+            let bars = af_data::raw::read_partition(&f)?;
+            for i in 0..bars.len() {
+                let close = (!bars.is_suspended[i]).then_some(bars.close[i]);
+                ing.seed(
+                    &bars.code_names[bars.code[i] as usize],
+                    close,
+                    bars.adj_factor[i],
+                );
+            }
+            if bars
+                .trade_date
+                .first()
+                .is_some_and(|d| year_of(*d) >= last_year)
+            {
+                touched = Some((last_year, bars));
+            } else {
+                w.write(&bars)?;
+            }
+        }
+    }
+    let mut new_rows = 0;
+    af_pg::fetch(&p, |src| {
+        let mut chunk = RawBars::default();
+        ing.add(src, &mut chunk)?;
+        let chunk = ing.finish(chunk)?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        new_rows += chunk.len();
+        let year = year_of(chunk.trade_date[0]);
+        match touched.take() {
+            Some((y, mut old)) if y == year => {
+                old.extend_from(chunk);
+                w.write(&old)
+            }
+            Some((y, old)) if y < year => {
+                w.write(&old)?;
+                w.write(&chunk)
+            }
+            held => {
+                touched = held;
+                w.write(&chunk)
+            }
+        }
+    })?;
+    if let Some((_, old)) = touched.take() {
+        w.write(&old)?;
+    }
+    let codes = ing.codes();
+    let report = ing.report()?;
+    let m = finish_raw(
         dir,
-        old_last.as_deref(),
+        "postgres",
+        &prov,
+        &w,
+        codes,
+        update.is_some(),
+        tabular_report(a, report, &files.market),
     )?;
     Ok(format!(
         "postgres {place}: {new_rows} rows streamed in {:.1} s; raw {} rows, {} codes, {} dates ({}..{})",
