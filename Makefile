@@ -13,7 +13,7 @@ REL := target/release
 ## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
 ## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge, then
 ## lgbm-train and report on the last library (pipelines/mine.yaml). A re-run skips every step whose inputs are unchanged.
-## Settings: ASSETS DAYS SEED NAME GENS POP GP_SEED HORIZON MAX_SIZE MODEL_SEED, and for
+## Settings: ASSETS DAYS SEED NAME GENS POP GP_SEED HORIZON HORIZONS=1,5 MAX_SIZE MODEL_SEED, and for
 ## your own data SOURCE=files FILES='glob' MAPPING=tushare|identity|file.yaml
 ## MARKET=cn|generic|profile.yaml META=sectors.csv INFER_SPLITS=auto|always|off
 ## UNIVERSE=members.csv MIN_AMOUNT=1e7 LIQUID_TOP=300 (docs/own-data.md); only those
@@ -22,7 +22,7 @@ REL := target/release
 mine_var = $(if $(filter command line,$(origin $(1))),--set $(2)=$($(1)))
 MINE_SETS = $(call mine_var,ASSETS,assets) $(call mine_var,DAYS,days) $(call mine_var,SEED,seed) \
   $(call mine_var,NAME,name) $(call mine_var,GENS,generations) $(call mine_var,POP,pop) \
-  $(call mine_var,GP_SEED,gp_seed) $(call mine_var,HORIZON,horizon) \
+  $(call mine_var,GP_SEED,gp_seed) $(call mine_var,HORIZON,horizon) $(call mine_var,HORIZONS,horizons) \
   $(call mine_var,MAX_SIZE,max_size) $(call mine_var,MODEL_SEED,model_seed) \
   $(call mine_var,SOURCE,source) $(call mine_var,FILES,path) $(call mine_var,MAPPING,mapping) \
   $(call mine_var,MARKET,market) $(call mine_var,META,meta) $(call mine_var,INFER_SPLITS,infer_splits) \

@@ -110,6 +110,21 @@ fn every_column_matches_pandas_scipy_and_alphalens() {
         ],
         false,
     );
+    // Several horizons: each candidate on its best (the reference picks it itself).
+    check_reference(&panel, &cands, &dir, &["--horizons", "5,1,10"], false);
+    let mut picked: Vec<u64> = read_parquet(&dir.join("f.parquet"))
+        .unwrap()
+        .f64s("horizon")
+        .unwrap()
+        .into_iter()
+        .map(|h| h as u64)
+        .collect();
+    picked.sort_unstable();
+    picked.dedup();
+    assert!(
+        picked.len() >= 2,
+        "every candidate kept one horizon: {picked:?}"
+    );
     // Raw z-scored `close` has prices equal to within rounding (carried-forward
     // suspensions), whose order a last-bit difference can swap: leave it out here.
     let no_close = write(&dir, "no_close.txt", &GOOD.replace("\nclose\n", "\n"));
@@ -270,6 +285,10 @@ fn bad_input_gets_a_clear_error() {
         e.contains("no label for horizon 7") && e.contains("fwd_ret_5"),
         "{e}"
     );
+    let e = fails(&mut fitness(&panel, &cands, &out, &["--horizons", "1,7"]));
+    assert!(e.contains("no label for horizon 7"), "{e}");
+    let e = fails(&mut fitness(&panel, &cands, &out, &["--horizons", "1,5,1"]));
+    assert!(e.contains("twice"), "{e}");
     let e = fails(&mut fitness(
         &panel,
         &cands,

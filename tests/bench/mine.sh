@@ -14,6 +14,12 @@ SEEDS=${SEEDS:-"1 2 3 4 5"}
 MODES=${MODES:-"gp random"}
 # Extra arguments (experiments), one token each: GP_EXTRA for gp-gen (e.g.
 # --corr-pressure=2), FIT_EXTRA for fitness.
+# HORIZONS: fitness --horizons for the runs (and the planted check, which must score
+# like the library), e.g. 1,5.
+HORIZONS=${HORIZONS:-}
+# NICHE, MEMETIC: gp-gen --niche-pressure / --memetic (empty: the tool's default).
+NICHE=${NICHE:-}
+MEMETIC=${MEMETIC:-}
 GP_EXTRA=${GP_EXTRA:-}
 FIT_EXTRA=${FIT_EXTRA:-}
 PY=${PY:-.venv-bench/bin/python}
@@ -33,6 +39,9 @@ for seed in $SEEDS; do
     [ "$mode" = random ] && sets+=(--set search=--random)
     [ -n "$GP_EXTRA" ] && sets+=(--set "gp_extra=$GP_EXTRA")
     [ -n "$FIT_EXTRA" ] && sets+=(--set "fitness_extra=$FIT_EXTRA")
+    [ -n "$HORIZONS" ] && sets+=(--set "horizons=$HORIZONS")
+    [ -n "$NICHE" ] && sets+=(--set "niche_pressure=$NICHE")
+    [ -n "$MEMETIC" ] && sets+=(--set "memetic=$MEMETIC")
     start=$(date +%s.%N)
     /usr/bin/time -f "%M" -o "$D/rss" "$REL/pipeline" run pipelines/mine.yaml --tools "$REL" \
       --state "$D/state" --from gp-gen-000 --quiet "${sets[@]}" 2>> "$D/log"
@@ -43,16 +52,60 @@ for seed in $SEEDS; do
     # Only the last snapshot's values are read again (each is ~300 MB on csi500).
     find "$D/libraries" -name 'lib-*.values.arrow' ! -name "lib-$last.values.arrow" -delete
     "$REL/fitness" --panel "$PANEL" --candidates "$OUT/planted.txt" --library "$D/lib.parquet" \
-      --out "$D/planted.parquet" >/dev/null 2>> "$D/log"
+      ${HORIZONS:+--horizons "$HORIZONS"} --out "$D/planted.parquet" >/dev/null 2>> "$D/log"
     echo "seed $seed $mode done"
   done
 done
 
-"$PY" - "$OUT" "$GENS" "$POP" "$JSON" <<'PY'
+"$PY" - "$OUT" "$GENS" "$POP" "$JSON" "$PANEL" <<'PY'
 import json, sys, glob, os
 import numpy as np
 import pandas as pd
-out, gens, pop, js = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+out, gens, pop, js, panel = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+with pa.memory_map(panel) as src:
+    pt = ipc.open_file(src).read_all()
+pmeta = json.loads(pt.schema.metadata[b"af.panel"])
+dates = pd.to_datetime(pmeta["dates"])
+nd = len(dates)
+na = pt.num_rows // nd
+univ = pt.column("in_universe").to_numpy(zero_copy_only=False).reshape(nd, na).astype(bool)
+labels = {h: pt.column(f"fwd_ret_{h}").to_numpy().reshape(nd, na) for h in (1, 5)}
+
+
+def blend_test_rank_ic(d):
+    """The library's equal-weight blend out of sample: each factor's processed values
+    signed by its train RankIC, averaged per cell; mean per-date Spearman RankIC with
+    the 1- and 5-day labels over the test split (in-universe cells)."""
+    lib = pd.read_parquet(f"{d}/lib.parquet")
+    lmeta = json.loads(pq.read_metadata(f"{d}/lib.parquet").metadata[b"af.library"])
+    vpath = os.path.join(os.path.dirname(os.path.realpath(f"{d}/lib.parquet")), lmeta["values"])
+    with pa.memory_map(vpath) as src:
+        vt = ipc.open_file(src).read_all()
+    acc = np.zeros((nd, na))
+    cnt = np.zeros((nd, na))
+    for fid, sgn in zip(lib["id"], np.sign(lib["train_rank_ic_mean"])):
+        v = vt.column(fid).to_numpy().reshape(nd, na) * sgn
+        ok = np.isfinite(v)
+        acc[ok] += v[ok]
+        cnt[ok] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        blend = acc / cnt
+    test = [s for s in lmeta["processing"]["splits"] if s["name"] == "test"][0]
+    a, b = dates.get_loc(pd.Timestamp(test["first"])), dates.get_loc(pd.Timestamp(test["last"])) + 1
+    res = {}
+    for h, lab in labels.items():
+        ics = []
+        for t in range(a, b - h):
+            ok = univ[t] & np.isfinite(blend[t]) & np.isfinite(lab[t])
+            if ok.sum() > 10:
+                ics.append(pd.Series(blend[t][ok]).rank().corr(pd.Series(lab[t][ok]).rank()))
+        res[h] = round(float(np.nanmean(ics)), 4)
+    return res
+
+
 rows = []
 for d in sorted(glob.glob(f"{out}/*-*")):
     if not os.path.isdir(d):
@@ -70,10 +123,12 @@ for d in sorted(glob.glob(f"{out}/*-*")):
                      best_test_rank_ic=round(float((lib.test_rank_ic_mean * np.sign(lib.train_rank_ic_mean)).max()), 4),
                      # LightGBM on the library, judged on the dates after its selection
                      model_test_rank_ic=json.load(open(f"{d}/model/summary.json"))["test_rank_ic"]["model"],
+                     **{f"blend_test_rank_ic_{h}": v for h, v in blend_test_rank_ic(d).items()},
                      evaluations=gens * pop))
 df = pd.DataFrame(rows)
 print(df.drop(columns=["best_planted_corr"]).to_string(index=False))
-summary = df.groupby("mode")[["recovered", "best_test_rank_ic", "wall_s"]].mean().round(3)
+summary = df.groupby("mode")[["recovered", "best_test_rank_ic", "blend_test_rank_ic_1",
+                              "blend_test_rank_ic_5", "wall_s"]].mean().round(3)
 print("\nmean over seeds:\n" + summary.to_string())
 json.dump(dict(runs=rows, mean=summary.reset_index().to_dict("records"), gens=gens, pop=pop),
           open(js, "w"), indent=1)

@@ -171,6 +171,48 @@ def score_of(train, size, p):
     return sc, ps, pt, pcov
 
 
+def candidate_figures(F, h, label, splits, univ, ind, logcap, dates, lib, args):
+    """One candidate's figures on one horizon: (train summary, {split: (rows, summary)},
+    the per-date processing function)."""
+    cache = {}
+
+    def get(t):
+        if t not in cache:
+            cache[t] = process_date(F[t], univ[t], ind[t], logcap[t], label[t], args)
+        return cache[t]
+
+    per_split = {}
+    for name, ds in splits:
+        rows = []
+        cov = [0, 0]
+        for t in ds:
+            r = dict(get(t))
+            r["t"] = t
+            cov[0] += int((univ[t] & np.isfinite(F[t])).sum())
+            cov[1] += int(univ[t].sum())
+            r["ac"] = r["tt"] = np.nan
+            if r["dropped"] is None and t > 0 and get(t - 1)["dropped"] is None:
+                prev = get(t - 1)
+                a0 = pd.Series(prev["rank"])
+                a1 = pd.Series(r["rank"])
+                both = a0.notna() & a1.notna()
+                r["ac"] = np.corrcoef(a1[both], a0[both])[0, 1] if both.sum() > 1 else np.nan
+                if (prev["quint"] > 0).any():
+                    top_now = set(np.where(r["quint"] == Q)[0])
+                    top_prev = set(np.where(prev["quint"] == Q)[0])
+                    if top_now:
+                        r["tt"] = len(top_now - top_prev) / len(top_now)
+            rows.append(r)
+        summ = summarise(rows, dates, cov)
+        if lib:
+            summ["library_max_corr"], summ["_lib_id"] = library_corr(
+                rows, lambda t: get(t)["resid"], lib
+            )
+        per_split[name] = (rows, summ)
+    train = per_split.get("train", per_split.get("all"))[1]
+    return train, per_split, get
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--panel", required=True)
@@ -184,7 +226,9 @@ def main():
     meta = pq.read_metadata(args.fitness).metadata
     # Processing under af.processing, the scoring rules in the provenance's params.
     p = {**json.loads(meta[b"af.params"]), **json.loads(meta[b"af.processing"])}
-    h = p["horizon"]
+    # Several horizons (fitness --horizons): each candidate's figures are on its best
+    # one (highest merit, the first on a tie), the `horizon` column says which.
+    horizons = p.get("horizons") or [p["horizon"]]
     args.winsor = p["winsor"]
     args.min_assets = p["min_assets"]
     args.industry = "industry" in p["neutralize"]
@@ -193,7 +237,7 @@ def main():
     _, w = read_panel(args.panel)
     dates = w["close"].index
     univ, ind, logcap = exposures(w)
-    label = w[f"fwd_ret_{h}"].to_numpy()
+    labels = {h: w[f"fwd_ret_{h}"].to_numpy() for h in horizons}
     vals = pd.read_parquet(args.values)
     nd, na = len(dates), w["close"].shape[1]
     fit = pd.read_parquet(args.fitness)
@@ -211,11 +255,13 @@ def main():
         for lid in pd.read_parquet(args.library)["id"]:
             lib.append((lid, vt.column(lid).to_numpy().reshape(nd, na)))
 
-    splits = []
-    for s in p["splits"]:
-        a = dates.get_loc(pd.Timestamp(s["first"]))
-        b = dates.get_loc(pd.Timestamp(s["last"])) + 1
-        splits.append((s["name"], list(range(a, b - h))))
+    def splits_of(h):
+        out = []
+        for s in p["splits"]:
+            a = dates.get_loc(pd.Timestamp(s["first"]))
+            b = dates.get_loc(pd.Timestamp(s["last"])) + 1
+            out.append((s["name"], list(range(a, b - h))))
+        return out
 
     worst = 0.0
     fails = []
@@ -246,43 +292,17 @@ def main():
         rows_c = fit[fit.candidate == ci]
         if not (rows_c.status == "ok").all():
             continue
-        cache = {}
-
-        def get(t):
-            if t not in cache:
-                cache[t] = process_date(F[t], univ[t], ind[t], logcap[t], label[t], args)
-            return cache[t]
-
-        per_split = {}
-        for name, ds in splits:
-            rows = []
-            cov = [0, 0]
-            for t in ds:
-                r = dict(get(t))
-                r["t"] = t
-                cov[0] += int((univ[t] & np.isfinite(F[t])).sum())
-                cov[1] += int(univ[t].sum())
-                r["ac"] = r["tt"] = np.nan
-                if r["dropped"] is None and t > 0 and get(t - 1)["dropped"] is None:
-                    prev = get(t - 1)
-                    a0 = pd.Series(prev["rank"])
-                    a1 = pd.Series(r["rank"])
-                    both = a0.notna() & a1.notna()
-                    r["ac"] = np.corrcoef(a1[both], a0[both])[0, 1] if both.sum() > 1 else np.nan
-                    if (prev["quint"] > 0).any():
-                        top_now = set(np.where(r["quint"] == Q)[0])
-                        top_prev = set(np.where(prev["quint"] == Q)[0])
-                        if top_now:
-                            r["tt"] = len(top_now - top_prev) / len(top_now)
-                rows.append(r)
-            summ = summarise(rows, dates, cov)
-            if lib:
-                summ["library_max_corr"], summ["_lib_id"] = library_corr(
-                    rows, lambda t: get(t)["resid"], lib
-                )
-            per_split[name] = (rows, summ)
-        train = per_split.get("train", per_split.get("all"))[1]
         size = int(rows_c["size"].iloc[0])
+        figures = {h: candidate_figures(F, h, labels[h], splits_of(h), univ, ind, logcap, dates, lib, args)
+                   for h in horizons}
+        merits = {h: score_of(f[0], size, p)[0] for h, f in figures.items()}
+        h = horizons[int(np.argmax([merits[k] for k in horizons]))]
+        label = labels[h]
+        cmp(f"{col}/horizon", rows_c["horizon"].iloc[0], h)
+        if len(horizons) > 1:
+            for k in horizons:
+                cmp(f"{col}/merit_h{k}", rows_c[f"merit_h{k}"].iloc[0], merits[k])
+        train, per_split, get = figures[h]
         sc, ps, pt, pcov = score_of(train, size, p)
         pc = 0.0
         if lib and train["library_max_corr"] >= p["near_copy_corr"]:

@@ -90,6 +90,7 @@ want = {
     "mul": close * volume,
     "div": returns / (close - close.shift(1)),
     "signed_power": np.sign(returns) * returns.abs() ** 0.5,
+    "signed_power_nan": np.sign(returns - returns) * (returns - returns).abs() ** (close.shift(20) / close),
     "lt": nan_cmp(close < open_, close, open_),
     "le": nan_cmp(close <= open_, close, open_),
     "gt": nan_cmp(close > open_, close, open_),

@@ -10,6 +10,7 @@
 //!
 //! The crate never links polars or parquet; the `fitness` tool does the I/O.
 
+pub mod niche;
 pub mod prep;
 pub mod processing;
 pub mod split;

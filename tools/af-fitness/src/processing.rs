@@ -126,8 +126,14 @@ pub struct RecordedSplit {
 /// so its selection) come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Processing {
-    /// Label horizon in days: factors are scored against `fwd_ret_{horizon}`.
+    /// Label horizon in days: factors are scored against `fwd_ret_{horizon}`; with
+    /// several `horizons`, the primary one (the model's label, the report's charts).
     pub horizon: usize,
+    /// Every horizon a candidate was scored on (`fitness --horizons 1,5`), primary
+    /// first; each candidate is selected on its best one, which the library records
+    /// per factor. Empty in files written before multi-horizon scoring: `[horizon]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub horizons: Vec<usize>,
     pub winsor: Winsor,
     pub neutralize: Neutralize,
     pub min_assets: usize,
@@ -142,6 +148,7 @@ impl Default for Processing {
     fn default() -> Processing {
         Processing {
             horizon: defaults::HORIZON,
+            horizons: Vec::new(),
             winsor: Winsor::parse(defaults::WINSOR).expect("the default parses"),
             neutralize: Neutralize::parse(defaults::NEUTRALIZE).expect("the default parses"),
             min_assets: defaults::MIN_ASSETS,
@@ -193,6 +200,15 @@ impl Processing {
             min_assets: self.min_assets,
             ridge: self.ridge,
             turnover,
+        }
+    }
+
+    /// The horizons candidates were scored on, primary first.
+    pub fn scored_horizons(&self) -> Vec<usize> {
+        if self.horizons.is_empty() {
+            vec![self.horizon]
+        } else {
+            self.horizons.clone()
         }
     }
 
@@ -289,6 +305,16 @@ impl Processing {
             self.horizon.to_string(),
             other.horizon.to_string(),
         );
+        let hs = |p: &Processing| {
+            p.scored_horizons()
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if !(self.horizons.is_empty() && other.horizons.is_empty()) {
+            cmp("horizons", hs(self), hs(other));
+        }
         cmp("winsor", self.winsor.name(), other.winsor.name());
         cmp(
             "neutralize",
@@ -336,6 +362,16 @@ mod tests {
         let mut q = p.clone();
         q.horizon = 5;
         assert_eq!(p.differences(&q), vec!["horizon 1 vs 5".to_string()]);
+        // Scored on 1 and 5 days vs on 1 only: same primary, other selection.
+        let mut m = p.clone();
+        m.horizons = vec![1, 5];
+        assert_eq!(p.differences(&m), vec!["horizons 1 vs 1,5".to_string()]);
+        assert_eq!(m.scored_horizons(), vec![1, 5]);
+        let (k, v) = m.metadata_entry();
+        assert_eq!(
+            Processing::from_metadata(&[(k, v)].into_iter().collect()).unwrap(),
+            m
+        );
         assert!(Processing::from_metadata(&BTreeMap::new()).is_err());
     }
 

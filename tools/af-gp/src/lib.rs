@@ -149,13 +149,17 @@ impl Space {
         self
     }
 
-    fn window(&self, op: &OpDef, rng: &mut Rng) -> f64 {
-        let ok: Vec<u32> = self
-            .windows
+    /// The window grid values `op` accepts.
+    fn grid(&self, op: &OpDef) -> Vec<u32> {
+        self.windows
             .iter()
             .copied()
             .filter(|w| *w >= op.min_window && *w <= MAX_WINDOW)
-            .collect();
+            .collect()
+    }
+
+    fn window(&self, op: &OpDef, rng: &mut Rng) -> f64 {
+        let ok = self.grid(op);
         if ok.is_empty() {
             op.min_window as f64
         } else {
@@ -270,6 +274,9 @@ pub struct Params {
     pub p_cross: f64,
     pub p_mut: f64,
     pub tournament: usize,
+    /// The memetic step: how many of the pool's best are tuned each generation
+    /// ([`tune`]); 0 turns it off. Its children count in `pop`, at most a fifth of it.
+    pub memetic: usize,
 }
 
 /// A parent with its fitness (train score).
@@ -306,33 +313,56 @@ pub fn initial(
     })
 }
 
-/// Draw trees with `make(rng, accepted so far)` until `p.pop` are accepted and new to `memo` (which learns
-/// their ids), or the draws run out (an exhausted space).
+/// Draw trees with `make(rng, accepted so far)` until `out` holds `p.pop` accepted and
+/// new to `memo` (which learns their ids), or the draws run out (an exhausted space).
 fn fill(
     space: &Space,
     p: &Params,
     rng: &mut Rng,
     memo: &mut BTreeSet<String>,
+    make: impl FnMut(&mut Rng, usize) -> (Expr, &'static str, Vec<String>),
+) -> Vec<Child> {
+    fill_into(space, p, rng, memo, Vec::with_capacity(p.pop), make)
+}
+
+fn fill_into(
+    space: &Space,
+    p: &Params,
+    rng: &mut Rng,
+    memo: &mut BTreeSet<String>,
+    mut out: Vec<Child>,
     mut make: impl FnMut(&mut Rng, usize) -> (Expr, &'static str, Vec<String>),
 ) -> Vec<Child> {
-    let mut out = Vec::with_capacity(p.pop);
     let mut tries = 0;
     while out.len() < p.pop && tries < p.pop * 200 {
         tries += 1;
         let (t, op, parents) = make(rng, out.len());
-        if let Some(c) = space.accept(&t, p.max_depth) {
-            let id = c.id();
-            if memo.insert(id.clone()) {
-                out.push(Child {
-                    expr: c,
-                    id,
-                    op,
-                    parents,
-                });
-            }
-        }
+        offer(space, p, memo, &mut out, &t, op, parents);
     }
     out
+}
+
+/// Add `t` to `out` when it is a valid tree (within `p.max_depth`) new to `memo`.
+fn offer(
+    space: &Space,
+    p: &Params,
+    memo: &mut BTreeSet<String>,
+    out: &mut Vec<Child>,
+    t: &Expr,
+    op: &'static str,
+    parents: Vec<String>,
+) {
+    if let Some(c) = space.accept(t, p.max_depth) {
+        let id = c.id();
+        if memo.insert(id.clone()) {
+            out.push(Child {
+                expr: c,
+                id,
+                op,
+                parents,
+            });
+        }
+    }
 }
 
 fn tournament<'a>(pool: &'a [Scored], k: usize, rng: &mut Rng) -> &'a Scored {
@@ -440,7 +470,92 @@ pub fn breed(
     if pool.is_empty() {
         return initial(space, p, rng, memo);
     }
-    fill(space, p, rng, memo, |rng, _| offspring(space, p, pool, rng))
+    let tuned = tune(space, p, pool, memo);
+    fill_into(space, p, rng, memo, tuned, |rng, _| {
+        offspring(space, p, pool, rng)
+    })
+}
+
+/// The memetic step: a deterministic local search around the pool's `p.memetic` best
+/// (positive fitness; by fitness, then id). For each window constant of each, the
+/// neighbouring grid values; where both were already proposed, the midpoints between
+/// them and the current value (finer, so a family found at 20 days gets tried at 15 and
+/// 30 next); and the tree with its redundant operators simplified away. At most a
+/// fifth of `p.pop`; each child is new to `memo` like any other and scored like any
+/// other, so it counts in the evaluation budget.
+pub fn tune(space: &Space, p: &Params, pool: &[Scored], memo: &mut BTreeSet<String>) -> Vec<Child> {
+    let budget = p.pop / 5;
+    let mut best: Vec<&Scored> = pool.iter().filter(|s| s.score > 0.0).collect();
+    best.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    best.truncate(p.memetic);
+    let mut out = Vec::new();
+    let tuned = |e: Expr,
+                 op: &'static str,
+                 parent: &str,
+                 out: &mut Vec<Child>,
+                 memo: &mut BTreeSet<String>| {
+        if out.len() < budget {
+            offer(space, p, memo, out, &e, op, vec![parent.to_string()]);
+        }
+    };
+    for s in best {
+        let simple = simplify(&s.expr);
+        if simple != s.expr {
+            tuned(simple, "tune-simplify", &s.id, &mut out, memo);
+        }
+        for (path, op) in window_paths(&s.expr) {
+            let Expr::Num(w) = at(&s.expr, &path) else {
+                continue;
+            };
+            let w = *w as u32;
+            let grid = space.grid(op);
+            let lo = grid.iter().copied().filter(|g| *g < w).max();
+            let hi = grid.iter().copied().filter(|g| *g > w).min();
+            let with = |v: u32| replace(&s.expr, &path, Expr::Num(v as f64));
+            let mut seen_both = true;
+            for n in [lo, hi].into_iter().flatten() {
+                let e = with(n);
+                seen_both &= space
+                    .accept(&e, p.max_depth)
+                    .is_some_and(|c| memo.contains(&c.id()));
+                tuned(e, "tune-window", &s.id, &mut out, memo);
+            }
+            if seen_both {
+                for n in [lo, hi].into_iter().flatten() {
+                    let mid = (w + n) / 2;
+                    if mid != w && mid != n && mid >= op.min_window {
+                        tuned(with(mid), "tune-window", &s.id, &mut out, memo);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `e` without operators that change nothing: a double negation, an idempotent
+/// operator applied twice (`rank(rank(x))`, `abs(abs(x))`, `sign(sign(x))`), `abs` of
+/// a rank (ranks are positive). Bottom-up, so nested redundancies all go.
+pub fn simplify(e: &Expr) -> Expr {
+    let Expr::Call(op, args) = e else {
+        return e.clone();
+    };
+    let args: Vec<Expr> = args.iter().map(simplify).collect();
+    if args.len() == 1 {
+        if let Expr::Call(inner, inner_args) = &args[0] {
+            let idempotent = ["rank", "abs", "sign", "cs_zscore"];
+            if op.name == "neg" && inner.name == "neg" {
+                return inner_args[0].clone();
+            }
+            if op.name == inner.name && idempotent.contains(&op.name) {
+                return args[0].clone();
+            }
+            if op.name == "abs" && inner.name == "rank" {
+                return args[0].clone();
+            }
+        }
+    }
+    Expr::Call(op, args)
 }
 
 #[cfg(test)]
@@ -492,6 +607,7 @@ mod tests {
             p_cross: 0.6,
             p_mut: 0.3,
             tournament: 3,
+            memetic: 5,
         }
     }
 
@@ -548,5 +664,61 @@ mod tests {
         let ids = |v: &[Child]| v.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&g0), ids(&h0));
         assert_eq!(ids(&g1), ids(&h1));
+    }
+
+    #[test]
+    fn the_memetic_step_tunes_windows_and_simplifies_deterministically() {
+        let (sp, mut p) = (space(), params());
+        p.pop = 50;
+        let fields = sp.parse_fields.clone();
+        let parse =
+            |t: &str| af_expr::parse_canonical(t, af_expr::Dialect::Native, &fields).unwrap();
+        let scored = |t: &str, score: f64| {
+            let e = parse(t);
+            Scored {
+                id: e.id(),
+                expr: e,
+                score,
+            }
+        };
+        let pool = vec![
+            scored("-ts_std(returns, 20)", 0.05),
+            scored("neg(neg(rank(rank(ts_mean(close, 5)))))", 0.04),
+            scored("ts_mean(volume, 10)", 0.0),
+        ];
+        let mut memo = BTreeSet::new();
+        let kids = tune(&sp, &p, &pool, &mut memo);
+        let texts: Vec<String> = kids.iter().map(|c| c.expr.canonical_text()).collect();
+        let has = |t: &str| texts.contains(&parse(t).canonical_text());
+        assert!(
+            has("-ts_std(returns, 10)") && has("-ts_std(returns, 40)"),
+            "{texts:?}"
+        );
+        assert!(has("rank(ts_mean(close, 5))"), "simplified: {texts:?}");
+        assert!(has("neg(neg(rank(rank(ts_mean(close, 3)))))"), "{texts:?}");
+        assert!(
+            !texts.iter().any(|t| t.contains("volume")),
+            "score 0 is not tuned"
+        );
+        assert!(kids.iter().all(|c| c.op.starts_with("tune-")));
+        // Both neighbours tried already: next time the midpoints.
+        let again = tune(&sp, &p, &pool, &mut memo);
+        let texts: Vec<String> = again.iter().map(|c| c.expr.canonical_text()).collect();
+        assert!(
+            texts.contains(&parse("-ts_std(returns, 15)").canonical_text()),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&parse("-ts_std(returns, 30)").canonical_text()),
+            "{texts:?}"
+        );
+        // Deterministic, and never more than a fifth of the population.
+        let mut m2 = BTreeSet::new();
+        let k2 = tune(&sp, &p, &pool, &mut m2);
+        assert_eq!(
+            kids.iter().map(|c| &c.id).collect::<Vec<_>>(),
+            k2.iter().map(|c| &c.id).collect::<Vec<_>>()
+        );
+        assert!(kids.len() <= p.pop / 5);
     }
 }

@@ -66,6 +66,8 @@ pub struct Entry {
     pub size: f64,
     pub score: f64,
     pub admitted_by: &'static str,
+    /// The label horizon (days) its figures are on: its best of the scored ones.
+    pub horizon: u32,
     /// split -> metric -> value
     pub metrics: BTreeMap<String, BTreeMap<&'static str, f64>>,
     /// Index in the current library, when it comes from there.
@@ -96,15 +98,22 @@ pub fn entry_from_library(l: &Library, i: usize, id: &str, ex: &str) -> Result<E
         } else {
             "valid"
         },
+        horizon: if t.has_column("horizon") {
+            t.f64s("horizon")?[i] as u32
+        } else {
+            l.meta.processing.horizon as u32
+        },
         metrics,
         from_library: Some(i),
     })
 }
 
-/// Admissible candidates of one fitness file (full pass, status ok, admitted).
+/// Admissible candidates of one fitness file (full pass, status ok, admitted);
+/// `primary`: its processing's horizon, for files from before the `horizon` column.
 pub fn read_fitness(
     t: &af_table::ReadTable,
     path: &Path,
+    primary: usize,
     out: &mut Vec<Entry>,
     split_names: &mut Vec<String>,
 ) -> Result<usize> {
@@ -129,6 +138,11 @@ pub fn read_fitness(
         t.f64s("generation").map_err(ctx)?
     } else {
         vec![-1.0; cand.len()]
+    };
+    let horizon = if t.has_column("horizon") {
+        t.f64s("horizon").map_err(ctx)?
+    } else {
+        vec![primary as f64; cand.len()]
     };
     let cols: Vec<Vec<f64>> = METRICS
         .iter()
@@ -161,6 +175,7 @@ pub fn read_fitness(
             size: size[r0],
             score: merit[r0],
             admitted_by: if has_valid { "valid" } else { "score" },
+            horizon: horizon[r0] as u32,
             metrics,
             from_library: None,
         });
@@ -178,6 +193,7 @@ pub struct TableCols {
     pub size: Vec<f64>,
     pub score: Vec<f64>,
     pub admitted_by: Vec<String>,
+    pub horizon: Vec<u32>,
     pub max_corr: Vec<f64>,
     pub corr_with: Vec<Option<String>>,
     pub metrics: Vec<BTreeMap<String, BTreeMap<&'static str, f64>>>,
@@ -199,6 +215,7 @@ impl TableCols {
         self.size.push(e.size);
         self.score.push(e.score);
         self.admitted_by.push(e.admitted_by.into());
+        self.horizon.push(e.horizon);
         self.max_corr.push(c);
         self.corr_with.push(with);
         self.metrics.push(e.metrics.clone());
@@ -220,7 +237,8 @@ impl TableCols {
             .i64("generation", self.generation.clone())
             .f64("size", self.size.clone())
             .f64("score", self.score.clone())
-            .str("admitted_by", self.admitted_by.clone());
+            .str("admitted_by", self.admitted_by.clone())
+            .u32("horizon", self.horizon.clone());
         for s in splits {
             for m in METRICS {
                 let v = (0..self.id.len()).map(|i| self.metric(i, s, m)).collect();
@@ -240,6 +258,7 @@ impl TableCols {
             "generation",
             "score",
             "admitted_by",
+            "horizon",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -259,6 +278,7 @@ impl TableCols {
                 self.generation[i].to_string(),
                 self.score[i].to_string(),
                 self.admitted_by[i].clone(),
+                self.horizon[i].to_string(),
             ];
             for s in splits {
                 for m in METRICS {
@@ -290,6 +310,10 @@ impl TableCols {
         );
         let _ = writeln!(y, "panel: {}", q(panel.content_hash()));
         let _ = writeln!(y, "horizon: {}", p.horizon);
+        if !p.horizons.is_empty() {
+            let hs: Vec<String> = p.horizons.iter().map(|h| h.to_string()).collect();
+            let _ = writeln!(y, "horizons: [{}]", hs.join(", "));
+        }
         let _ = writeln!(y, "winsor: {}", q(&p.winsor.name()));
         let _ = writeln!(y, "neutralize: {}", q(p.neutralize.name()));
         let _ = writeln!(y, "factors:");
@@ -300,6 +324,7 @@ impl TableCols {
             let _ = writeln!(y, "    generation: {}", self.generation[i]);
             let _ = writeln!(y, "    score: {}", num(self.score[i]));
             let _ = writeln!(y, "    admitted_by: {}", self.admitted_by[i]);
+            let _ = writeln!(y, "    horizon: {}", self.horizon[i]);
             let _ = writeln!(y, "    max_corr_in_library: {}", num(self.max_corr[i]));
             for s in splits {
                 let parts: Vec<String> = ["rank_ic_mean", "rank_icir", "turnover", "coverage"]
@@ -349,8 +374,14 @@ mod tests {
         }
         write_parquet(&path, t, &Provenance::new("fitness", "0")).unwrap();
         let (mut out, mut splits) = (Vec::new(), Vec::new());
-        let pooled =
-            read_fitness(&read_parquet(&path).unwrap(), &path, &mut out, &mut splits).unwrap();
+        let pooled = read_fitness(
+            &read_parquet(&path).unwrap(),
+            &path,
+            1,
+            &mut out,
+            &mut splits,
+        )
+        .unwrap();
         assert_eq!((pooled, out.len()), (3, 1));
         let e = &out[0];
         assert_eq!(

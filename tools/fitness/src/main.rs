@@ -22,7 +22,7 @@ mod output;
 mod pass;
 
 use output::{RowIn, Rows, ic_series};
-use pass::{Cand, PassStats, score_pass, shard, usable};
+use pass::{Cand, Horizon, PassStats, score_pass, shard, usable};
 
 const ABOUT: &str = "Score candidate factors: per date winsorize, z-score, neutralize on industry \
 and size, then IC / RankIC / ICIR, turnover and quintile returns on train/valid/test \
@@ -61,6 +61,12 @@ struct Cli {
     /// Label horizon in days: scores against the panel's fwd_ret_{H}.
     #[arg(long, default_value_t = defaults::HORIZON)]
     horizon: usize,
+    /// Score on several label horizons, primary first, e.g. 1,5: each candidate is
+    /// scored on every one and keeps its best (highest merit); the `horizon` column
+    /// says which, `merit_h<H>` columns give each. The primary is the label a model
+    /// trained on the library predicts.
+    #[arg(long, value_delimiter = ',', conflicts_with = "horizon")]
+    horizons: Vec<usize>,
     /// Date splits, e.g. 'train=..2019-12-31,valid=2020-01-02..2020-12-31,test=2021-01-04..'
     /// (inclusive; default: the panel's dates 60/20/20 in time order).
     #[arg(long, conflicts_with = "split")]
@@ -151,8 +157,16 @@ fn run(cli: Cli) -> Result<()> {
         return merge::merge(&cli.merge, &cli.out);
     }
     let t0 = Instant::now();
-    if cli.horizon == 0 {
-        bail!("--horizon must be at least 1 day");
+    let hs: Vec<usize> = if cli.horizons.is_empty() {
+        vec![cli.horizon]
+    } else {
+        cli.horizons.clone()
+    };
+    if hs.contains(&0) {
+        bail!("horizons must be at least 1 day");
+    }
+    if (1..hs.len()).any(|k| hs[..k].contains(&hs[k])) {
+        bail!("--horizons lists a horizon twice");
     }
     let (Some(panel_path), Some(cand_path)) = (&cli.panel, &cli.candidates) else {
         bail!("--panel and --candidates are required (or --merge SHARDS… --out F)");
@@ -174,19 +188,20 @@ fn run(cli: Cli) -> Result<()> {
         (None, Some(_)) => split::all(panel.n_dates()),
         (None, None) => split::default_splits(panel.n_dates()),
     };
+    let longest = hs.iter().copied().max().unwrap_or(1);
     for s in &splits {
-        if s.usable(cli.horizon, 1).is_empty() {
+        if s.usable(longest, 1).is_empty() {
             bail!(
-                "split {} has {} dates, none left after purging the last {} (label horizon): \
-                 make it longer or the horizon shorter",
+                "split {} has {} dates, none left after purging the last {longest} (label \
+                 horizon): make it longer or the horizon shorter",
                 s.name,
                 s.end - s.start,
-                cli.horizon
             );
         }
     }
     let mut processing = Processing {
-        horizon: cli.horizon,
+        horizon: hs[0],
+        horizons: if hs.len() > 1 { hs.clone() } else { Vec::new() },
         winsor: cli.winsor,
         neutralize: cli.neutralize,
         min_assets: cli.min_assets,
@@ -255,6 +270,8 @@ fn run(cli: Cli) -> Result<()> {
             degenerate: None,
             fast: None,
             full: None,
+            horizon: 0,
+            by_horizon: Vec::new(),
         })
         .collect();
     // The candidates' positions in the file (all, or this shard's).
@@ -297,28 +314,55 @@ fn run(cli: Cli) -> Result<()> {
             .step_by(cli.fast_asset_step.max(1))
             .collect();
         let sub = panel.subset(0..train.end, &assets)?;
-        let fsplit = vec![(
-            train.name.clone(),
-            Split {
-                name: train.name.clone(),
-                start: train.start,
-                end: train.end,
-            }
-            .usable(cli.horizon, cli.fast_date_step.max(1)),
-        )];
+        let fsplit = |h: usize| {
+            vec![(
+                train.name.clone(),
+                Split {
+                    name: train.name.clone(),
+                    start: train.start,
+                    end: train.end,
+                }
+                .usable(h, cli.fast_date_step.max(1)),
+            )]
+        };
         let fcfg = Config {
             // Scaled with the assets kept, never above the FULL bound.
             min_assets: (cli.min_assets / cli.fast_asset_step.max(1)).max(10.min(cli.min_assets)),
             turnover: false,
             ..cfg.clone()
         };
-        let fctx = Context::new(&sub, fcfg, &fsplit[0].1)?;
+        let fctx: Vec<Context> = hs
+            .iter()
+            .map(|&h| {
+                let c = Config {
+                    horizon: h,
+                    ..fcfg.clone()
+                };
+                Context::new(&sub, c, &fsplit(h)[0].1)
+            })
+            .collect::<Result<_>>()?;
+        let fh: Vec<Horizon> = fctx
+            .iter()
+            .zip(&hs)
+            .map(|(ctx, &h)| Horizon {
+                ctx,
+                splits: fsplit(h),
+            })
+            .collect();
+        // The screen keeps a candidate whose best horizon's |RankIC| passes.
+        let pick = |_: usize, all: &[Vec<af_fitness::SplitEval>]| {
+            let m: Vec<f64> = all
+                .iter()
+                .map(|ev| ev[0].summary.rank_ic_mean.abs())
+                .collect();
+            (best(&m), m)
+        };
         let st = score_pass(
             &sub,
-            &fctx,
+            &fh,
+            &pick,
             &mut cands,
             &valid,
-            &fsplit,
             &[],
             cli.batch,
             true,
@@ -339,21 +383,50 @@ fn run(cli: Cli) -> Result<()> {
     let mut full = (0.0, PassStats::default());
     if !full_idx.is_empty() {
         let tfull = Instant::now();
-        let full_splits = usable(&splits, cli.horizon, 1);
-        let needed: Vec<usize> = full_splits
+        let ctxs: Vec<Context> = hs
             .iter()
-            .flat_map(|(_, d)| d.iter().copied())
-            .collect();
-        let ctx = Context::new(&panel, cfg.clone(), &needed)?;
-        for w in &ctx.warnings {
+            .map(|&h| {
+                let needed: Vec<usize> = usable(&splits, h, 1)
+                    .into_iter()
+                    .flat_map(|(_, d)| d)
+                    .collect();
+                let c = Config {
+                    horizon: h,
+                    ..cfg.clone()
+                };
+                Context::new(&panel, c, &needed)
+            })
+            .collect::<Result<_>>()?;
+        for w in &ctxs[0].warnings {
             tracing::warn!("{w}");
         }
+        let fh: Vec<Horizon> = ctxs
+            .iter()
+            .zip(&hs)
+            .map(|(ctx, &h)| Horizon {
+                ctx,
+                splits: usable(&splits, h, 1),
+            })
+            .collect();
+        // Each horizon scored as if alone; the candidate keeps the one of highest merit
+        // (its score before the library bound), the primary on a tie.
+        let sizes: Vec<usize> = cands
+            .iter()
+            .map(|c| c.expr.as_ref().map_or(0, |e| e.size()))
+            .collect();
+        let pick = |i: usize, all: &[Vec<af_fitness::SplitEval>]| {
+            let m: Vec<f64> = all
+                .iter()
+                .map(|ev| score(ev, sizes[i], &scfg).merit)
+                .collect();
+            (best(&m), m)
+        };
         let st = score_pass(
             &panel,
-            &ctx,
+            &fh,
+            &pick,
             &mut cands,
             &full_idx,
-            &full_splits,
             &library,
             cli.batch,
             false,
@@ -364,6 +437,7 @@ fn run(cli: Cli) -> Result<()> {
 
     write_outputs(
         &cli,
+        &hs,
         &panel,
         &processing,
         &splits,
@@ -402,8 +476,21 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// The index of the largest figure (NaN never wins; the first on a tie).
+fn best(m: &[f64]) -> usize {
+    let mut k = 0;
+    for (i, &v) in m.iter().enumerate() {
+        if v > m[k] || (m[k].is_nan() && !v.is_nan()) {
+            k = i;
+        }
+    }
+    k
+}
+
+#[allow(clippy::too_many_arguments)]
 fn write_outputs(
     cli: &Cli,
+    hs: &[usize],
     panel: &Panel,
     processing: &Processing,
     splits: &[Split],
@@ -414,6 +501,12 @@ fn write_outputs(
     sel: &[usize],
 ) -> Result<()> {
     let mut r = Rows::default();
+    if hs.len() > 1 {
+        r.by_horizon = hs
+            .iter()
+            .map(|h| (format!("merit_h{h}"), Vec::new()))
+            .collect();
+    }
     for (ci, c) in cands.iter().enumerate() {
         let (id, canon, size, depth) = match &c.expr {
             Ok(e) => (e.id(), e.canonical_text(), e.size(), e.depth()),
@@ -482,6 +575,8 @@ fn write_outputs(
                 score: sc.as_ref(),
                 library_ids,
                 library_scores,
+                horizon: hs[c.horizon],
+                by_horizon: &c.by_horizon,
             });
         }
     }

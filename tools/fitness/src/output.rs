@@ -23,6 +23,10 @@ pub struct RowIn<'a> {
     pub score: Option<&'a Score>,
     pub library_ids: &'a [String],
     pub library_scores: &'a [f64],
+    /// The horizon (days) the figures are on, and each scored horizon's merit (empty
+    /// with one horizon).
+    pub horizon: usize,
+    pub by_horizon: &'a [f64],
 }
 
 /// The output table, column by column (docs/fitness.md lists them).
@@ -43,6 +47,9 @@ pub struct Rows {
     pub by_year: Vec<String>,
     pub lib_id: Vec<Option<String>>,
     pub admit: Vec<bool>,
+    pub horizon: Vec<u32>,
+    /// `merit_h<H>` columns, one per scored horizon when there are several.
+    pub by_horizon: Vec<(String, Vec<f64>)>,
 }
 
 /// Numeric columns in output order, read from a split summary and the score.
@@ -143,6 +150,10 @@ impl Rows {
                 .and_then(|k| r.library_ids.get(k).cloned()),
         );
         self.admit.push(r.score.is_some_and(|s| s.admit));
+        self.horizon.push(r.horizon as u32);
+        for (k, (_, col)) in self.by_horizon.iter_mut().enumerate() {
+            col.push(r.by_horizon.get(k).copied().unwrap_or(f64::NAN));
+        }
     }
 
     pub fn into_table(mut self) -> Table {
@@ -162,11 +173,17 @@ impl Rows {
         for (name, v) in NUMS.iter().zip(self.nums) {
             t = t.f64(name, v);
         }
-        t.u32("dates_used", self.dates_used)
+        t = t
+            .u32("dates_used", self.dates_used)
             .u32("dates_dropped", self.dates_dropped)
             .str("rank_ic_by_year", self.by_year)
             .opt_str("library_max_corr_id", self.lib_id)
             .bool("admit", self.admit)
+            .u32("horizon", self.horizon);
+        for (name, v) in self.by_horizon {
+            t = t.f64(&name, v);
+        }
+        t
     }
 }
 

@@ -19,9 +19,24 @@ pub struct Cand {
     pub expr: Result<Expr, String>,
     /// Set when nothing could be scored (NaN everywhere, constant …).
     pub degenerate: Option<String>,
+    /// The figures of each pass on the horizon it picked (the best one).
     pub fast: Option<Vec<SplitEval>>,
     pub full: Option<Vec<SplitEval>>,
+    /// The last pass's pick: the horizon's index in `--horizons`, and every horizon's
+    /// figure of merit (one entry per horizon).
+    pub horizon: usize,
+    pub by_horizon: Vec<f64>,
 }
+
+/// One horizon of a pass: its context (label) and the splits' usable dates (purged
+/// of the label's last days).
+pub struct Horizon<'c, 'p> {
+    pub ctx: &'c Context<'p>,
+    pub splits: Vec<(String, Vec<usize>)>,
+}
+
+/// Which horizon a candidate takes, from its figures on each: (index, each one's merit).
+pub type Pick<'a> = &'a dyn Fn(usize, &[Vec<SplitEval>]) -> (usize, Vec<f64>);
 
 /// `--shard i/n`: the candidates whose key (content id; the source text when it does
 /// not parse) hashes to i mod n. By key, not position, so a shard holds the same
@@ -60,13 +75,15 @@ pub struct PassStats {
     pub score_secs: f64,
 }
 
-/// Evaluate `idx` candidates on `panel` in batches and score each on `splits`.
+/// Evaluate `idx` candidates on `panel` in batches and score each on every horizon's
+/// splits; `pick` (given the candidate's index) chooses the horizon it keeps. The
+/// expression is evaluated once whatever the number of horizons.
 pub fn score_pass(
     panel: &Panel,
-    ctx: &Context,
+    horizons: &[Horizon],
+    pick: Pick,
     cands: &mut [Cand],
     idx: &[usize],
-    splits: &[(String, Vec<usize>)],
     library: &[&[f64]],
     batch: usize,
     fast: bool,
@@ -89,15 +106,21 @@ pub fn score_pass(
         if let Some(c) = cache.as_deref_mut().filter(|c| c.present()) {
             c.load(panel, &prog.node_ids());
         }
-        let mut results: Vec<(usize, Result<Vec<SplitEval>, String>)> = Vec::new();
+        let mut results: Vec<(usize, Result<Vec<Vec<SplitEval>>, String>)> = Vec::new();
         let t_run = Instant::now();
         let run = prog.run_cached(
             panel,
             cache.as_deref().map(|c| c as &dyn NodeCache),
             |k, v| {
                 let t_score = Instant::now();
-                let evals = ctx.evaluate(v, splits, library, &mut ws);
+                let mut all: Vec<Vec<SplitEval>> = horizons
+                    .iter()
+                    .map(|h| h.ctx.evaluate(v, &h.splits, library, &mut ws))
+                    .collect();
                 scoring += t_score.elapsed().as_secs_f64();
+                // Coverage and usable dates hardly depend on the label: the primary
+                // horizon tells whether anything could be scored.
+                let evals = &all[0];
                 let cov: u64 = evals
                     .iter()
                     .flat_map(|e| &e.dates)
@@ -107,7 +130,7 @@ pub fn score_pass(
                     Err("degenerate: NaN everywhere in the universe on the split dates".to_string())
                 } else if evals.iter().all(|e| e.summary.dates_used == 0) {
                     let mut why: std::collections::BTreeMap<&str, usize> = Default::default();
-                    for e in &evals {
+                    for e in evals {
                         for (r, c) in &e.summary.dropped {
                             *why.entry(r).or_default() += c;
                         }
@@ -116,7 +139,7 @@ pub fn score_pass(
                         why.iter().map(|(r, c)| format!("{c} dates {r}")).collect();
                     Err(format!("degenerate: no usable date ({})", why.join(", ")))
                 } else {
-                    Ok(evals)
+                    Ok(std::mem::take(&mut all))
                 };
                 results.push((chunk[k], r));
                 Ok(())
@@ -135,10 +158,10 @@ pub fn score_pass(
                 drop(results);
                 let sub = score_pass(
                     panel,
-                    ctx,
+                    horizons,
+                    pick,
                     cands,
                     chunk,
-                    splits,
                     library,
                     1,
                     fast,
@@ -159,8 +182,17 @@ pub fn score_pass(
         }
         for (i, r) in results {
             match r {
-                Ok(ev) if fast => cands[i].fast = Some(ev),
-                Ok(ev) => cands[i].full = Some(ev),
+                Ok(mut all) => {
+                    let (h, merits) = pick(i, &all);
+                    let ev = all.swap_remove(h);
+                    cands[i].horizon = h;
+                    cands[i].by_horizon = merits;
+                    if fast {
+                        cands[i].fast = Some(ev);
+                    } else {
+                        cands[i].full = Some(ev);
+                    }
+                }
                 Err(msg) => cands[i].degenerate = Some(msg),
             }
         }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use af_fitness::processing::Processing;
 use af_gp::selection::{Lib, selection_fitness};
 use af_panel::Panel;
 use af_store::{Provenance, canonical_json};
@@ -78,13 +79,13 @@ pub fn load(
 }
 
 /// Selection fitness per candidate id from a fitness file made on `prev` and `panel`
-/// (see [`selection_fitness`]).
+/// (see [`selection_fitness`]), and the processing it scored with.
 pub fn read_scores(
     fit: &Path,
     prev_hash: &str,
     panel: &Panel,
     pressure: f64,
-) -> Result<BTreeMap<String, f64>> {
+) -> Result<(BTreeMap<String, f64>, Processing)> {
     let t = read_parquet(fit)?;
     let prov = Provenance::from_kv(t.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .ok_or_else(|| anyhow!("{}: no provenance (not made by fitness?)", fit.display()))?;
@@ -94,6 +95,8 @@ pub fn read_scores(
     if prov.inputs.get("panel").map(String::as_str) != Some(panel.content_hash()) {
         bail!("{} was made on another panel than --panel", fit.display());
     }
+    let processing = Processing::from_metadata(&t.metadata)
+        .with_context(|| format!("fitness file {}", fit.display()))?;
     let ids = t.strings("id")?;
     let scores = t.f64s("score")?;
     // Columns older fitness files lack read as "no library".
@@ -122,5 +125,5 @@ pub fn read_scores(
         out.entry(id)
             .or_insert(selection_fitness(scores[i], &lib, pressure));
     }
-    Ok(out)
+    Ok((out, processing))
 }

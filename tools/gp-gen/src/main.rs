@@ -4,6 +4,7 @@
 //! is written atomically to `--state`, so a run resumes exactly where it stopped.
 
 mod checkpoint;
+mod niche;
 
 use checkpoint::{Checkpoint, Elite, FORMAT};
 
@@ -90,6 +91,21 @@ struct Cli {
     /// library's 0.7), which the library can no longer take.
     #[arg(long, default_value_t = 1.0)]
     corr_pressure: f64,
+    /// Niching: the pool's best members are correlated with each other (processed
+    /// values, 40 train dates) and a parent's fitness is × (1 − |ρ|)^k, ρ = its largest
+    /// correlation with a better member. One family's variants then share its
+    /// fitness instead of filling the tournaments. 0 turns it off.
+    #[arg(long, default_value_t = 1.0)]
+    niche_pressure: f64,
+    /// The memetic step: each generation, the pool's N best are tuned — every window
+    /// constant moved to its neighbouring grid values (then to the midpoints, once
+    /// those were tried) and redundant operators simplified away — as children that
+    /// count in --pop (at most a fifth of it). 0 turns it off.
+    #[arg(long, default_value_t = 10)]
+    memetic: usize,
+    /// How many of the pool's best members niching measures.
+    #[arg(long, default_value_t = 100)]
+    niche_top: usize,
     /// Terminals to build from (comma-separated panel fields); default: every field
     /// with enough coverage.
     #[arg(long, value_delimiter = ',')]
@@ -104,6 +120,8 @@ fn params_json(cli: &Cli) -> serde_json::Value {
     serde_json::json!({
         "pop": cli.pop, "max_depth": cli.max_depth, "p_cross": cli.p_cross,
         "corr_pressure": cli.corr_pressure,
+        "niche_pressure": cli.niche_pressure, "niche_top": cli.niche_top,
+        "memetic": cli.memetic,
         "p_mut": cli.p_mut, "tournament": cli.tournament, "elite": cli.elite,
         "windows": cli.windows, "random": cli.random,
         "library_out_of_pool": cli.library_out_of_pool,
@@ -135,6 +153,9 @@ fn run(cli: Cli) -> Result<()> {
     if !(cli.corr_pressure >= 0.0 && cli.corr_pressure.is_finite()) {
         bail!("--corr-pressure must be a finite number ≥ 0");
     }
+    if !(cli.niche_pressure >= 0.0 && cli.niche_pressure.is_finite()) {
+        bail!("--niche-pressure must be a finite number ≥ 0");
+    }
     if cli.pop == 0 || cli.max_depth < 2 {
         bail!("--pop must be positive and --max-depth at least 2");
     }
@@ -147,6 +168,7 @@ fn run(cli: Cli) -> Result<()> {
         p_cross: cli.p_cross,
         p_mut: cli.p_mut,
         tournament: cli.tournament,
+        memetic: cli.memetic,
     };
     let mut prov = Provenance::new("gp-gen", env!("CARGO_PKG_VERSION"))
         .input_hash("panel", panel.content_hash())
@@ -154,7 +176,10 @@ fn run(cli: Cli) -> Result<()> {
         .param("gp", params_json(&cli))
         .param("terminals", terminals);
 
-    let (generation, mut memo, mut elites, mut pool) = match (&cli.prev, &cli.prev_fitness) {
+    let (generation, mut memo, mut elites, mut pool, processing) = match (
+        &cli.prev,
+        &cli.prev_fitness,
+    ) {
         (Some(prev), Some(fit)) => {
             let prev_hash = sha256_file(prev)?;
             prov = prov
@@ -188,7 +213,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             let ids = t.strings("id")?;
             let exprs = t.strings("expression")?;
-            let scores = checkpoint::read_scores(fit, &prev_hash, &panel, cli.corr_pressure)?;
+            let (scores, processing) =
+                checkpoint::read_scores(fit, &prev_hash, &panel, cli.corr_pressure)?;
             let mut pool = Vec::new();
             for (id, ex) in ids.iter().zip(&exprs) {
                 let e = parse_canonical(ex, Dialect::Native, &fields)
@@ -229,9 +255,9 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             let memo: BTreeSet<String> = ckpt.memo.into_iter().collect();
-            (g + 1, memo, ranked, pool)
+            (g + 1, memo, ranked, pool, Some(processing))
         }
-        _ => (0, BTreeSet::new(), Vec::new(), Vec::new()),
+        _ => (0, BTreeSet::new(), Vec::new(), Vec::new(), None),
     };
     if let Some(l) = &cli.library {
         let t = read_parquet(l)?;
@@ -249,6 +275,14 @@ fn run(cli: Cli) -> Result<()> {
     }
     let _lock = OutputLock::acquire(&cli.out)?;
     let mut rng = Rng::for_generation(cli.seed, generation);
+    if let Some(p) = processing.filter(|_| !cli.random && cli.niche_pressure > 0.0) {
+        let r = niche::discount(&mut pool, &panel, &p, cli.niche_pressure, cli.niche_top)?;
+        tracing::info!(
+            "niching: {} of the pool's best measured, {} discounted for resembling a better one",
+            r.measured,
+            r.discounted
+        );
+    }
     let children: Vec<Child> = if generation == 0 || cli.random {
         initial(&space, &params, &mut rng, &mut memo)
     } else {

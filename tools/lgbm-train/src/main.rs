@@ -117,11 +117,16 @@ fn run(cli: Cli) -> Result<()> {
     let label = normalize(fwd, &universe, na, Norm::Rank);
     let (params, rounds, patience) = model::params(cli.seed, cli.params.as_deref())?;
     // The first date whose prediction may count: after the dates the library's factors
-    // were selected on, plus the horizon (folds.rs).
+    // were selected on, plus the longest horizon they were scored on (folds.rs): a
+    // factor selected on 5-day returns has seen the labels 5 days past the selection.
     let selection_end = processing
         .selection_end(panel.dates())
         .with_context(|| source.clone())?;
-    let first_test = selection_end + horizon;
+    let seen = processing
+        .scored_horizons()
+        .into_iter()
+        .fold(horizon, usize::max);
+    let first_test = selection_end + seen;
     let windows = folds::Windows {
         train: cli.train_days,
         valid: cli.valid_days,

@@ -1,7 +1,8 @@
 //! `library-merge`: pool every scored candidate (and the current library), keep those
 //! the `valid` split admits, and add them best score first while they stay
 //! de-correlated from what is already in. Writes a library snapshot (af-library) with
-//! a CSV and a YAML beside it, and points `current.parquet` at it.
+//! a CSV, a YAML and a Python module (Polars + polars_ta) beside it, and points
+//! `current.parquet` at it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,8 @@ Examples:
                 --max-size 50 --max-corr 0.7 --out out/libraries/lib-002.parquet
 
 Writes lib-NNN.parquet (metrics), lib-NNN.values.arrow (processed factor values),
-lib-NNN.csv and lib-NNN.yaml, and points current.{parquet,csv,yaml} in the same folder at them.";
+lib-NNN.csv, lib-NNN.yaml and lib-NNN.py (the factors as a Polars + polars_ta module,
+docs/python-export.md), and points current.{parquet,csv,yaml,py} in the same folder at them.";
 
 #[derive(Parser, Debug)]
 #[command(name = "library-merge", version, about, after_help = EXAMPLES)]
@@ -102,6 +104,7 @@ fn run(cli: Cli) -> Result<()> {
     for f in &files {
         let t = read_parquet(f)?;
         let p = processing_of(&t.metadata, f, &panel)?;
+        let primary = p.horizon;
         match &params {
             Some((q, from)) if *q != p => bail!(
                 "{} and {} were scored with different processing ({}): a library holds factors \
@@ -113,7 +116,6 @@ fn run(cli: Cli) -> Result<()> {
             Some(_) => {}
             None => params = Some((p, f.clone())),
         }
-        // Keyed by file name, not path: the same run in another folder writes the same bytes.
         // Keyed by file name (not path, so the same run in another folder writes the
         // same bytes), prefixed so no name collides with `panel`/`library`, and numbered
         // when two folders hold the same name.
@@ -128,7 +130,7 @@ fn run(cli: Cli) -> Result<()> {
             k += 1;
         }
         prov = prov.input_hash(&key, &sha256_file(f)?);
-        pooled += read_fitness(&t, f, &mut entries, &mut split_names)?;
+        pooled += read_fitness(&t, f, primary, &mut entries, &mut split_names)?;
     }
     let (params, _) = params.ok_or_else(|| anyhow!("nothing to merge"))?;
     if let Some(l) = &lib {
@@ -194,8 +196,10 @@ fn run(cli: Cli) -> Result<()> {
     let _lock = OutputLock::acquire(&cli.out)?;
     let mut values = Vec::new();
     let mut t = TableCols::default();
+    let mut named = Vec::new();
     for (rank, a) in admitted.into_iter().enumerate() {
         let e = &entries[a.index];
+        named.push((af_expr::python::factor_name(&e.id), e.expression.clone()));
         t.push(
             rank + 1,
             e,
@@ -217,9 +221,11 @@ fn run(cli: Cli) -> Result<()> {
     };
     let csv = t.csv(&split_names)?;
     let yaml = t.yaml(&split_names, &panel, &params);
+    let module = python_module(&cli.out, &named, &panel)?;
     af_library::write(&cli.out, t.table(&split_names), values, &panel, meta, &prov)?;
     write_atomic_bytes(&cli.out.with_extension("csv"), csv.as_bytes())?;
     write_atomic_bytes(&cli.out.with_extension("yaml"), yaml.as_bytes())?;
+    write_atomic_bytes(&cli.out.with_extension("py"), module.as_bytes())?;
     if !cli.no_current {
         point_current(&cli.out)?;
     }
@@ -234,10 +240,30 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// `current.parquet` (and `.csv`, `.yaml`) beside `out`: symlinks swapped atomically.
+/// The library as a Polars + polars_ta module (`expr python`, docs/python-export.md).
+fn python_module(out: &Path, named: &[(String, String)], panel: &Panel) -> Result<String> {
+    let fields = af_expr::fields_of(panel);
+    let es = named
+        .iter()
+        .map(|(n, x)| {
+            let e =
+                parse_canonical(x, Dialect::Native, &fields).map_err(|e| anyhow!("{n}: {e}"))?;
+            Ok((n.clone(), e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The file name only: the same library gives the same bytes wherever it lives.
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    af_expr::python::module(&es, &format!("library {name}"))
+        .map_err(|e| anyhow!("cannot write the library as Python: {e}"))
+}
+
+/// `current.parquet` (and `.csv`, `.yaml`, `.py`) beside `out`: symlinks swapped atomically.
 fn point_current(out: &Path) -> Result<()> {
     let dir = out.parent().unwrap_or(Path::new("."));
-    for ext in ["parquet", "csv", "yaml"] {
+    for ext in ["parquet", "csv", "yaml", "py"] {
         let target = out.with_extension(ext);
         let name = target
             .file_name()

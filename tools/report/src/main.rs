@@ -13,10 +13,12 @@ mod sections;
 use std::fmt::Write as _;
 
 use sections::{Figures, esc};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use af_expr::{Dialect, Program, fields_of, parse_canonical};
+use af_fitness::processing::Processing;
 use af_fitness::split::Split;
 use af_fitness::stats::mean_rank_ic;
 use af_fitness::{Context, Workspace};
@@ -102,6 +104,60 @@ fn forward(panel: &Panel, h: usize) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+/// What scoring on one label horizon needs: the context (raw label, as fitness), the
+/// splits' usable dates, and the charts' context (bounded returns) on the report split.
+struct Scoring<'p> {
+    ctx: Context<'p>,
+    usable: Vec<(String, Vec<usize>)>,
+    rep_usable: Vec<(String, Vec<usize>)>,
+    chart: Option<Context<'p>>,
+    return_bound: Value,
+}
+
+impl<'p> Scoring<'p> {
+    fn new(
+        panel: &'p Panel,
+        meta: &Processing,
+        splits: &[Split],
+        rep: &Split,
+        h: usize,
+        bound: f64,
+    ) -> Result<Scoring<'p>> {
+        let cfg = af_fitness::Config {
+            horizon: h,
+            ..meta.config(true)
+        };
+        let usable: Vec<(String, Vec<usize>)> = splits
+            .iter()
+            .map(|s| (s.name.clone(), s.usable(h, 1)))
+            .collect();
+        let mut needed: Vec<usize> = usable.iter().flat_map(|u| u.1.iter().copied()).collect();
+        needed.sort_unstable();
+        needed.dedup();
+        let ctx = Context::new(panel, cfg.clone(), &needed)?;
+        // The charts' context: the same, with bounded returns. Tables keep fitness'
+        // figures on the raw label (tested equal to fitness to 1e-12).
+        let rep_usable = vec![(rep.name.clone(), rep.usable(h, 1))];
+        let (chart, return_bound) = if bound > 0.0 {
+            let mut c = Context::new(panel, cfg, &rep_usable[0].1)?;
+            let (clipped, values) = c.bound_returns(bound);
+            (
+                Some(c),
+                json!({"k": bound, "clipped": clipped, "values": values}),
+            )
+        } else {
+            (None, json!({"k": 0, "clipped": 0, "values": 0}))
+        };
+        Ok(Scoring {
+            ctx,
+            usable,
+            rep_usable,
+            chart,
+            return_bound,
+        })
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     let t0 = Instant::now();
     let panel = Panel::open(&cli.panel)?;
@@ -124,31 +180,32 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--decay must be at least 1");
     }
     let h = meta.horizon;
-    let cfg = meta.config(true);
-    let usable: Vec<(String, Vec<usize>)> = splits
-        .iter()
-        .map(|s| (s.name.clone(), s.usable(h, 1)))
-        .collect();
-    let mut needed: Vec<usize> = usable.iter().flat_map(|u| u.1.iter().copied()).collect();
-    needed.sort_unstable();
-    needed.dedup();
     if !(cli.return_bound >= 0.0 && cli.return_bound.is_finite()) {
         bail!("--return-bound must be a number >= 0 (0 = no bound)");
     }
-    let ctx = Context::new(&panel, cfg.clone(), &needed)?;
-    // The charts' context: the same, with bounded returns. Tables keep fitness' figures
-    // on the raw label (tested equal to fitness to 1e-12).
-    let rep_usable = vec![(rep.name.clone(), rep.usable(h, 1))];
-    let (chart_ctx, return_bound) = if cli.return_bound > 0.0 {
-        let mut c = Context::new(&panel, cfg, &rep_usable[0].1)?;
-        let (clipped, values) = c.bound_returns(cli.return_bound);
-        (
-            Some(c),
-            json!({"k": cli.return_bound, "clipped": clipped, "values": values}),
-        )
+    // Each factor is shown on the horizon the library recorded for it (its best of
+    // those fitness scored, `fitness --horizons`); the model on the primary one.
+    let factor_h: Vec<usize> = if lib.table.has_column("horizon") {
+        lib.table
+            .f64s("horizon")?
+            .into_iter()
+            .map(|x| x as usize)
+            .collect()
     } else {
-        (None, json!({"k": 0, "clipped": 0, "values": 0}))
+        vec![h; lib.len()]
     };
+    let mut scorings: BTreeMap<usize, Scoring> = BTreeMap::new();
+    for &k in std::iter::once(&h).chain(&factor_h) {
+        if !scorings.contains_key(&k) {
+            scorings.insert(
+                k,
+                Scoring::new(&panel, meta, &splits, &rep, k, cli.return_bound)?,
+            );
+        }
+    }
+    let primary = &scorings[&h];
+    let ctx = &primary.ctx;
+    let return_bound = primary.return_bound.clone();
     let fwd: Vec<Vec<f64>> = (1..=cli.decay)
         .map(|k| forward(&panel, k))
         .collect::<Result<_>>()?;
@@ -162,14 +219,16 @@ fn run(cli: Cli) -> Result<()> {
                       id: String,
                       expression: String,
                       generation: Option<i64>,
+                      horizon: usize,
                       v: &[f64],
                       ws: &mut Workspace|
      -> Figures {
         let generation = generation.filter(|g| *g >= 0);
-        let evals = ctx.evaluate(v, &usable, &[], ws);
+        let sc = &scorings[&horizon];
+        let evals = sc.ctx.evaluate(v, &sc.usable, &[], ws);
         let processed = ctx.processed(v, ws);
-        let dates = match &chart_ctx {
-            Some(c) => c.evaluate(v, &rep_usable, &[], ws),
+        let dates = match &sc.chart {
+            Some(c) => c.evaluate(v, &sc.rep_usable, &[], ws),
             None => evals.clone(),
         }
         .into_iter()
@@ -187,6 +246,7 @@ fn run(cli: Cli) -> Result<()> {
             id,
             expression,
             generation,
+            horizon,
             splits: evals.into_iter().map(|e| (e.name, e.summary)).collect(),
             dates,
             decay,
@@ -210,6 +270,7 @@ fn run(cli: Cli) -> Result<()> {
                 id.clone(),
                 ex.clone(),
                 gens[i].is_finite().then_some(gens[i] as i64),
+                factor_h[i],
                 v,
                 &mut ws,
             ));
@@ -242,6 +303,7 @@ fn run(cli: Cli) -> Result<()> {
             "model".into(),
             "LightGBM prediction (out of sample)".into(),
             None,
+            h,
             &m,
             &mut ws,
         );

@@ -17,6 +17,9 @@ pub struct Figures {
     pub id: String,
     pub expression: String,
     pub generation: Option<i64>,
+    /// The label horizon (days) the figures are on: the factor's own (the library
+    /// records it), the primary for the model.
+    pub horizon: usize,
     /// Per split, fitness' summary.
     pub splits: Vec<(String, Summary)>,
     /// The report split's per-date figures.
@@ -294,7 +297,7 @@ pub fn overview(
     let mut html = String::new();
     let _ = write!(
         html,
-        "<h2 id=\"overview\">Overview</h2><table><thead><tr><th>#</th><th>expression</th><th>gen</th>"
+        "<h2 id=\"overview\">Overview</h2><table><thead><tr><th>#</th><th>expression</th><th>gen</th><th>horizon</th>"
     );
     for s in split_names {
         let _ = write!(html, "<th>{s} RankIC</th>");
@@ -318,10 +321,11 @@ pub fn overview(
         };
         let _ = write!(
             html,
-            "<tr><td><a href=\"#f{i}\">{}</a></td><td class=\"ex\">{}</td><td>{}</td>",
+            "<tr><td><a href=\"#f{i}\">{}</a></td><td class=\"ex\">{}</td><td>{}</td><td>{}d</td>",
             esc(&f.name),
             esc(&f.expression),
-            f.generation.map_or("–".into(), |g| g.to_string())
+            f.generation.map_or("–".into(), |g| g.to_string()),
+            f.horizon
         );
         for s in split_names {
             let v = get(s).map_or(f64::NAN, |x| x.rank_ic_mean);
@@ -343,7 +347,7 @@ pub fn overview(
             num(maxc, 2)
         );
         overview.push(json!({"rank": f.name, "id": f.id, "expression": f.expression, "generation": f.generation,
-                             "max_abs_corr": maxc}));
+                             "horizon": f.horizon, "max_abs_corr": maxc}));
     }
     let _ = write!(html, "</tbody></table>");
     (html, overview)
@@ -464,7 +468,7 @@ pub fn factor(
     let _ = write!(
         html,
         "<details id=\"f{i}\"{open}><summary><b>{}</b> <code>{}</code> — {} RankIC {} · ICIR {} · turnover {} · long-short {}</summary>\
-         <p class=\"sub\">id <code>{}</code>{}. Max drawdown of the long-short curve {:.2}% from {} to {}.</p><div class=\"grid\">",
+         <p class=\"sub\">id <code>{}</code>{}; figures on {}-day returns. Max drawdown of the long-short curve {:.2}% from {} to {}.</p><div class=\"grid\">",
         esc(&f.name),
         esc(&f.expression),
         esc(&rep_name),
@@ -475,6 +479,7 @@ pub fn factor(
         esc(&f.id),
         f.generation
             .map_or(String::new(), |g| format!(", found in generation {g}")),
+        f.horizon,
         100.0 * mdd,
         dl.get(pk).cloned().unwrap_or_default(),
         dl.get(tr).cloned().unwrap_or_default(),
@@ -485,6 +490,7 @@ pub fn factor(
     let _ = write!(html, "</div></details>");
     let j = json!({
         "rank": f.name, "id": f.id, "expression": f.expression, "generation": f.generation,
+        "horizon": f.horizon,
         "splits": f.splits.iter().map(|(n, s)| (n.clone(), summary_json(s))).collect::<serde_json::Map<_, _>>(),
         "series": {
             "date": dl, "rank_ic": ric, "ic": ds.iter().map(|d| d.ic).collect::<Vec<_>>(),

@@ -44,8 +44,12 @@ pub fn dispatch<V: Visit>(name: &str, v: V) -> Option<V::Out> {
         "sub" => v.visit(|x, y, _| x - y),
         "mul" => v.visit(|x, y, _| x * y),
         "div" => v.visit(|x, y, _| if y == 0.0 { f64::NAN } else { x / y }),
+        // 0^a is 0 for any exponent the operator meets, but a missing exponent is
+        // missing (numpy: 0.0 ** nan is nan; GP builds exponents from series).
         "signed_power" => v.visit(|x, y, _| {
-            if x == 0.0 {
+            if y.is_nan() {
+                f64::NAN
+            } else if x == 0.0 {
                 0.0
             } else {
                 x.signum() * x.abs().powf(y)
