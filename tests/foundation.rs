@@ -10,6 +10,63 @@ fn py_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `--planted hard`: five deeper alphas, each what its expression says (pandas measures
+/// each expression's RankIC against the stated target) and built from sub-signals.
+#[test]
+fn the_hard_planted_set_is_what_its_expressions_say() {
+    let dir = scratch("planted_hard");
+    let (raw, panel) = (dir.join("raw"), dir.join("hard.arrow"));
+    ok(bin("ts-fetch").args([
+        "--planted",
+        "hard",
+        "--assets",
+        "200",
+        "--days",
+        "500",
+        "--seed",
+        "7",
+        "--out",
+        &s(&raw),
+    ]));
+    ok(bin("panel-build").args(["--raw", &s(&raw), "--out", &s(&panel)]));
+    let gt: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(raw.join("ground_truth.json")).unwrap()).unwrap();
+    assert_eq!(gt["planted_set"], "hard");
+    let exprs: Vec<String> = gt["alphas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["expression"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(exprs.len(), 5);
+    // Deeper than the standard set's: a depth of 4 to 6 after canonicalisation.
+    let out = ok(bin("expr").arg("check").arg("--").args(&exprs));
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let canon = line.split('\t').nth(2).unwrap();
+        let depth = canon
+            .chars()
+            .scan(0i32, |d, c| {
+                *d += (c == '(') as i32 - (c == ')') as i32;
+                Some(*d)
+            })
+            .max()
+            .unwrap()
+            + 1;
+        assert!((4..=6).contains(&depth), "{canon}: depth {depth}");
+    }
+    let out = py_ok(&[
+        "check_planted.py",
+        &s(&panel),
+        &s(&raw.join("ground_truth.json")),
+    ]);
+    println!("{out}");
+    // The standard market is unchanged by the option's existence: no `planted` param.
+    let std_raw = dir.join("std");
+    ok(bin("ts-fetch").args(["--assets", "50", "--days", "100", "--out", &s(&std_raw)]));
+    let m = fs::read_to_string(std_raw.join("manifest.json")).unwrap();
+    assert!(!m.contains("\"planted\""), "{m}");
+}
+
 #[test]
 fn small_panel_matches_pandas_and_planted_alphas_are_real() {
     let dir = scratch("panel_vs_pandas");

@@ -49,6 +49,13 @@ for mode in sorted({m for m, _ in runs}):
         recovered_per_alpha=per,
         best_test_rank_ic_mean=round(sum(r["best_test_rank_ic"] for r in rs) / n, 4),
     )
+    for h in (1, 5):
+        k = f"blend_test_rank_ic_{h}"
+        v = [r[k] for r in rs if k in r]
+        if v:
+            m = sum(v) / len(v)
+            sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else float("nan")
+            summary[mode][k] = (round(m, 4), round(sd / math.sqrt(len(v)), 4))
 
 w = max(len(x) for x in names)
 modes = list(summary)
@@ -61,6 +68,11 @@ for nm in names:
         f"{summary[m]['recovered_per_alpha'][nm]:>6} / {summary[m]['runs']:<3}" for m in modes))
 print(f"{'best test RankIC (mean)':<{w}} " + " ".join(
     f"{summary[m]['best_test_rank_ic_mean']:>12.4f}" for m in modes))
+for h in (1, 5):
+    k = f"blend_test_rank_ic_{h}"
+    if all(k in summary[m] for m in modes):
+        print(f"{'blend test RankIC ' + str(h) + 'd (± se)':<{w}} " + " ".join(
+            f"{summary[m][k][0]:>6.4f} ± {summary[m][k][1]:.4f}" for m in modes))
 if a.out:
     with open(a.out, "w") as fh:
         json.dump(dict(files=a.files, summary=summary), fh, indent=1)

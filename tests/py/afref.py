@@ -191,7 +191,32 @@ def planted_signal(name, w):
             g = ind.iloc[t]
             out.iloc[t] = row - row.groupby(g).transform("mean")
         return out
+    # The hard set (ts-fetch --planted hard).
+    roll = lambda x, d: x.rolling(d, min_periods=d)
+    if name == "reversal_and_pv":
+        return cs_rank(-roll(r, 5).sum(), u) + cs_rank(-roll(c, 10).corr(v), u)
+    if name == "risk_adjusted_momentum":
+        x = (roll(r, 20).sum() / roll(r, 20).std()).replace([np.inf, -np.inf], np.nan).where(u)
+        return _demean_by(x, w["industry"])
+    if name == "surge_in_volatile":
+        ratio = roll(tu, 5).mean() / roll(tu, 60).mean()
+        return -(cs_rank(ratio, u) * cs_rank(roll(r, 20).std(), u))
+    if name == "trend_quality":
+        zs = lambda x: x.where(u).sub(x.where(u).mean(axis=1), axis=0).div(x.where(u).std(axis=1), axis=0)
+        return zs(roll(r, 10).mean()) - zs(roll(r, 10).std())
+    if name == "volume_confirmed_reversal":
+        ratio = roll(v, 5).mean() / roll(v, 20).mean()
+        return -(cs_rank(ratio, u) * roll(r, 5).sum())
     raise KeyError(name)
+
+
+def _demean_by(x, groups):
+    """Each row minus its group means (groups: same shape, per date)."""
+    out = x.copy()
+    for t in range(len(x)):
+        row = x.iloc[t]
+        out.iloc[t] = row - row.groupby(groups.iloc[t]).transform("mean")
+    return out
 
 
 def rank_ic_series(signal, label, universe):

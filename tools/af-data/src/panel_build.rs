@@ -533,6 +533,7 @@ mod tests {
             days: 60,
             seed: 4,
             start: af_panel::dates::parse_date("2016-01-04").unwrap(),
+            planted: Default::default(),
         })
         .unwrap()
         .bars;

@@ -722,6 +722,7 @@ mod tests {
             days: 120,
             seed: 3,
             start,
+            planted: Default::default(),
         })
         .unwrap()
         .bars;

@@ -86,6 +86,80 @@ pub const PLANTED: [Planted; 5] = [
     },
 ];
 
+/// The hard set (`--planted hard`): five deeper alphas (depth 4–6), each built from two
+/// or three sub-signals that carry part of its signal alone — the building blocks
+/// genetic programming is supposed to find and combine, and that random sampling of
+/// shallow trees rarely assembles.
+pub const HARD: [Planted; 5] = [
+    Planted {
+        name: "reversal_and_pv",
+        kind: "sum of ranks: reversal + volume-price correlation",
+        expression: "rank(-ts_sum(returns, 5)) + rank(-ts_corr(close, volume, 10))",
+        horizon: 1,
+        target_rank_ic: 0.04,
+        scale: 0.041,
+    },
+    Planted {
+        name: "risk_adjusted_momentum",
+        kind: "industry-relative, volatility-scaled momentum",
+        expression: "group_neutralize(ts_sum(returns, 20) / ts_std(returns, 20), industry)",
+        horizon: 5,
+        target_rank_ic: 0.04,
+        scale: 0.0355,
+    },
+    Planted {
+        name: "surge_in_volatile",
+        kind: "product of ranks: turnover surge among volatile stocks",
+        expression: "-(rank(ts_mean(turnover, 5) / ts_mean(turnover, 60)) * rank(ts_std(returns, 20)))",
+        horizon: 5,
+        target_rank_ic: 0.04,
+        scale: 0.0141,
+    },
+    Planted {
+        name: "trend_quality",
+        kind: "difference of z-scores: mean return minus volatility",
+        expression: "cs_zscore(ts_mean(returns, 10)) - cs_zscore(ts_std(returns, 10))",
+        horizon: 5,
+        target_rank_ic: 0.03,
+        scale: 0.0096,
+    },
+    Planted {
+        name: "volume_confirmed_reversal",
+        kind: "reversal weighted by a volume surge",
+        expression: "-(rank(ts_mean(volume, 5) / ts_mean(volume, 20)) * ts_sum(returns, 5))",
+        horizon: 1,
+        target_rank_ic: 0.03,
+        scale: 0.0159,
+    },
+];
+
+/// Which planted alphas a synthetic market carries (`ts-fetch --planted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlantedSet {
+    /// Five shallow alphas (depth 2–4): reversal, volume-price correlation, low
+    /// volatility, turnover surge, industry-relative momentum.
+    #[default]
+    Standard,
+    /// Five deeper ones (depth 4–6) made of sub-signals ([`HARD`]).
+    Hard,
+}
+
+impl PlantedSet {
+    pub fn alphas(self) -> &'static [Planted] {
+        match self {
+            PlantedSet::Standard => &PLANTED,
+            PlantedSet::Hard => &HARD,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedSet::Standard => "standard",
+            PlantedSet::Hard => "hard",
+        }
+    }
+}
+
 pub const INDUSTRIES: [&str; 30] = [
     "Banks",
     "Non-bank Financials",
@@ -125,6 +199,7 @@ pub struct SynthParams {
     pub days: usize,
     pub seed: u64,
     pub start: i32,
+    pub planted: PlantedSet,
 }
 
 pub struct Synthetic {
@@ -395,76 +470,150 @@ fn corr(x: &[f64], y: &[f64]) -> f64 {
     }
 }
 
-/// Raw values of planted signal `j` on day `t` for every asset (NaN where undefined or
-/// outside the universe).
-fn planted_raw(j: usize, h: &History, t: usize, industry: &[u32], out: &mut [f64]) {
+/// Raw values of planted signal `name` on day `t` for every asset (NaN where undefined
+/// or outside the universe), exactly as the engine evaluates its expression on the
+/// panel (full windows, ddof 1, ranks and z-scores over the universe).
+fn planted_raw(name: &str, h: &History, t: usize, industry: &[u32], out: &mut [f64]) {
     let n = h.n;
-    let mut b1 = Vec::with_capacity(64);
-    let mut b2 = Vec::with_capacity(64);
-    for a in 0..n {
-        out[a] = f64::NAN;
-        if !h.universe[t * n + a] {
-            continue;
+    let (mut b1, mut b2) = (Vec::with_capacity(64), Vec::with_capacity(64));
+    // `f(asset, b1, b2)` on universe assets, NaN elsewhere.
+    let mut each = |out: &mut [f64], f: &dyn Fn(usize, &mut Vec<f64>, &mut Vec<f64>) -> f64| {
+        for a in 0..n {
+            out[a] = if h.universe[t * n + a] {
+                f(a, &mut b1, &mut b2)
+            } else {
+                f64::NAN
+            };
         }
-        out[a] = match j {
-            0 => {
-                if h.window(&h.returns, t, a, 5, &mut b1) {
-                    -b1.iter().sum::<f64>()
-                } else {
-                    f64::NAN
-                }
-            }
-            1 => {
-                if h.window(&h.close, t, a, 10, &mut b1) && h.window(&h.volume, t, a, 10, &mut b2) {
-                    -corr(&b1, &b2)
-                } else {
-                    f64::NAN
-                }
-            }
-            2 => {
-                if h.window(&h.returns, t, a, 20, &mut b1) {
-                    -std1(&b1)
-                } else {
-                    f64::NAN
-                }
-            }
-            3 => {
-                if h.window(&h.turnover, t, a, 5, &mut b1)
-                    && h.window(&h.turnover, t, a, 60, &mut b2)
-                {
-                    let den = mean(&b2);
-                    if den != 0.0 {
-                        -(mean(&b1) / den)
-                    } else {
-                        f64::NAN
-                    }
-                } else {
-                    f64::NAN
-                }
-            }
-            _ => {
-                if h.window(&h.returns, t, a, 20, &mut b1) {
-                    b1.iter().sum::<f64>()
-                } else {
-                    f64::NAN
-                }
-            }
-        };
+    };
+    let sum = |v: &[f64], a: usize, d: usize, b: &mut Vec<f64>| {
+        if h.window(v, t, a, d, b) {
+            b.iter().sum::<f64>()
+        } else {
+            f64::NAN
+        }
+    };
+    let avg = |v: &[f64], a: usize, d: usize, b: &mut Vec<f64>| sum(v, a, d, b) / d as f64;
+    let sd = |v: &[f64], a: usize, d: usize, b: &mut Vec<f64>| {
+        if h.window(v, t, a, d, b) {
+            std1(b)
+        } else {
+            f64::NAN
+        }
+    };
+    let pv_corr = |a: usize, d: usize, b1: &mut Vec<f64>, b2: &mut Vec<f64>| {
+        if h.window(&h.close, t, a, d, b1) && h.window(&h.volume, t, a, d, b2) {
+            corr(b1, b2)
+        } else {
+            f64::NAN
+        }
+    };
+    let ratio = |x: f64, y: f64| if y != 0.0 { x / y } else { f64::NAN };
+    let mut tmp = vec![f64::NAN; n];
+    match name {
+        "reversal_5d" => each(out, &|a, b, _| -sum(&h.returns, a, 5, b)),
+        "pv_corr_10d" => each(out, &|a, b1, b2| -pv_corr(a, 10, b1, b2)),
+        "low_vol_20d" => each(out, &|a, b, _| -sd(&h.returns, a, 20, b)),
+        "turnover_surge" => {
+            // rank() of a negated ratio: the ratio's order reversed, as a rank score.
+            each(out, &|a, b, _| {
+                -ratio(avg(&h.turnover, a, 5, b), avg(&h.turnover, a, 60, b))
+            })
+        }
+        "industry_rel_mom_20d" => {
+            each(out, &|a, b, _| sum(&h.returns, a, 20, b));
+            group_neutralize(out, industry);
+        }
+        "reversal_and_pv" => {
+            each(out, &|a, b, _| -sum(&h.returns, a, 5, b));
+            each(&mut tmp, &|a, b1, b2| -pv_corr(a, 10, b1, b2));
+            pct_rank(out);
+            pct_rank(&mut tmp);
+            out.iter_mut().zip(&tmp).for_each(|(x, y)| *x += y);
+        }
+        "risk_adjusted_momentum" => {
+            each(out, &|a, b, _| {
+                ratio(sum(&h.returns, a, 20, b), sd(&h.returns, a, 20, b))
+            });
+            group_neutralize(out, industry);
+        }
+        "surge_in_volatile" => {
+            each(out, &|a, b, _| {
+                ratio(avg(&h.turnover, a, 5, b), avg(&h.turnover, a, 60, b))
+            });
+            each(&mut tmp, &|a, b, _| sd(&h.returns, a, 20, b));
+            pct_rank(out);
+            pct_rank(&mut tmp);
+            out.iter_mut().zip(&tmp).for_each(|(x, y)| *x = -(*x * y));
+        }
+        "trend_quality" => {
+            each(out, &|a, b, _| avg(&h.returns, a, 10, b));
+            each(&mut tmp, &|a, b, _| sd(&h.returns, a, 10, b));
+            cs_zscore(out);
+            cs_zscore(&mut tmp);
+            out.iter_mut().zip(&tmp).for_each(|(x, y)| *x -= y);
+        }
+        "volume_confirmed_reversal" => {
+            each(out, &|a, b, _| {
+                ratio(avg(&h.volume, a, 5, b), avg(&h.volume, a, 20, b))
+            });
+            each(&mut tmp, &|a, b, _| sum(&h.returns, a, 5, b));
+            pct_rank(out);
+            out.iter_mut().zip(&tmp).for_each(|(x, y)| *x = -(*x * y));
+        }
+        other => unreachable!("planted alpha {other} has no generator"),
     }
-    if j == 4 {
-        // group_neutralize over in-universe assets with a value.
-        let g = INDUSTRIES.len();
-        let (mut s, mut c) = (vec![0.0; g], vec![0usize; g]);
-        for a in 0..n {
-            if !out[a].is_nan() {
-                s[industry[a] as usize] += out[a];
-                c[industry[a] as usize] += 1;
-            }
+}
+
+/// Percentile rank over the finite values, ties averaged, in (0, 1] (the engine's
+/// `rank`); NaN stays NaN.
+fn pct_rank(x: &mut [f64]) {
+    let mut idx: Vec<usize> = (0..x.len()).filter(|&a| !x[a].is_nan()).collect();
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let n = idx.len();
+    let mut r = vec![0.0; n];
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && x[idx[j + 1]] == x[idx[i]] {
+            j += 1;
         }
-        for a in 0..n {
-            if !out[a].is_nan() {
-                out[a] -= s[industry[a] as usize] / c[industry[a] as usize] as f64;
-            }
+        for v in &mut r[i..=j] {
+            *v = ((i + j) as f64 / 2.0 + 1.0) / n as f64;
+        }
+        i = j + 1;
+    }
+    for (k, &a) in idx.iter().enumerate() {
+        x[a] = r[k];
+    }
+}
+
+/// (x − mean) / std (ddof 1) over the finite values (the engine's `cs_zscore`).
+fn cs_zscore(x: &mut [f64]) {
+    let v: Vec<f64> = x.iter().copied().filter(|v| !v.is_nan()).collect();
+    if v.len() < 2 {
+        x.fill(f64::NAN);
+        return;
+    }
+    let (m, s) = (mean(&v), std1(&v));
+    for e in x.iter_mut().filter(|e| !e.is_nan()) {
+        *e = if s > 0.0 { (*e - m) / s } else { f64::NAN };
+    }
+}
+
+/// Minus the industry mean over the finite values (the engine's `group_neutralize`).
+fn group_neutralize(x: &mut [f64], industry: &[u32]) {
+    let g = INDUSTRIES.len();
+    let (mut s, mut c) = (vec![0.0; g], vec![0usize; g]);
+    for a in 0..x.len() {
+        if !x[a].is_nan() {
+            s[industry[a] as usize] += x[a];
+            c[industry[a] as usize] += 1;
+        }
+    }
+    for a in 0..x.len() {
+        if !x[a].is_nan() {
+            x[a] -= s[industry[a] as usize] / c[industry[a] as usize] as f64;
         }
     }
 }
@@ -536,8 +685,9 @@ pub fn generate(p: &SynthParams) -> Result<Synthetic> {
     // Market and industry factors.
     let (m_var0, m_a, m_b) = (0.013f64 * 0.013, 0.08, 0.90);
     let mut m_var = m_var0;
-    let hmax = PLANTED.iter().map(|p| p.horizon).max().unwrap_or(1);
-    let mut zbuf = vec![vec![0.0; hmax * na]; PLANTED.len()];
+    let planted = p.planted.alphas();
+    let hmax = planted.iter().map(|p| p.horizon).max().unwrap_or(1);
+    let mut zbuf = vec![vec![0.0; hmax * na]; planted.len()];
     let mut raw_sig = vec![0.0; na];
     let mut zrow = vec![0.0; na];
 
@@ -618,7 +768,7 @@ pub fn generate(p: &SynthParams) -> Result<Synthetic> {
             }
 
             let mut alpha = 0.0;
-            for (j, pl) in PLANTED.iter().enumerate() {
+            for (j, pl) in planted.iter().enumerate() {
                 let mut acc = 0.0;
                 for l in 0..pl.horizon.min(t) {
                     acc += zbuf[j][((t - 1 - l) % hmax) * na + a];
@@ -691,8 +841,8 @@ pub fn generate(p: &SynthParams) -> Result<Synthetic> {
         }
 
         // Today's planted signals, used for the next days' returns.
-        for j in 0..PLANTED.len() {
-            planted_raw(j, &hist, t, &industry, &mut raw_sig);
+        for (j, pl) in planted.iter().enumerate() {
+            planted_raw(pl.name, &hist, t, &industry, &mut raw_sig);
             rank_score(&raw_sig, &mut zrow);
             let slot = (t % hmax) * na;
             zbuf[j][slot..slot + na].copy_from_slice(&zrow);
@@ -700,7 +850,7 @@ pub fn generate(p: &SynthParams) -> Result<Synthetic> {
     }
 
     let n_eff_assets = hist.universe.iter().filter(|u| **u).count() as f64 / nd as f64;
-    let alphas: Vec<_> = PLANTED
+    let alphas: Vec<_> = planted
         .iter()
         .map(|pl| {
             // Standard error of a mean RankIC over nd/h effectively independent dates;
@@ -725,6 +875,7 @@ pub fn generate(p: &SynthParams) -> Result<Synthetic> {
         "format": "af-ground-truth/1",
         "note": "Planted alphas of the synthetic market. Never read by the miner; tests and benchmarks use it to score recovery. target_rank_ic is the mean cross-sectional Spearman correlation, over in_universe assets, of the expression with the close-to-close label of its horizon on a panel built with default settings.",
         "seed": p.seed,
+        "planted_set": p.planted.name(),
         "assets": na,
         "days": nd,
         "mean_universe_size": (n_eff_assets * 10.0).round() / 10.0,
@@ -799,6 +950,7 @@ mod tests {
             days: 300,
             seed: 3,
             start: af_panel::dates::ymd_to_days(2020, 1, 2),
+            planted: Default::default(),
         };
         let a = generate(&p).unwrap();
         let b = generate(&p).unwrap();

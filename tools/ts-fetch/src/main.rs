@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use af_data::files::{BadRows, FilesParams, SplitInference, ingest};
 use af_data::manifest::{MANIFEST, Manifest};
 use af_data::market::Market;
-use af_data::synthetic::{SynthParams, generate};
+use af_data::synthetic::{PlantedSet, SynthParams, generate};
 use af_panel::dates::{format_date, parse_date, year_of};
 use af_store::{AtomicDir, OutputLock, Provenance, write_atomic_bytes};
 use std::io::IsTerminal;
@@ -48,6 +48,14 @@ enum Source {
     Postgres,
 }
 
+#[derive(Clone, Copy, ValueEnum, Debug)]
+enum Planted {
+    /// five shallow alphas (depth 2–4)
+    Standard,
+    /// five deeper alphas built from sub-signals (depth 4–6)
+    Hard,
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "ts-fetch", version, about = ABOUT, after_help = EXAMPLES)]
 struct Args {
@@ -69,6 +77,10 @@ struct Args {
     /// [synthetic] random seed; the same seed gives a byte-identical market.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// [synthetic] which alphas are planted: standard (five shallow ones, depth 2–4) or
+    /// hard (five deeper ones built from sub-signals; docs/data_contract.md).
+    #[arg(long, value_enum, default_value = "standard")]
+    planted: Planted,
     /// [synthetic, tushare] first calendar day (the first trading day on or after it starts the market).
     #[arg(long, default_value = "2016-01-04")]
     start: String,
@@ -195,18 +207,26 @@ fn run(a: Args) -> Result<()> {
         }
         Source::Synthetic => {
             let start = parse_date(&a.start).context("--start")?;
+            let planted = match a.planted {
+                Planted::Standard => PlantedSet::Standard,
+                Planted::Hard => PlantedSet::Hard,
+            };
             let p = SynthParams {
                 assets: a.assets as usize,
                 days: a.days as usize,
                 seed: a.seed,
                 start,
+                planted,
             };
-            let prov = Provenance::new("ts-fetch", version)
+            let mut prov = Provenance::new("ts-fetch", version)
                 .param("source", "synthetic")
                 .param("assets", a.assets)
                 .param("days", a.days)
                 .param("seed", a.seed)
                 .param("start", format_date(start));
+            if planted != PlantedSet::Standard {
+                prov = prov.param("planted", planted.name());
+            }
             let s = generate(&p)?;
             write_atomic_bytes(
                 &dir.path("ground_truth.json"),
