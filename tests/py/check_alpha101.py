@@ -15,7 +15,8 @@ its documented definition (docs/expression_language.md):
   (rank: average-tie percentile in (0, 1]; scale: x * a / sum|x|; IndNeutralize:
   x minus its industry mean; every IndClass.* is the panel's `industry` field);
 - a comparison or logic op is NaN when an input is NaN, `c ? a : b` is NaN where c is;
-- x ^ a (and SignedPower) is sign(x) * |x|^a (0 at x = 0);
+- x ^ a (and SignedPower) is sign(x) * |x|^a (0 at x = 0), NaN where a is NaN (even
+  where numpy's 1 ** nan would give 1: a missing exponent is missing);
 - division by 0, log of x <= 0: NaN; no value is ever +-inf (inf -> NaN at every step);
 - correlation on a (numerically) zero-variance window: NaN; covariance there: 0.
 Every window is recomputed from scratch (no running sums): sums with exact TwoSum error
@@ -75,7 +76,7 @@ def sp(x, a):
     x, a = arr(x), arr(a)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         r = np.sign(x) * np.abs(x) ** a
-    return fin(np.where(x == 0, 0.0, r))
+    return fin(np.where(np.isnan(a), np.nan, np.where(x == 0, 0.0, r)))
 
 
 def log(x):

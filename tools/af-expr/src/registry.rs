@@ -123,7 +123,7 @@ pub static OPS: &[OpDef] = &[
             S2,
             Elementwise,
             0.3,
-            "sign(x) * |x|^a (the `^` operator)",
+            "sign(x) * |x|^a (the `^` operator; 0 at x = 0, NaN where a is NaN)",
         ),
         "^",
     ),
