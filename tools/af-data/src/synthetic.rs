@@ -568,23 +568,31 @@ fn planted_raw(name: &str, h: &History, t: usize, industry: &[u32], out: &mut [f
 /// Percentile rank over the finite values, ties averaged, in (0, 1] (the engine's
 /// `rank`); NaN stays NaN.
 fn pct_rank(x: &mut [f64]) {
+    let mut r = Vec::new();
+    avg_ranks(x, |a, rank, n| r.push((a, rank / n as f64)));
+    for (a, v) in r {
+        x[a] = v;
+    }
+}
+
+/// The 1-based rank of each non-NaN value of `x`, ties averaged: `each(asset, rank,
+/// count of non-NaN values)` once per such asset. Shared by the engine-equivalent
+/// `rank` ([`pct_rank`]) and the planting score ([`rank_score`]).
+fn avg_ranks(x: &[f64], mut each: impl FnMut(usize, f64, usize)) {
     let mut idx: Vec<usize> = (0..x.len()).filter(|&a| !x[a].is_nan()).collect();
     idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
     let n = idx.len();
-    let mut r = vec![0.0; n];
     let mut i = 0;
     while i < n {
         let mut j = i;
         while j + 1 < n && x[idx[j + 1]] == x[idx[i]] {
             j += 1;
         }
-        for v in &mut r[i..=j] {
-            *v = ((i + j) as f64 / 2.0 + 1.0) / n as f64;
+        let r = (i + j) as f64 / 2.0 + 1.0;
+        for &a in &idx[i..=j] {
+            each(a, r, n);
         }
         i = j + 1;
-    }
-    for (k, &a) in idx.iter().enumerate() {
-        x[a] = r[k];
     }
 }
 
@@ -620,25 +628,11 @@ fn group_neutralize(x: &mut [f64], industry: &[u32]) {
 
 /// Cross-sectional rank (ties averaged) mapped to a unit-variance score; 0 where NaN.
 fn rank_score(x: &[f64], z: &mut [f64]) {
-    let mut idx: Vec<usize> = (0..x.len()).filter(|&a| !x[a].is_nan()).collect();
-    z.iter_mut().for_each(|v| *v = 0.0);
-    let n = idx.len();
-    if n < 2 {
-        return;
-    }
-    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let mut i = 0;
-    while i < n {
-        let mut j = i;
-        while j + 1 < n && x[idx[j + 1]] == x[idx[i]] {
-            j += 1;
-        }
-        let r = (i + j) as f64 / 2.0 + 1.0;
-        for k in i..=j {
-            z[idx[k]] = (r - (n as f64 + 1.0) / 2.0) / n as f64 * 12f64.sqrt();
-        }
-        i = j + 1;
-    }
+    // A lone value scores (1 − 1) / 1 = 0, like the NaNs.
+    z.fill(0.0);
+    avg_ranks(x, |a, r, n| {
+        z[a] = (r - (n as f64 + 1.0) / 2.0) / n as f64 * 12f64.sqrt();
+    });
 }
 
 /// Generate the market.
