@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 REL := target/release
 
-.PHONY: mine test test-deps venv venv-airflow toolchain build release bench bench-expr bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
+.PHONY: mine test test-deps venv venv-airflow toolchain build release bench bench-expr bench-ops bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
 
 ## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
 ## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge, then
@@ -82,7 +82,7 @@ release: toolchain
 ## KunQuant; fitness throughput vs alphalens-reloaded; GP vs random search on csi500.
 ## Results in out/bench/{expr,fitness,mining}.json and tables on stdout.
 BENCH_VENV := .venv-bench
-bench: bench-expr bench-fitness bench-cache bench-mine bench-runner
+bench: bench-expr bench-ops bench-fitness bench-cache bench-mine bench-runner
 
 ## bench-runner: a second `pipeline run` of `make mine` with nothing changed (bench.md item 4)
 bench-runner: release
@@ -99,6 +99,19 @@ bench-expr: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 	@grep -hE "Maximum resident" out/bench/expr-ours.time
 	$(BENCH_VENV)/bin/python tests/bench/peers.py --panel data/panel/full.arrow --exprs tests/bench/exprs.txt \
 	  --ours out/bench/expr-ours.json --values-dir out/bench/values --out out/bench/expr.json --repeat 3
+
+## bench-ops: every registry operator alone on `full`, 1 and 2 threads, beside the
+## streaming floor measured in the same run (issue 26 item 1); out/bench/ops.md
+bench-ops: release data/panel/full.arrow
+	mkdir -p out/bench
+	$(REL)/expr ops --bench > out/bench/ops.txt
+	$(REL)/expr ops > out/bench/ops-list.txt
+	RAYON_NUM_THREADS=1 $(REL)/expr bench --panel data/panel/full.arrow --file out/bench/ops.txt \
+	  --repeat 3 --floor --json out/bench/ops-1t.json > /dev/null
+	RAYON_NUM_THREADS=2 $(REL)/expr bench --panel data/panel/full.arrow --file out/bench/ops.txt \
+	  --repeat 3 --floor --json out/bench/ops-2t.json > /dev/null
+	$(PYTHON) tests/bench/ops_table.py --one out/bench/ops-1t.json --two out/bench/ops-2t.json \
+	  --ops out/bench/ops-list.txt --out out/bench/ops.md
 
 ## bench-fitness: fitness throughput on `full`, FAST and FULL, and alphalens-reloaded on
 ## a few of the same factors (bench.md item 2); out/bench/fitness.json

@@ -122,3 +122,30 @@ fn operator_table_in_the_docs_is_the_registry() {
         "docs/expression_language.md is stale: regenerate its table with `expr ops --markdown`"
     );
 }
+
+/// `make bench-ops` times every registry operator alone: its expression file must name
+/// each operator once, and `expr bench --floor` must time them all beside the floor.
+#[test]
+fn every_operator_has_a_bench_expression_that_runs() {
+    let dir = scratch("bench_ops");
+    let (_, panel) = small_market(&dir, 5);
+    let out = ok(bin("expr").args(["ops", "--bench"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let listed = ok(bin("expr").args(["ops"]));
+    let n_ops = String::from_utf8_lossy(&listed.stdout).lines().count();
+    assert_eq!(text.lines().filter(|l| l.starts_with("op_")).count(), n_ops);
+    let file = dir.join("ops.txt");
+    fs::write(&file, &text).unwrap();
+    let json = dir.join("ops.json");
+    ok(bin("expr")
+        .args(["bench", "--panel", &s(&panel), "--file", &s(&file)])
+        .args(["--repeat", "1", "--floor", "--json", &s(&json)]));
+    let j: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = j["exprs"].as_array().unwrap();
+    assert_eq!(rows.len(), n_ops + 1);
+    assert_eq!(rows[0]["name"], "floor");
+    assert!(
+        rows.iter()
+            .all(|r| r["ms_median"].as_f64().is_some_and(|m| m >= 0.0))
+    );
+}

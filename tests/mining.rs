@@ -159,6 +159,57 @@ fn the_library_is_the_greedy_selection_pandas_makes() {
     assert!(dir.join("lib/current.parquet").exists());
 }
 
+/// A merge into a library reads the member pairs' correlations the library kept
+/// (`pair_corr`) instead of recomputing them: the result must be what recomputing every
+/// pair gives, to the bit.
+#[test]
+fn member_pair_correlations_read_back_give_what_recomputing_gives() {
+    let dir = scratch("mining_pairs");
+    let (_, panel) = small_market(&dir, 11);
+    generations(&dir, &panel, 5, 0, 1);
+    let merge_into = |fit: &str, lib: Option<&Path>, out: &Path| {
+        let mut c = bin("library-merge");
+        c.args(["--fitness", &s(&dir.join(fit)), "--panel", &s(&panel)])
+            .args(["--max-size", "8", "--out", &s(out)]);
+        if let Some(l) = lib {
+            c.args(["--library", &s(l)]);
+        }
+        ok(&mut c);
+    };
+    let a0 = dir.join("a/lib-000.parquet");
+    merge_into("gen-000.fitness.parquet", None, &a0);
+    // The same library with its pairs stripped (values file beside it, unchanged).
+    let b0 = dir.join("b/lib-000.parquet");
+    std::fs::create_dir_all(dir.join("b")).unwrap();
+    std::fs::copy(
+        dir.join("a/lib-000.values.arrow"),
+        dir.join("b/lib-000.values.arrow"),
+    )
+    .unwrap();
+    let strip = "import json, sys, pyarrow.parquet as pq\n\
+        t = pq.read_table(sys.argv[1]); md = dict(pq.read_metadata(sys.argv[1]).metadata)\n\
+        md.pop(b'ARROW:schema', None)\n\
+        j = json.loads(md[b'af.library']); n = len(j.pop('pair_corr'))\n\
+        md[b'af.library'] = json.dumps(j).encode()\n\
+        pq.write_table(t.replace_schema_metadata(md), sys.argv[2]); print(n)";
+    let out = ok(python().args(["-c", strip, &s(&a0), &s(&b0)]));
+    let kept: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(kept >= 3, "library 0 kept {kept} pairs");
+    let (a1, b1) = (dir.join("a/lib-001.parquet"), dir.join("b/lib-001.parquet"));
+    merge_into("gen-001.fitness.parquet", Some(&a0), &a1);
+    merge_into("gen-001.fitness.parquet", Some(&b0), &b1);
+    let show = "import json, sys, pyarrow.parquet as pq\n\
+        t = pq.read_table(sys.argv[1]); j = json.loads(pq.read_metadata(sys.argv[1]).metadata[b'af.library'])\n\
+        print(json.dumps([t.column('id').to_pylist(), t.column('max_corr_in_library').to_pylist(), j['pair_corr']], sort_keys=True))";
+    let seen = |p: &Path| {
+        let o = ok(python().args(["-c", show, &s(p)]));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (a, b) = (seen(&a1), seen(&b1));
+    assert_eq!(a, b, "pairs read back vs recomputed");
+    assert!(a.len() > 200, "{a}");
+}
+
 /// Issue 25 item 4: a 50-factor library mined on the small market, written by
 /// library-merge (and `expr python --library`) as a Polars + polars_ta module, reproduces the engine's
 /// values of every factor (to 1e-9, tests/py/check_python_export.py), or differs only

@@ -5,7 +5,8 @@ Given the fitness files, the expression values of every admissible candidate (fr
 recomputes the greedy selection — admissible rows, best score first, admitted while the
 mean over train dates of the per-date cross-sectional |corr| with every member stays
 below max_corr — with check_fitness' processing, and checks the library's ids, order,
-stored values (1e-9) and recorded correlations.
+stored values (1e-9), recorded correlations and the member pairs' correlations kept for
+the next merge (`pair_corr`).
 """
 import argparse
 import glob
@@ -99,7 +100,23 @@ def main():
         rc = lib.loc[lib.id == i, "max_corr_in_library"].iloc[0]
         if abs(rc - corrs[k]) > 1e-9:
             fails.append(f"{i}: recorded max corr {rc} != {corrs[k]}")
-    print(f"{len(pool)} admissible, {len(chosen)} chosen, worst value difference {worst:.2e}")
+    # The member pairs' correlations the library keeps for the next merge.
+    pairs = lmeta.get("pair_corr", {})
+    n_pairs = 0
+    for k, i in enumerate(chosen):
+        for j in range(k):
+            want = mean_corr(chosen_vals[k], chosen_vals[j])
+            key = " ".join(sorted([i, chosen[j]]))
+            if not np.isfinite(want):
+                continue
+            n_pairs += 1
+            if key not in pairs:
+                fails.append(f"pair {key[:40]}... missing from pair_corr")
+            elif abs(abs(pairs[key]) - want) > 1e-9:
+                fails.append(f"pair {key[:40]}...: stored {pairs[key]} != pandas {want}")
+    if len(pairs) != n_pairs:
+        fails.append(f"pair_corr holds {len(pairs)} pairs, expected {n_pairs}")
+    print(f"{len(pool)} admissible, {len(chosen)} chosen, {n_pairs} member pairs, worst value difference {worst:.2e}")
     if fails:
         print("\n".join(fails))
         sys.exit(1)

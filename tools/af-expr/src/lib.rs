@@ -20,6 +20,12 @@ pub use ast::Expr;
 pub use eval::{Program, RunStats};
 pub use parse::{Dialect, Fields, ParseError, expression_lines, parse, parse_canonical};
 
+/// Worker threads the kernels use (rayon's pool: every core unless `RAYON_NUM_THREADS`
+/// says otherwise).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// Fields an expression may read on `panel`: its f64 columns except the labels, and its
 /// group columns.
 pub fn fields_of(panel: &af_panel::Panel) -> Fields {

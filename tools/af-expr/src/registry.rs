@@ -594,3 +594,38 @@ impl PartialEq for OpDef {
         self.name == other.name
     }
 }
+
+/// `op` applied alone to panel fields, for `make bench-ops` (every operator timed on
+/// its own beside the streaming floor): series arguments `close`, `volume`, `open` in
+/// turn, windows 20 (never below the op's minimum), scalars the op's default or a value
+/// in the fields' range (`clip` to [5, 50], quantiles 0.8, others 0.5), groups
+/// `industry`. The Qlib family takes the same arguments.
+pub fn bench_expression(op: &OpDef) -> String {
+    let mut series = ["close", "volume", "open"].iter();
+    let n_scalars = op.args.iter().filter(|a| **a == Arg::Scalar).count();
+    let first_default = n_scalars - op.defaults.len().min(n_scalars);
+    let mut k = 0;
+    let args: Vec<String> = op
+        .args
+        .iter()
+        .map(|a| match a {
+            Arg::Series => series.next().copied().unwrap_or("high").to_string(),
+            Arg::Window => 20.max(op.min_window).to_string(),
+            Arg::Group => "industry".to_string(),
+            Arg::Scalar => {
+                let v = if k >= first_default {
+                    op.defaults[k - first_default]
+                } else if op.name == "clip" {
+                    [5.0, 50.0][k.min(1)]
+                } else if op.name.ends_with("quantile") {
+                    0.8
+                } else {
+                    0.5
+                };
+                k += 1;
+                format!("{v}")
+            }
+        })
+        .collect();
+    format!("{}({})", op.name, args.join(", "))
+}

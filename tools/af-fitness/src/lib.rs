@@ -26,7 +26,7 @@ use anyhow::{Result, anyhow};
 use rayon::prelude::*;
 
 use prep::{Design, Winsor};
-use stats::{mean_std, pearson_by};
+use stats::{mean_std, pearson_by, pearson_pairs};
 
 /// Quantile buckets for long-short returns and top-quantile turnover.
 pub const QUANTILES: usize = 5;
@@ -169,6 +169,99 @@ pub struct Workspace {
     pub resid: Vec<f64>,
     rank: Vec<f64>,
     quint: Vec<u8>,
+}
+
+/// Library factors' stored, processed values for the near-copy check, with what the
+/// per-date correlations need precomputed once per run ([`Context::library`]).
+#[derive(Default)]
+pub struct Library<'a> {
+    values: Vec<&'a [f64]>,
+    /// `[date][member]`: the member's mean and centred sum of squares on the date when
+    /// its values are exactly the date's scored cells (the usual case: it was processed
+    /// like the candidates). A candidate that also covers them then needs one masked
+    /// dot product per member instead of a two-pass correlation.
+    exact: Vec<Option<(f64, f64)>>,
+}
+
+impl<'a> Library<'a> {
+    /// `values`: the members' `[n_dates][n_assets]` matrices; `cells(t)`: the cells date
+    /// t scores (`None`: not scored).
+    pub fn new<'c>(
+        values: &[&'a [f64]],
+        na: usize,
+        cells: impl Fn(usize) -> Option<&'c [u32]> + Sync,
+    ) -> Library<'a> {
+        let nd = values.first().map_or(0, |v| v.len() / na.max(1));
+        let exact: Vec<Option<(f64, f64)>> = (0..nd)
+            .into_par_iter()
+            .flat_map_iter(|t| {
+                let cs = cells(t);
+                values.iter().map(move |l| {
+                    let cs = cs?;
+                    let row = l.get(t * na..(t + 1) * na)?;
+                    let finite = row.iter().filter(|v| v.is_finite()).count();
+                    if finite != cs.len() || cs.iter().any(|&a| !row[a as usize].is_finite()) {
+                        return None;
+                    }
+                    let n = finite as f64;
+                    let m = cs.iter().map(|&a| row[a as usize]).sum::<f64>() / n;
+                    let ss = cs
+                        .iter()
+                        .map(|&a| (row[a as usize] - m) * (row[a as usize] - m))
+                        .sum::<f64>();
+                    Some((m, ss))
+                })
+            })
+            .collect();
+        Library {
+            values: values.to_vec(),
+            exact,
+        }
+    }
+
+    /// No library: no correlation check.
+    pub fn empty() -> Library<'a> {
+        Library::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Pearson correlation of processed row `r` (date `t`, NaN where unscored) with each
+    /// member's row, over the cells where both have a value. `cells`: how many cells
+    /// the date scores (`r` has values on those only). `xc` is scratch.
+    fn corrs(&self, t: usize, na: usize, r: &[f64], cells: usize, xc: &mut Vec<f64>) -> Vec<f64> {
+        if self.values.is_empty() {
+            return Vec::new();
+        }
+        let k = self.values.len();
+        let (n, sxx, sum_xc) = stats::centre(r, xc);
+        let covers = n == cells;
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(j, l)| {
+                let lr = &l[t * na..(t + 1) * na];
+                match self.exact.get(t * k + j).copied().flatten() {
+                    Some((my, syy)) if covers && n >= 2 => {
+                        // Σ (x - mx)(y - my) = Σ xc·y - my Σ xc over the shared cells.
+                        let d = (sxx * syy).sqrt();
+                        if d > 0.0 {
+                            (stats::masked_dot(xc, lr) - my * sum_xc) / d
+                        } else {
+                            f64::NAN
+                        }
+                    }
+                    _ => pearson_pairs(r, lr),
+                }
+            })
+            .collect()
+    }
 }
 
 #[derive(Default)]
@@ -327,6 +420,14 @@ impl<'p> Context<'p> {
         }
     }
 
+    /// The library's values (`[n_dates][n_assets]` each, processed like candidates) ready
+    /// for [`Context::evaluate`]'s correlation check.
+    pub fn library<'a>(&self, values: &[&'a [f64]]) -> Library<'a> {
+        Library::new(values, self.na, |t| {
+            self.base[t].as_ref().map(|b| b.cells.as_slice())
+        })
+    }
+
     pub fn n_dates(&self) -> usize {
         self.nd
     }
@@ -368,10 +469,10 @@ impl<'p> Context<'p> {
         &self,
         x: &[f64],
         splits: &[(String, Vec<usize>)],
-        library: &[&[f64]],
+        library: &Library,
         ws: &mut Workspace,
     ) -> Vec<SplitEval> {
-        let (nd, na) = (self.nd, self.na);
+        let nd = self.nd;
         let mut process = vec![false; nd];
         for (_, ds) in splits {
             for &t in ds {
@@ -386,7 +487,7 @@ impl<'p> Context<'p> {
         let (resid, rank, quint) = (&ws.resid, &ws.rank, &ws.quint);
         let follow: Vec<(f64, f64, Vec<f64>)> = (0..nd)
             .into_par_iter()
-            .map(|t| {
+            .map_init(Vec::new, |xc, t| {
                 let used = stats[t].as_ref().is_some_and(|s| s.dropped.is_none());
                 if !used {
                     return (f64::NAN, f64::NAN, Vec::new());
@@ -397,9 +498,7 @@ impl<'p> Context<'p> {
                     && stats[t - 1].as_ref().is_some_and(|s| s.dropped.is_none())
                 {
                     let (r0, r1) = (self.row(rank, t - 1), self.row(rank, t));
-                    ac = pearson_by(na, |a| {
-                        (r0[a].is_finite() && r1[a].is_finite()).then(|| (r1[a], r0[a]))
-                    });
+                    ac = pearson_pairs(r1, r0);
                     let (q0, q1) = (self.row(quint, t - 1), self.row(quint, t));
                     if q0.iter().any(|&v| v > 0) {
                         let top = QUANTILES as u8;
@@ -414,16 +513,10 @@ impl<'p> Context<'p> {
                         }
                     }
                 }
-                let r = self.row(resid, t);
-                let lc = library
-                    .iter()
-                    .map(|l| {
-                        let lr = self.row(l, t);
-                        pearson_by(na, |a| {
-                            (r[a].is_finite() && lr[a].is_finite()).then(|| (r[a], lr[a]))
-                        })
-                    })
-                    .collect();
+                // Processed values exist on the date's scored cells only, so the
+                // candidate covers them all when it has as many values.
+                let cells = self.base[t].as_ref().map_or(usize::MAX, |b| b.cells.len());
+                let lc = library.corrs(t, self.na, self.row(resid, t), cells, xc);
                 (ac, tt, lc)
             })
             .collect();
@@ -501,15 +594,9 @@ impl<'p> Context<'p> {
     /// Mean over `dates` of the per-date Pearson correlation of two processed factors
     /// (dates where it is undefined are skipped): the library's redundancy measure.
     pub fn mean_corr(&self, a: &[f64], b: &[f64], dates: &[usize]) -> f64 {
-        let na = self.na;
         let cs: Vec<f64> = dates
             .par_iter()
-            .map(|&t| {
-                let (x, y) = (self.row(a, t), self.row(b, t));
-                pearson_by(na, |i| {
-                    (x[i].is_finite() && y[i].is_finite()).then(|| (x[i], y[i]))
-                })
-            })
+            .map(|&t| pearson_pairs(self.row(a, t), self.row(b, t)))
             .collect();
         mean_std(cs.into_iter()).0
     }
@@ -907,5 +994,55 @@ mod tests {
         assert!((s.merit - (0.04 - 4.0 * cfg.size_penalty)).abs() < 1e-15);
         near.summary.coverage = 0.05;
         assert_eq!(score(&[near], 4, &cfg).merit, 0.0);
+    }
+
+    #[test]
+    fn library_correlations_match_the_two_pass_form() {
+        // 6 dates x 37 assets; date 2 scores no cell; member 1 lacks a cell on date 3,
+        // member 2 has a value outside the cells on date 4; the candidate covers every
+        // date but 5. Every case must give pearson_pairs' figure.
+        let (nd, na) = (6, 37);
+        let cells: Vec<Option<Vec<u32>>> = (0..nd)
+            .map(|t| (t != 2).then(|| (0..na as u32).filter(|a| (a + t as u32) % 5 != 0).collect()))
+            .collect();
+        let val = |seed: usize, t: usize, a: usize| {
+            (((seed * 7919 + t * 104_729 + a * 1_299_709) % 1000) as f64 / 97.0).sin() + seed as f64
+        };
+        let member = |seed: usize| -> Vec<f64> {
+            let mut m = vec![f64::NAN; nd * na];
+            for (t, cs) in cells.iter().enumerate() {
+                for &a in cs.iter().flatten() {
+                    m[t * na + a as usize] = val(seed, t, a as usize);
+                }
+            }
+            m
+        };
+        let (m0, mut m1, mut m2) = (member(1), member(2), member(3));
+        let first = |t: usize| cells[t].as_ref().map(|c| c[0] as usize).unwrap_or(0);
+        m1[3 * na + first(3)] = f64::NAN;
+        let outside = (0..na)
+            .find(|a| !cells[4].as_ref().unwrap().contains(&(*a as u32)))
+            .unwrap();
+        m2[4 * na + outside] = 0.5;
+        let mut x = member(4);
+        x[5 * na + first(5)] = f64::NAN;
+        let values: Vec<&[f64]> = vec![&m0, &m1, &m2];
+        let lib = Library::new(&values, na, |t| cells[t].as_deref());
+        assert!(lib.exact[3 * 3 + 1].is_none() && lib.exact[4 * 3 + 2].is_none());
+        assert!(lib.exact[0].is_some() && lib.exact[2 * 3].is_none());
+        let mut xc = Vec::new();
+        for t in 0..nd {
+            let n_cells = cells[t].as_ref().map_or(usize::MAX, |c| c.len());
+            let r = &x[t * na..(t + 1) * na];
+            let got = lib.corrs(t, na, r, n_cells, &mut xc);
+            for (k, l) in values.iter().enumerate() {
+                let want = pearson_pairs(r, &l[t * na..(t + 1) * na]);
+                assert!(
+                    (want.is_nan() && got[k].is_nan()) || (want - got[k]).abs() < 1e-12,
+                    "date {t} member {k}: {want} vs {}",
+                    got[k]
+                );
+            }
+        }
     }
 }

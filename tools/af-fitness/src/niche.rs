@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use crate::stats::{mean_std, pearson_by};
+use crate::stats::{mean_std, pearson_pairs};
 
 /// At most `n` dates spread evenly over `dates` (in order).
 pub fn sample_dates(dates: &[usize], n: usize) -> Vec<usize> {
@@ -24,20 +24,18 @@ pub fn sample_dates(dates: &[usize], n: usize) -> Vec<usize> {
 
 /// Mean over sample dates of the per-date Pearson correlation of two candidates' sampled
 /// values (`na` assets per date; dates where it is undefined are skipped).
-pub fn sample_corr(a: &[f32], b: &[f32], na: usize) -> f64 {
-    let per_date = a.chunks(na).zip(b.chunks(na)).map(|(x, y)| {
-        pearson_by(na, |i| {
-            let (u, v) = (x[i], y[i]);
-            (u.is_finite() && v.is_finite()).then_some((u as f64, v as f64))
-        })
-    });
+pub fn sample_corr(a: &[f64], b: &[f64], na: usize) -> f64 {
+    let per_date = a
+        .chunks(na)
+        .zip(b.chunks(na))
+        .map(|(x, y)| pearson_pairs(x, y));
     mean_std(per_date.collect::<Vec<_>>().into_iter()).0
 }
 
 /// For each candidate (`samples[i]`, `None` when it has no sample), the largest |mean
 /// correlation| with a candidate earlier in `order` (best merit first); NaN for the first
 /// and for those without a sample.
-pub fn population_max_corr(samples: &[Option<&[f32]>], order: &[usize], na: usize) -> Vec<f64> {
+pub fn population_max_corr(samples: &[Option<&[f64]>], order: &[usize], na: usize) -> Vec<f64> {
     let mut out = vec![f64::NAN; samples.len()];
     let ranked: Vec<usize> = order
         .iter()
@@ -78,10 +76,10 @@ mod tests {
     fn each_candidate_is_measured_against_the_better_ones_only() {
         // Two dates of four assets. b is a (scaled, so corr 1), c is -a plus noise,
         // d unrelated; NaN cells are skipped.
-        let a = [1.0, 2.0, 3.0, 4.0, 4.0, 1.0, 2.0, 3.0f32];
-        let b = [2.0, 4.0, 6.0, 8.0, 8.0, 2.0, 4.0, f32::NAN];
-        let c = [-1.0, -2.1, -2.9, -4.0, -4.0, -1.2, -2.0, -3.0f32];
-        let d = [1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0f32];
+        let a = [1.0, 2.0, 3.0, 4.0, 4.0, 1.0, 2.0, 3.0];
+        let b = [2.0, 4.0, 6.0, 8.0, 8.0, 2.0, 4.0, f64::NAN];
+        let c = [-1.0, -2.1, -2.9, -4.0, -4.0, -1.2, -2.0, -3.0];
+        let d = [1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0];
         let s = [Some(&a[..]), Some(&b[..]), Some(&c[..]), Some(&d[..]), None];
         // Merit order: d best, then a, b, c; the last has no sample.
         let r = population_max_corr(&s, &[3, 0, 1, 2, 4], 4);

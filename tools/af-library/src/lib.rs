@@ -15,6 +15,7 @@
 pub mod pool;
 pub mod select;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use af_fitness::processing::Processing;
@@ -44,6 +45,21 @@ pub struct Meta {
     /// De-correlation bound of the selection (library-merge `--max-corr`).
     pub max_corr: f64,
     pub max_size: usize,
+    /// Correlations between members (library-merge's redundancy measure on the train
+    /// dates), keyed `"<id> <id>"` with the smaller id first: the next merge reads them
+    /// instead of recomputing ~1 200 pairs over every train date. Undefined ones are
+    /// left out (recomputed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pair_corr: BTreeMap<String, f64>,
+}
+
+/// The key of a member pair in [`Meta::pair_corr`].
+pub fn pair_key(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("{a} {b}")
+    } else {
+        format!("{b} {a}")
+    }
 }
 
 /// An opened library: its table and its values, checked against `panel`.

@@ -20,14 +20,15 @@ pub struct Admitted {
 }
 
 /// Greedy selection over `n` candidates in order: `values(i)` gives candidate i's
-/// values, `corr(a, b)` the correlation of two value vectors (NaN: not comparable,
-/// ignored). Returns the admitted, in admission order, and how many were fetched.
+/// values, `corr(i, a, j, b)` the correlation of candidates i and j, whose values are
+/// `a` and `b` (NaN: not comparable, ignored). Returns the admitted, in admission order,
+/// and how many were fetched.
 pub fn greedy(
     n: usize,
     max_size: usize,
     max_corr: f64,
     mut values: impl FnMut(usize) -> Result<Vec<f64>>,
-    corr: impl Fn(&[f64], &[f64]) -> f64,
+    mut corr: impl FnMut(usize, &[f64], usize, &[f64]) -> f64,
 ) -> Result<(Vec<Admitted>, usize)> {
     let mut admitted: Vec<Admitted> = Vec::new();
     let mut fetched = 0;
@@ -39,7 +40,7 @@ pub fn greedy(
         fetched += 1;
         let mut worst = (0.0f64, None);
         for a in &admitted {
-            let c = corr(&v, &a.values).abs();
+            let c = corr(k, &v, a.index, &a.values).abs();
             if c.is_finite() && c > worst.0 {
                 worst = (c, Some(a.index));
             }
@@ -60,7 +61,7 @@ pub fn greedy(
 mod tests {
     use super::*;
 
-    fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    fn pearson(_: usize, a: &[f64], _: usize, b: &[f64]) -> f64 {
         let n = a.len() as f64;
         let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
         let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
@@ -96,7 +97,7 @@ mod tests {
             10,
             0.7,
             |i| Ok(pool[i].clone()),
-            |_, _| f64::NAN,
+            |_, _, _, _| f64::NAN,
         )
         .unwrap();
         assert_eq!(got.len(), 5);

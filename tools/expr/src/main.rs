@@ -84,6 +84,10 @@ enum Cmd {
         dump_rows: usize,
         #[arg(long)]
         dump_dir: Option<PathBuf>,
+        /// Also time the streaming floor first — read `close`, write one matrix, as the
+        /// kernels split work — reported as the row `floor` (`make bench-ops`).
+        #[arg(long)]
+        floor: bool,
     },
     /// Write expressions as a Python module computing them with Polars + polars_ta,
     /// with the engine's exact semantics (docs/python-export.md).
@@ -108,6 +112,10 @@ enum Cmd {
         /// Print a Markdown table.
         #[arg(long)]
         markdown: bool,
+        /// Print each operator applied alone to panel fields, one `op_<name> = ...` line
+        /// each: the expression file of `make bench-ops`.
+        #[arg(long, conflicts_with = "markdown")]
+        bench: bool,
     },
     /// Show the merged DAG: nodes, shared sub-expressions, estimated cost.
     Explain {
@@ -281,7 +289,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("wrote {}", out.display());
         }
-        Cmd::Ops { markdown } => print_ops(markdown),
+        Cmd::Ops { markdown, bench } => print_ops(markdown, bench),
         Cmd::Bench {
             panel,
             file,
@@ -290,7 +298,17 @@ fn run(cli: Cli) -> Result<()> {
             json,
             dump_rows,
             dump_dir,
-        } => bench(&panel, &file, ds, repeat.max(1), json, dump_rows, dump_dir)?,
+            floor,
+        } => bench(
+            &panel,
+            &file,
+            ds,
+            repeat.max(1),
+            json,
+            dump_rows,
+            dump_dir,
+            floor,
+        )?,
         Cmd::Explain {
             dialect: ds,
             file,
@@ -338,8 +356,15 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// The registry as a table: one row per operator.
-fn print_ops(markdown: bool) {
-    use af_expr::registry::{Arg, OPS};
+fn print_ops(markdown: bool, bench: bool) {
+    use af_expr::registry::{Arg, OPS, bench_expression};
+    if bench {
+        println!("# Every registry operator alone (`expr ops --bench`), for `make bench-ops`.");
+        for op in OPS {
+            println!("op_{} = {}", op.name, bench_expression(op));
+        }
+        return;
+    }
     if markdown {
         println!("| operator | arguments | kind | cost | definition |");
         println!("| --- | --- | --- | --- | --- |");
@@ -376,6 +401,7 @@ fn bench(
     json: Option<PathBuf>,
     dump_rows: usize,
     dump_dir: Option<PathBuf>,
+    floor: bool,
 ) -> Result<()> {
     let (src, d) = gather(Some(file), &[], ds)?;
     let p = Panel::open(panel)?;
@@ -391,6 +417,30 @@ fn bench(
         "{:<28} {:>10} {:>10}  expression",
         "name", "median ms", "min ms"
     );
+    if floor {
+        let x = p.field("close")?.data;
+        let mut ms = Vec::with_capacity(repeat);
+        for i in 0..=repeat {
+            let t0 = std::time::Instant::now();
+            let out = af_expr::kernels::elementwise::stream_floor(x);
+            let el = t0.elapsed().as_secs_f64() * 1e3;
+            af_expr::kernels::buf::give(out);
+            if i > 0 {
+                ms.push(el);
+            }
+        }
+        let mut sorted = ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let med = sorted[sorted.len() / 2];
+        println!(
+            "{:<28} {med:>10.1} {:>10.1}  (read close, write one matrix)",
+            "floor", sorted[0]
+        );
+        report.push(serde_json::json!({
+            "name": "floor", "expr": "close + 1 (streaming floor)", "canonical": "",
+            "ms_median": med, "ms_all": ms,
+        }));
+    }
     for ((name, text), e) in src.iter().zip(&es) {
         let prog = Program::compile(std::slice::from_ref(e));
         let mut ms = Vec::with_capacity(repeat);
@@ -428,7 +478,7 @@ fn bench(
         let body = serde_json::json!({
             "engine": "alpha-factory",
             "version": env!("CARGO_PKG_VERSION"),
-            "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "threads": af_expr::threads(),
             "panel": panel.display().to_string(),
             "n_dates": nd, "n_assets": na,
             "exprs": report,

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use af_cache::Cache;
 use af_expr::{Dialect, parse_canonical};
+use af_fitness::Library as LibraryRows;
 use af_fitness::prep::Winsor;
 use af_fitness::processing::{Neutralize, Processing, defaults};
 use af_fitness::split::{self, Split};
@@ -347,6 +348,7 @@ fn run(cli: Cli) -> Result<()> {
             .map(|(ctx, &h)| Horizon {
                 ctx,
                 splits: fsplit(h),
+                library: LibraryRows::empty(),
             })
             .collect();
         // The screen keeps a candidate whose best horizon's |RankIC| passes.
@@ -358,14 +360,7 @@ fn run(cli: Cli) -> Result<()> {
             (best(&m), m)
         };
         let st = score_pass(
-            &sub,
-            &fh,
-            &pick,
-            &mut cands,
-            &valid,
-            &[],
-            cli.batch,
-            true,
+            &sub, &fh, &pick, &mut cands, &valid, cli.batch, true,
             None, // the FAST panel is a subset: another hash, nothing cached for it
         )?;
         full_idx = valid
@@ -406,6 +401,7 @@ fn run(cli: Cli) -> Result<()> {
             .map(|(ctx, &h)| Horizon {
                 ctx,
                 splits: usable(&splits, h, 1),
+                library: ctx.library(&library),
             })
             .collect();
         // Each horizon scored as if alone; the candidate keeps the one of highest merit
@@ -427,7 +423,6 @@ fn run(cli: Cli) -> Result<()> {
             &pick,
             &mut cands,
             &full_idx,
-            &library,
             cli.batch,
             false,
             cache.as_mut(),
@@ -473,6 +468,8 @@ fn run(cli: Cli) -> Result<()> {
     }
     tracing::info!("total {:.2} s", t0.elapsed().as_secs_f64());
     println!("wrote {}", cli.out.display());
+    // For the pipeline runner's throughput line (docs/pipeline.md).
+    println!("count: {} candidates", cands.len());
     Ok(())
 }
 

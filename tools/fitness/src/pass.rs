@@ -8,7 +8,7 @@ use af_cache::Cache;
 use af_expr::eval::NodeCache;
 use af_expr::{Expr, Program};
 use af_fitness::split::Split;
-use af_fitness::{Context, SplitEval, Workspace};
+use af_fitness::{Context, Library, SplitEval, Workspace};
 use af_panel::Panel;
 use anyhow::{Result, anyhow};
 
@@ -28,11 +28,12 @@ pub struct Cand {
     pub by_horizon: Vec<f64>,
 }
 
-/// One horizon of a pass: its context (label) and the splits' usable dates (purged
-/// of the label's last days).
+/// One horizon of a pass: its context (label), the splits' usable dates (purged of the
+/// label's last days) and the library for the near-copy check (empty: none).
 pub struct Horizon<'c, 'p> {
     pub ctx: &'c Context<'p>,
     pub splits: Vec<(String, Vec<usize>)>,
+    pub library: Library<'c>,
 }
 
 /// Which horizon a candidate takes, from its figures on each: (index, each one's merit).
@@ -84,7 +85,6 @@ pub fn score_pass(
     pick: Pick,
     cands: &mut [Cand],
     idx: &[usize],
-    library: &[&[f64]],
     batch: usize,
     fast: bool,
     mut cache: Option<&mut Cache>,
@@ -115,7 +115,7 @@ pub fn score_pass(
                 let t_score = Instant::now();
                 let mut all: Vec<Vec<SplitEval>> = horizons
                     .iter()
-                    .map(|h| h.ctx.evaluate(v, &h.splits, library, &mut ws))
+                    .map(|h| h.ctx.evaluate(v, &h.splits, &h.library, &mut ws))
                     .collect();
                 scoring += t_score.elapsed().as_secs_f64();
                 // Coverage and usable dates hardly depend on the label: the primary
@@ -162,7 +162,6 @@ pub fn score_pass(
                     pick,
                     cands,
                     chunk,
-                    library,
                     1,
                     fast,
                     cache.as_deref_mut(),

@@ -4,7 +4,7 @@
 //! a CSV, a YAML and a Python module (Polars + polars_ta) beside it, and points
 //! `current.parquet` at it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use af_expr::{Dialect, Program, parse_canonical};
 use af_fitness::processing::Processing;
 use af_fitness::{Context, Workspace};
 use af_library::pool::{Entry, TableCols, entry_from_library, processing_of, read_fitness};
-use af_library::{Library, Meta};
+use af_library::{Library, Meta, pair_key};
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, sha256_file, write_atomic_bytes};
 use af_table::read_parquet;
@@ -160,6 +160,13 @@ fn run(cli: Cli) -> Result<()> {
     let train: Vec<usize> = (train.start..train.end).collect();
     let fields = af_expr::fields_of(&panel);
     let mut ws = Workspace::default();
+    // Pairs of members the previous library already measured (same values, same train
+    // dates: the processing was checked equal), and every pair measured now.
+    let known = lib
+        .as_ref()
+        .map(|l| l.meta.pair_corr.clone())
+        .unwrap_or_default();
+    let mut pairs: BTreeMap<String, f64> = BTreeMap::new();
     let (admitted, fetched) = af_library::select::greedy(
         entries.len(),
         cli.max_size,
@@ -184,7 +191,15 @@ fn run(cli: Cli) -> Result<()> {
                 }
             })
         },
-        |a, b| ctx.mean_corr(a, b, &train),
+        |i, a, j, b| {
+            let key = pair_key(&entries[i].id, &entries[j].id);
+            let c = match known.get(&key) {
+                Some(&c) => c,
+                None => ctx.mean_corr(a, b, &train),
+            };
+            pairs.insert(key, c);
+            c
+        },
     )?;
     // Library members' values are read, not evaluated.
     let evaluated = entries[..fetched]
@@ -192,6 +207,20 @@ fn run(cli: Cli) -> Result<()> {
         .filter(|e| e.from_library.is_none())
         .count();
     let n = admitted.len();
+
+    // The pairs among the admitted, for the next merge.
+    let ids: BTreeSet<&str> = admitted
+        .iter()
+        .map(|a| entries[a.index].id.as_str())
+        .collect();
+    let pair_corr: BTreeMap<String, f64> = pairs
+        .into_iter()
+        .filter(|(k, c)| {
+            c.is_finite()
+                && k.split_once(' ')
+                    .is_some_and(|(a, b)| ids.contains(a) && ids.contains(b))
+        })
+        .collect();
 
     let _lock = OutputLock::acquire(&cli.out)?;
     let mut values = Vec::new();
@@ -218,6 +247,7 @@ fn run(cli: Cli) -> Result<()> {
         processing: params.clone(),
         max_corr: cli.max_corr,
         max_size: cli.max_size,
+        pair_corr,
     };
     let csv = t.csv(&split_names)?;
     let yaml = t.yaml(&split_names, &panel, &params);

@@ -20,6 +20,59 @@ pub struct Outcome {
     pub ran: bool,
     pub seconds: f64,
     pub why: String,
+    /// What the step's tool says it processed (`count: N unit` lines on its stdout).
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// A tool reports how much it processed with a stdout line `count: N unit` (e.g.
+/// `count: 200 candidates`), so the runner can give throughput end to end without
+/// knowing any tool's file formats. Other lines are ignored.
+pub fn parse_counts(stdout: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix("count: ") else {
+            continue;
+        };
+        let mut it = rest.split_whitespace();
+        if let (Some(n), Some(unit), None) = (it.next(), it.next(), it.next()) {
+            if let Ok(n) = n.parse::<u64>() {
+                *out.entry(unit.to_string()).or_default() += n;
+            }
+        }
+    }
+    out
+}
+
+/// The end-of-run throughput line: each counted unit per minute of the whole run (wall
+/// time, hashing and skipped steps included), and where the time of the steps went.
+pub fn throughput(
+    counts: &BTreeMap<String, u64>,
+    wall: f64,
+    by_tool: &BTreeMap<String, (usize, f64)>,
+) -> Option<String> {
+    if counts.is_empty() || wall <= 0.0 {
+        return None;
+    }
+    let rates: Vec<String> = counts
+        .iter()
+        .map(|(u, n)| {
+            format!(
+                "{n} {u} in {wall:.1} s = {:.0} {u}/min",
+                *n as f64 * 60.0 / wall
+            )
+        })
+        .collect();
+    let mut tools: Vec<(&String, &(usize, f64))> = by_tool.iter().collect();
+    tools.sort_by(|a, b| b.1.1.total_cmp(&a.1.1).then(a.0.cmp(b.0)));
+    let tools: Vec<String> = tools
+        .iter()
+        .map(|(t, (k, s))| format!("{t} {s:.1} s ({k})"))
+        .collect();
+    Some(format!(
+        "throughput end to end: {}; step time by tool: {}",
+        rates.join(", "),
+        tools.join(", ")
+    ))
 }
 
 pub fn execute(
@@ -44,6 +97,7 @@ pub fn execute(
             ran: false,
             seconds: 0.0,
             why: "up to date".into(),
+            counts: BTreeMap::new(),
         });
     };
     let (key, identity, inputs) = {
@@ -134,6 +188,7 @@ pub fn execute(
         ran: true,
         seconds: secs,
         why,
+        counts: parse_counts(&String::from_utf8_lossy(&out.stdout)),
     })
 }
 
@@ -176,6 +231,8 @@ pub fn run_cmd(
     let mut started: BTreeSet<usize> = BTreeSet::new();
     let mut results: BTreeMap<usize, (bool, f64, String)> = BTreeMap::new();
     let mut failure: Option<anyhow::Error> = None;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_tool: BTreeMap<String, (usize, f64)> = BTreeMap::new();
     // A bar with ETA on a terminal; plain lines for logs and CI.
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(total as u64);
@@ -234,6 +291,14 @@ pub fn run_cmd(
                             b.set_message(name.clone());
                         }
                     }
+                    if o.ran {
+                        let e = by_tool.entry(g.p.steps[i].tool.clone()).or_default();
+                        e.0 += 1;
+                        e.1 += o.seconds;
+                    }
+                    for (u, n) in o.counts {
+                        *counts.entry(u).or_default() += n;
+                    }
                     results.insert(i, (o.ran, o.seconds, o.why));
                     done.insert(i);
                 }
@@ -252,6 +317,7 @@ pub fn run_cmd(
         hh.save()?;
     }
     let ran = results.values().filter(|r| r.0).count();
+    let wall = t0.elapsed().as_secs_f64();
     if as_json {
         let steps: Vec<_> = results
             .iter()
@@ -260,8 +326,8 @@ pub fn run_cmd(
         println!(
             "{}",
             json!({"pipeline": g.p.name, "ran": ran, "skipped": results.len() - ran,
-            "failed": failure.as_ref().map(|e| format!("{e:#}")), "seconds": t0.elapsed().as_secs_f64(),
-            "log": log_path, "steps": steps})
+            "failed": failure.as_ref().map(|e| format!("{e:#}")), "seconds": wall,
+            "counts": counts, "log": log_path, "steps": steps})
         );
     }
     if let Some(e) = failure {
@@ -269,12 +335,14 @@ pub fn run_cmd(
     }
     if !quiet {
         tracing::info!(
-            "{}: {ran} ran, {} skipped in {:.2} s (log {})",
+            "{}: {ran} ran, {} skipped in {wall:.2} s (log {})",
             g.p.name,
             results.len() - ran,
-            t0.elapsed().as_secs_f64(),
             log_path.display()
         );
+        if let Some(line) = throughput(&counts, wall, &by_tool) {
+            tracing::info!("{line}");
+        }
     }
     Ok(())
 }
@@ -356,4 +424,33 @@ pub fn status(c: &Common) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_summed_per_unit_and_other_lines_ignored() {
+        let c = parse_counts(
+            "wrote x.parquet\ncount: 200 candidates\ncount: 3 factors\ncount: 5 candidates\n\
+             count: many candidates\ncount: 7 candidates extra\n",
+        );
+        assert_eq!(c.get("candidates"), Some(&205));
+        assert_eq!(c.get("factors"), Some(&3));
+        assert_eq!(c.len(), 2);
+        let mut by_tool = BTreeMap::new();
+        by_tool.insert("fitness".to_string(), (2, 30.0));
+        by_tool.insert("gp-gen".to_string(), (2, 1.0));
+        let line = throughput(&c, 60.0, &by_tool).expect("counts given");
+        assert!(
+            line.contains("205 candidates in 60.0 s = 205 candidates/min"),
+            "{line}"
+        );
+        assert!(
+            line.contains("fitness 30.0 s (2), gp-gen 1.0 s (2)"),
+            "{line}"
+        );
+        assert!(throughput(&BTreeMap::new(), 60.0, &by_tool).is_none());
+    }
 }

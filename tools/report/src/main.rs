@@ -225,10 +225,12 @@ fn run(cli: Cli) -> Result<()> {
      -> Figures {
         let generation = generation.filter(|g| *g >= 0);
         let sc = &scorings[&horizon];
-        let evals = sc.ctx.evaluate(v, &sc.usable, &[], ws);
+        let evals = sc
+            .ctx
+            .evaluate(v, &sc.usable, &af_fitness::Library::empty(), ws);
         let processed = ctx.processed(v, ws);
         let dates = match &sc.chart {
-            Some(c) => c.evaluate(v, &sc.rep_usable, &[], ws),
+            Some(c) => c.evaluate(v, &sc.rep_usable, &af_fitness::Library::empty(), ws),
             None => evals.clone(),
         }
         .into_iter()

@@ -184,3 +184,18 @@ pub fn apply(name: &str, args: &[Operand], n: usize) -> Vec<f64> {
     )
     .unwrap_or_else(|| super::buf::filled(n, f64::NAN))
 }
+
+/// The streaming floor `make bench-ops` measures each operator against: read one
+/// matrix, write one (`x + 1`), split over the cores like the kernels, into a buffer
+/// from the same pool — the least any operator producing a new matrix can cost.
+pub fn stream_floor(x: &[f64]) -> Vec<f64> {
+    let mut out = super::buf::take(x.len());
+    out.par_chunks_mut(1 << 16)
+        .zip(x.par_chunks(1 << 16))
+        .for_each(|(o, x)| {
+            for (o, x) in o.iter_mut().zip(x) {
+                *o = x + 1.0;
+            }
+        });
+    out
+}
