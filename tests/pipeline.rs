@@ -174,6 +174,24 @@ fn reruns_exactly_what_changed() {
             && sel.contains("run   report                   forced"),
         "{sel}"
     );
+    // --to: the step and what it depends on; with --from, the steps between.
+    let between = plan(&["--from", "gp-gen-001", "--to", "library-001", "--force"]);
+    let picked: Vec<&str> = between
+        .lines()
+        .filter(|l| l.starts_with("run "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        picked,
+        ["gp-gen-001", "fitness-001", "library-001"],
+        "{between}"
+    );
+    let upto = plan(&["--to", "fitness-000", "--force"]);
+    assert!(
+        upto.contains("run   fetch")
+            && upto.contains("skip  library-000              not selected"),
+        "{upto}"
+    );
     assert!(
         text.contains("skip  fetch")
             && text.contains("arguments changed (--horizons=1,5,10,5 -> --horizons=1,5,10,1)"),

@@ -23,6 +23,11 @@ MEMETIC=${MEMETIC:-}
 GP_EXTRA=${GP_EXTRA:-}
 FIT_EXTRA=${FIT_EXTRA:-}
 PY=${PY:-.venv-bench/bin/python}
+# MODEL=0: stop after the last library-merge (no LightGBM model: its test RankIC is
+# then not recorded); by default the run goes up to the model (backtest and report,
+# which measure nothing here, are left out).
+MODEL=${MODEL:-1}
+if [ "$MODEL" = 0 ]; then TO="library-$(printf %03d $((GENS - 1)))"; else TO=model; fi
 OUT=${OUT:-out/bench/mine}
 JSON=${JSON:-out/bench/mining.json}
 rm -rf "$OUT" && mkdir -p "$OUT"
@@ -44,7 +49,7 @@ for seed in $SEEDS; do
     [ -n "$MEMETIC" ] && sets+=(--set "memetic=$MEMETIC")
     start=$(date +%s.%N)
     /usr/bin/time -f "%M" -o "$D/rss" "$REL/pipeline" run pipelines/mine.yaml --tools "$REL" \
-      --state "$D/state" --from gp-gen-000 --quiet "${sets[@]}" 2>> "$D/log"
+      --state "$D/state" --from gp-gen-000 --to "$TO" --quiet "${sets[@]}" 2>> "$D/log"
     end=$(date +%s.%N)
     echo "$start $end" > "$D/wall"
     last=$(printf %03d $((GENS - 1)))
@@ -122,7 +127,8 @@ for d in sorted(glob.glob(f"{out}/*-*")):
                      library_size=len(lib), # signed as the factor is used: by its train sign (test is never used to choose)
                      best_test_rank_ic=round(float((lib.test_rank_ic_mean * np.sign(lib.train_rank_ic_mean)).max()), 4),
                      # LightGBM on the library, judged on the dates after its selection
-                     model_test_rank_ic=json.load(open(f"{d}/model/summary.json"))["test_rank_ic"]["model"],
+                     model_test_rank_ic=(json.load(open(f"{d}/model/summary.json"))["test_rank_ic"]["model"]
+                                         if os.path.exists(f"{d}/model/summary.json") else float("nan")),
                      **{f"blend_test_rank_ic_{h}": v for h, v in blend_test_rank_ic(d).items()},
                      evaluations=gens * pop))
 df = pd.DataFrame(rows)

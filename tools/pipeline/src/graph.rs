@@ -270,6 +270,7 @@ pub fn selected(
     g: &Graph,
     only: &Option<String>,
     from: &Option<String>,
+    to: &Option<String>,
 ) -> Result<BTreeSet<usize>> {
     let find = |n: &str| {
         g.p.steps
@@ -280,16 +281,35 @@ pub fn selected(
     if let Some(n) = only {
         return Ok([find(n)?].into());
     }
+    // `--from`: the step and everything that depends on it; `--to`: the step and
+    // everything it depends on; both: the steps between.
+    let mut set: BTreeSet<usize> = (0..g.p.steps.len()).collect();
     if let Some(n) = from {
-        let mut set: BTreeSet<usize> = [find(n)?].into();
+        let mut below: BTreeSet<usize> = [find(n)?].into();
         for &i in &g.order {
-            if g.deps[i].iter().any(|d| set.contains(d)) {
-                set.insert(i);
+            if g.deps[i].iter().any(|d| below.contains(d)) {
+                below.insert(i);
             }
         }
-        return Ok(set);
+        set = set.intersection(&below).copied().collect();
     }
-    Ok((0..g.p.steps.len()).collect())
+    if let Some(n) = to {
+        let mut above: BTreeSet<usize> = [find(n)?].into();
+        for &i in g.order.iter().rev() {
+            if above.contains(&i) {
+                above.extend(g.deps[i].iter().copied());
+            }
+        }
+        set = set.intersection(&above).copied().collect();
+    }
+    if set.is_empty() {
+        bail!(
+            "no step is both below --from {} and above --to {}",
+            from.as_deref().unwrap_or("-"),
+            to.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(set)
 }
 
 /// The graph as Mermaid (`mermaid`) or DOT (`dot`) text.

@@ -36,6 +36,9 @@ struct Selection {
     /// This step and everything below it.
     #[arg(long)]
     from: Option<String>,
+    /// This step and everything above it (with --from: the steps between).
+    #[arg(long, conflicts_with = "only")]
+    to: Option<String>,
     /// Re-run the selected steps even when up to date.
     #[arg(long)]
     force: bool,
@@ -103,12 +106,15 @@ fn main_inner(cli: Cli) -> Result<()> {
             &c,
             &sel.only,
             &sel.from,
+            &sel.to,
             sel.force,
             jobs,
             cli.log.quiet,
             json,
         ),
-        Cmd::Plan { c, sel } => pipeline::run::plan_cmd(&c, &sel.only, &sel.from, sel.force),
+        Cmd::Plan { c, sel } => {
+            pipeline::run::plan_cmd(&c, &sel.only, &sel.from, &sel.to, sel.force)
+        }
         Cmd::Graph { c, format } => {
             print!("{}", pipeline::graph::render(&c, &format)?);
             Ok(())

@@ -197,6 +197,7 @@ pub fn run_cmd(
     c: &Common,
     only: &Option<String>,
     from: &Option<String>,
+    to: &Option<String>,
     force: bool,
     jobs: usize,
     quiet: bool,
@@ -206,7 +207,7 @@ pub fn run_cmd(
     let g = build(c)?;
     let _lock =
         OutputLock::acquire(&c.file).context("another `pipeline run` holds this pipeline")?;
-    let sel = selected(&g, only, from)?;
+    let sel = selected(&g, only, from, to)?;
     let run_id = format!(
         "{}-{}-{}",
         g.p.name,
@@ -352,10 +353,11 @@ pub fn plan_cmd(
     c: &Common,
     only: &Option<String>,
     from: &Option<String>,
+    to: &Option<String>,
     force: bool,
 ) -> Result<()> {
     let g = build(c)?;
-    let sel = selected(&g, only, from)?;
+    let sel = selected(&g, only, from, to)?;
     let mut h = Hasher::load(&c.state);
     let mut will_run: BTreeSet<usize> = BTreeSet::new();
     for &i in &g.order {
