@@ -162,10 +162,8 @@ fn run(cli: Cli) -> Result<()> {
     let mut ws = Workspace::default();
     // Pairs of members the previous library already measured (same values, same train
     // dates: the processing was checked equal), and every pair measured now.
-    let known = lib
-        .as_ref()
-        .map(|l| l.meta.pair_corr.clone())
-        .unwrap_or_default();
+    let none = BTreeMap::new();
+    let known = lib.as_ref().map_or(&none, |l| &l.meta.pair_corr);
     let mut pairs: BTreeMap<String, f64> = BTreeMap::new();
     let (admitted, fetched) = af_library::select::greedy(
         entries.len(),
