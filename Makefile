@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 REL := target/release
 
-.PHONY: mine test test-deps venv venv-airflow toolchain build release bench bench-expr bench-ops bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
+.PHONY: mine test test-deps venv venv-airflow toolchain build release bench bench-expr bench-ops bench-alpha101 bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
 
 ## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
 ## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge, then
@@ -82,7 +82,7 @@ release: toolchain
 ## KunQuant; fitness throughput vs alphalens-reloaded; GP vs random search on csi500.
 ## Results in out/bench/{expr,fitness,mining}.json and tables on stdout.
 BENCH_VENV := .venv-bench
-bench: bench-expr bench-ops bench-fitness bench-cache bench-mine bench-runner
+bench: bench-expr bench-ops bench-alpha101 bench-fitness bench-cache bench-mine bench-runner
 
 ## bench-runner: a second `pipeline run` of `make mine` with nothing changed (bench.md item 4)
 bench-runner: release
@@ -112,6 +112,21 @@ bench-ops: release data/panel/full.arrow
 	  --repeat 3 --floor --json out/bench/ops-2t.json > /dev/null
 	$(PYTHON) tests/bench/ops_table.py --one out/bench/ops-1t.json --two out/bench/ops-2t.json \
 	  --ops out/bench/ops-list.txt --out out/bench/ops.md
+
+## bench-alpha101: all 101 alphas on `full`, one by one and as one merged DAG, beside
+## KunQuant's own Alpha101 (its 82) on the same panel in the same run (issue 26 item 4);
+## out/bench/alpha101.json
+bench-alpha101: release $(BENCH_VENV)/.stamp data/panel/full.arrow
+	mkdir -p out/bench
+	$(BENCH_VENV)/bin/python tests/bench/alpha101_kun.py subset --alphas tests/fixtures/alpha101.txt \
+	  --out out/bench/alpha101-kun.txt
+	$(REL)/expr bench --panel data/panel/full.arrow --file tests/fixtures/alpha101.txt --repeat 3 \
+	  --all-at-once --json out/bench/alpha101-ours.json > out/bench/alpha101-ours.txt
+	$(REL)/expr bench --panel data/panel/full.arrow --file out/bench/alpha101-kun.txt --repeat 3 \
+	  --all-at-once --no-each --json out/bench/alpha101-ours-kunset.json > /dev/null
+	$(BENCH_VENV)/bin/python tests/bench/alpha101_kun.py run --panel data/panel/full.arrow \
+	  --ours-all out/bench/alpha101-ours.json --ours-subset out/bench/alpha101-ours-kunset.json \
+	  --out out/bench/alpha101.json --repeat 3
 
 ## bench-fitness: fitness throughput on `full`, FAST and FULL, and alphalens-reloaded on
 ## a few of the same factors (bench.md item 2); out/bench/fitness.json

@@ -38,6 +38,22 @@ pub struct Program {
     pub nodes: Vec<Node>,
     /// For each expression given to `compile`, its node.
     pub outputs: Vec<usize>,
+    /// Fuse element-wise chains (on after `compile`): a non-shared element-wise node
+    /// whose only reader is element-wise is computed tile by tile inside its reader's
+    /// pass instead of as a matrix of its own. Same values; off for comparisons.
+    pub fuse: bool,
+}
+
+/// Cells per tile of a fused element-wise chain: a few of its intermediate tiles stay
+/// in L1/L2 while the chain's inputs stream through.
+const TILE: usize = 2048;
+
+/// Where a fused chain's node reads an argument: a tile of an earlier node of the chain
+/// (its position), or a value that exists as a whole.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Tile(usize),
+    Whole(Operand<'a>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,6 +68,11 @@ pub struct RunStats {
     pub skipped: Vec<usize>,
     /// Cached nodes used (indices into `nodes`).
     pub hit_nodes: Vec<usize>,
+    /// Element-wise nodes computed inside their reader's pass (fused), not as a matrix.
+    pub fused: usize,
+    /// Wall seconds each operator node took (0 for nodes not computed), for profiles
+    /// such as `expr bench --all-at-once`.
+    pub node_secs: Vec<f64>,
 }
 
 /// Precomputed node values, keyed by the node's content id (sha256 of its canonical
@@ -81,7 +102,10 @@ fn dense(o: Operand<'_>, n: usize) -> Cow<'_, [f64]> {
 
 impl Program {
     pub fn compile(exprs: &[Expr]) -> Program {
-        let mut p = Program::default();
+        let mut p = Program {
+            fuse: true,
+            ..Program::default()
+        };
         let mut memo: HashMap<String, usize> = HashMap::new();
         for e in exprs {
             let c = e.canonical();
@@ -164,6 +188,7 @@ impl Program {
     where
         F: FnMut(usize, &[f64]) -> Result<()>,
     {
+        buf::keep_freed_memory();
         let (nd, na) = (panel.n_dates(), panel.n_assets());
         let n = nd * na;
         // Read by cross-sectional nodes only; unpacked once per panel.
@@ -182,7 +207,10 @@ impl Program {
         for &o in &self.outputs {
             pending_out[o] += 1;
         }
-        let mut stats = RunStats::default();
+        let mut stats = RunStats {
+            node_secs: vec![0.0; self.nodes.len()],
+            ..RunStats::default()
+        };
         // Cache hits, then which nodes are still needed: walking back from the outputs
         // (inputs always precede their consumers), a hit needs none of its inputs.
         let hits: Vec<Option<&'a [f64]>> = match cache.filter(|c| !c.is_empty()) {
@@ -211,6 +239,37 @@ impl Program {
                 }
             }
         }
+        // Element-wise fusion: which nodes are computed inside their only reader's pass.
+        let fusible = |i: usize| {
+            matches!(&self.nodes[i].expr, Expr::Call(op, _)
+                if op.kind == Kind::Elementwise && !op.name.starts_with("q_"))
+        };
+        let mut scalar = vec![false; self.nodes.len()];
+        let mut reader = vec![usize::MAX; self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            scalar[i] = match &node.expr {
+                Expr::Num(_) => true,
+                Expr::Call(..) => fusible(i) && node.inputs.iter().all(|&j| scalar[j]),
+                _ => false,
+            };
+            for &j in &node.inputs {
+                reader[j] = i;
+            }
+        }
+        let absorbed: Vec<bool> = (0..self.nodes.len())
+            .map(|i| {
+                self.fuse
+                    && needed[i]
+                    && fusible(i)
+                    && !scalar[i]
+                    && hits[i].is_none()
+                    && pending_out[i] == 0
+                    && self.nodes[i].consumers == 1
+                    && left[i] == 1
+                    && reader[i] != usize::MAX
+                    && fusible(reader[i])
+            })
+            .collect();
         // Assets' listed spans, for Qlib-semantics ops; computed once, on first use.
         let span_cell: OnceCell<Arc<Vec<(usize, usize)>>> = OnceCell::new();
         let span = || {
@@ -227,6 +286,28 @@ impl Program {
         let mut live = 0usize;
         for (i, node) in self.nodes.iter().enumerate() {
             let is_call = matches!(node.expr, Expr::Call(..));
+            if absorbed[i] {
+                continue;
+            }
+            // This node and the nodes fused into it, in evaluation order.
+            let group: Vec<usize> = if node.inputs.iter().any(|&j| absorbed[j]) {
+                let mut g = vec![i];
+                let mut k = 0;
+                while k < g.len() {
+                    let more: Vec<usize> = self.nodes[g[k]]
+                        .inputs
+                        .iter()
+                        .copied()
+                        .filter(|&j| absorbed[j] && !g.contains(&j))
+                        .collect();
+                    g.extend(more);
+                    k += 1;
+                }
+                g.sort_unstable();
+                g
+            } else {
+                vec![i]
+            };
             if !needed[i] {
                 if is_call {
                     stats.skipped.push(i);
@@ -252,6 +333,7 @@ impl Program {
                     }
                 }
                 (Expr::Call(op, args), _) => {
+                    let t0 = std::time::Instant::now();
                     let arg = |k: usize| -> &Val {
                         vals[node.inputs[k]]
                             .as_ref()
@@ -273,6 +355,35 @@ impl Program {
                         }
                     };
                     let out = match op.kind {
+                        Kind::Elementwise if group.len() > 1 => {
+                            let leaf = |j: usize| -> Result<Operand> {
+                                Ok(
+                                    match vals[j].as_ref().expect("inputs are evaluated first") {
+                                        Val::Scalar(x) => Operand::S(*x),
+                                        Val::Field(s) => Operand::M(s),
+                                        Val::Owned(v) => Operand::M(v),
+                                        Val::Group => bail!("a group field used as a number"),
+                                    },
+                                )
+                            };
+                            let mut plan: Vec<(&'static str, Vec<Src>)> = Vec::new();
+                            for &g in &group {
+                                let Expr::Call(gop, _) = &self.nodes[g].expr else {
+                                    bail!("fused node is not a call")
+                                };
+                                let srcs = self.nodes[g]
+                                    .inputs
+                                    .iter()
+                                    .map(|&j| match group.iter().position(|&x| x == j) {
+                                        Some(at) => Ok(Src::Tile(at)),
+                                        None => leaf(j).map(Src::Whole),
+                                    })
+                                    .collect::<Result<Vec<_>>>()?;
+                                plan.push((gop.name, srcs));
+                            }
+                            stats.fused += group.len() - 1;
+                            Val::Owned(fused(&plan, n))
+                        }
                         Kind::Elementwise => {
                             let ops = (0..args.len()).map(mat).collect::<Result<Vec<_>>>()?;
                             if ops.iter().all(|o| matches!(o, Operand::S(_))) {
@@ -344,7 +455,8 @@ impl Program {
                             Val::Owned(cs::apply(csop, &x, &universe(), groups, nd, na))
                         }
                     };
-                    stats.nodes_evaluated += 1;
+                    stats.nodes_evaluated += group.len();
+                    stats.node_secs[i] = t0.elapsed().as_secs_f64();
                     out
                 }
             };
@@ -368,7 +480,8 @@ impl Program {
             }
             // Free inputs whose last consumer this was, and this node if nobody reads it.
             if hits[i].is_none() {
-                for &j in &node.inputs {
+                let inputs = group.iter().flat_map(|&g| &self.nodes[g].inputs);
+                for &j in inputs.filter(|&&j| !absorbed[j]) {
                     left[j] -= 1;
                     if left[j] == 0 {
                         if let Some(Val::Owned(v)) = vals[j].take() {
@@ -387,4 +500,37 @@ impl Program {
         }
         Ok(stats)
     }
+}
+
+/// Evaluate a fused element-wise chain over `n` cells: `plan` lists its nodes in
+/// evaluation order (the last is the result), each with its op and where its arguments
+/// come from. Tiles run in parallel; each keeps one small buffer per intermediate node.
+fn fused(plan: &[(&'static str, Vec<Src>)], n: usize) -> Vec<f64> {
+    use rayon::prelude::*;
+    let mut out = buf::take(n);
+    let last = plan.len() - 1;
+    out.par_chunks_mut(TILE).enumerate().for_each_init(
+        || vec![vec![0.0; TILE]; last],
+        |scratch, (t, o)| {
+            let (c0, len) = (t * TILE, o.len());
+            for (gi, (name, srcs)) in plan.iter().enumerate() {
+                let (done, rest) = scratch.split_at_mut(gi.min(last));
+                let args: Vec<Operand> = srcs
+                    .iter()
+                    .map(|s| match *s {
+                        Src::Tile(at) => Operand::M(&done[at][..len]),
+                        Src::Whole(Operand::M(m)) => Operand::M(&m[c0..c0 + len]),
+                        Src::Whole(sc) => sc,
+                    })
+                    .collect();
+                let dst = if gi == last {
+                    &mut *o
+                } else {
+                    &mut rest[0][..len]
+                };
+                elementwise::apply_tile(name, &args, dst);
+            }
+        },
+    );
+    out
 }

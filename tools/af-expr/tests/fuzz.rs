@@ -202,7 +202,11 @@ fn parser_never_panics() {
 }
 
 fn fuzz_panel() -> (PathBuf, Panel) {
-    let (nd, na) = (80usize, 23usize);
+    fuzz_panel_of(80, 23, "fuzz")
+}
+
+/// A `nd` x `na` panel of nasty values (see the module doc), in its own temp folder.
+fn fuzz_panel_of(nd: usize, na: usize, tag: &str) -> (PathBuf, Panel) {
     let mut r = Rng(42);
     let mut field = |kind: usize| -> Vec<f64> {
         (0..nd * na)
@@ -242,7 +246,7 @@ fn fuzz_panel() -> (PathBuf, Panel) {
         )],
         extra: Default::default(),
     };
-    let dir = std::env::temp_dir().join(format!("af-expr-fuzz-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("af-expr-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("fuzz.arrow");
     write_panel(&path, data, &Provenance::new("fuzz", "0")).unwrap();
@@ -281,5 +285,60 @@ fn evaluator_never_panics_and_never_returns_inf() {
         evaluated >= iters(400) * 9 / 10,
         "only {evaluated} evaluated"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn fused_element_wise_chains_give_the_bits_of_one_matrix_per_node() {
+    // 6000 cells: three fusion tiles, the last one partial.
+    let (dir, panel) = fuzz_panel_of(120, 50, "fuse");
+    let fields = af_expr::fields_of(&panel);
+    let mut r = Rng(0xF05E);
+    let mut srcs: Vec<String> = (0..iters(300)).map(|_| random_expr(&mut r, 5)).collect();
+    // Chains that must fuse: shared parts, scalars on both sides, a three-argument op,
+    // a Qlib comparison (never fused), a chain over a time-series result.
+    srcs.extend(
+        [
+            "((high + low) / 2 + high) - (open + high)",
+            "-1 * abs(close - open) / (high - low + 0.001)",
+            "if_else(close > open, log(volume + 1), -sqrt(abs(returns)))",
+            "clip(close * 2 - open, low, high) + (1 - 0.5) * 3",
+            "q_gt(close, open) * (close - open)",
+            "rank(ts_mean(close, 5) / close - 1) * -1",
+            "signed_power(returns * 100, 2) - returns * returns",
+        ]
+        .map(String::from),
+    );
+    let mut fused_nodes = 0;
+    for chunk in srcs.chunks(16) {
+        let exprs: Vec<_> = chunk
+            .iter()
+            .filter_map(|s| parse_canonical(s, Dialect::Native, &fields).ok())
+            .collect();
+        let mut results = Vec::new();
+        for fuse in [false, true] {
+            let mut prog = Program::compile(&exprs);
+            prog.fuse = fuse;
+            let mut got: Vec<Vec<u64>> = vec![Vec::new(); exprs.len()];
+            let stats = prog
+                .run(&panel, |i, v| {
+                    got[i] = v.iter().map(|x| x.to_bits()).collect();
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            fused_nodes += stats.fused;
+            results.push((got, stats.nodes_evaluated));
+        }
+        let ((plain, n_plain), (fused, n_fused)) = (&results[0], &results[1]);
+        assert_eq!(n_plain, n_fused, "every node is still computed once");
+        for (i, e) in exprs.iter().enumerate() {
+            assert!(
+                plain[i] == fused[i],
+                "fused value differs: {}",
+                e.canonical_text()
+            );
+        }
+    }
+    assert!(fused_nodes > 100, "only {fused_nodes} nodes were fused");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -73,21 +73,8 @@ enum Cmd {
         /// Notation of the expressions (a file's `# dialect:` line overrides it).
         #[arg(long, value_enum, default_value = "native")]
         dialect: Dialect,
-        #[arg(long, default_value_t = 5)]
-        repeat: usize,
-        /// Write `{"engine", "exprs": [{name, expr, ms_median, ms_all}]}` here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Also write the last N date rows of each result as raw little-endian f64
-        /// (`DIR/<name>.f64`, shape N x n_assets), for value comparison with peers.
-        #[arg(long, requires = "dump_dir", default_value_t = 250)]
-        dump_rows: usize,
-        #[arg(long)]
-        dump_dir: Option<PathBuf>,
-        /// Also time the streaming floor first — read `close`, write one matrix, as the
-        /// kernels split work — reported as the row `floor` (`make bench-ops`).
-        #[arg(long)]
-        floor: bool,
+        #[command(flatten)]
+        opts: BenchOpts,
     },
     /// Write expressions as a Python module computing them with Polars + polars_ta,
     /// with the engine's exact semantics (docs/python-export.md).
@@ -294,21 +281,8 @@ fn run(cli: Cli) -> Result<()> {
             panel,
             file,
             dialect: ds,
-            repeat,
-            json,
-            dump_rows,
-            dump_dir,
-            floor,
-        } => bench(
-            &panel,
-            &file,
-            ds,
-            repeat.max(1),
-            json,
-            dump_rows,
-            dump_dir,
-            floor,
-        )?,
+            opts,
+        } => bench(&panel, &file, ds, opts)?,
         Cmd::Explain {
             dialect: ds,
             file,
@@ -393,16 +367,65 @@ fn print_ops(markdown: bool, bench: bool) {
     }
 }
 
-fn bench(
-    panel: &Path,
-    file: &Path,
-    ds: Dialect,
+/// The settings of `expr bench` past the inputs.
+#[derive(clap::Args)]
+struct BenchOpts {
+    #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// Write `{"engine", "exprs": [{name, expr, ms_median, ms_all}]}` here.
+    #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write the last N date rows of each result as raw little-endian f64
+    /// (`DIR/<name>.f64`, shape N x n_assets), for value comparison with peers.
+    #[arg(long, requires = "dump_dir", default_value_t = 250)]
     dump_rows: usize,
+    #[arg(long)]
     dump_dir: Option<PathBuf>,
+    /// Also time the streaming floor first — read `close`, write one matrix, as the
+    /// kernels split work — reported as the row `floor` (`make bench-ops`).
+    #[arg(long)]
     floor: bool,
-) -> Result<()> {
+    /// Also time the whole file as one merged DAG (shared sub-expressions computed
+    /// once, each intermediate freed after its last reader), reported as the row
+    /// `all-at-once` beside the sum of the one-by-one medians.
+    #[arg(long)]
+    all_at_once: bool,
+    /// With --all-at-once: skip timing each expression on its own.
+    #[arg(long, requires = "all_at_once")]
+    no_each: bool,
+    /// Compute every element-wise node as a matrix of its own (no fusion of
+    /// element-wise chains), to measure what fusion saves.
+    #[arg(long)]
+    no_fuse: bool,
+}
+
+/// Median and minimum of timings.
+fn med_min(ms: &[f64]) -> (f64, f64) {
+    let mut sorted = ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (sorted[sorted.len() / 2], sorted[0])
+}
+
+/// The process's peak resident set so far (Linux `VmHWM`), in bytes.
+fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn bench(panel: &Path, file: &Path, ds: Dialect, o: BenchOpts) -> Result<()> {
+    let BenchOpts {
+        repeat,
+        json,
+        dump_rows,
+        dump_dir,
+        floor,
+        all_at_once,
+        no_each,
+        no_fuse,
+    } = o;
+    let (repeat, each, fuse) = (repeat.max(1), !no_each, !no_fuse);
     let (src, d) = gather(Some(file), &[], ds)?;
     let p = Panel::open(panel)?;
     let fields = af_expr::fields_of(&p);
@@ -429,20 +452,20 @@ fn bench(
                 ms.push(el);
             }
         }
-        let mut sorted = ms.clone();
-        sorted.sort_by(f64::total_cmp);
-        let med = sorted[sorted.len() / 2];
+        let (med, min) = med_min(&ms);
         println!(
-            "{:<28} {med:>10.1} {:>10.1}  (read close, write one matrix)",
-            "floor", sorted[0]
+            "{:<28} {med:>10.1} {min:>10.1}  (read close, write one matrix)",
+            "floor"
         );
         report.push(serde_json::json!({
             "name": "floor", "expr": "close + 1 (streaming floor)", "canonical": "",
             "ms_median": med, "ms_all": ms,
         }));
     }
-    for ((name, text), e) in src.iter().zip(&es) {
-        let prog = Program::compile(std::slice::from_ref(e));
+    let mut one_by_one = 0.0;
+    for ((name, text), e) in src.iter().zip(&es).filter(|_| each) {
+        let mut prog = Program::compile(std::slice::from_ref(e));
+        prog.fuse = fuse;
         let mut ms = Vec::with_capacity(repeat);
         for i in 0..=repeat {
             let t0 = std::time::Instant::now();
@@ -465,14 +488,87 @@ fn bench(
                 })?;
             }
         }
-        let mut sorted = ms.clone();
-        sorted.sort_by(f64::total_cmp);
-        let med = sorted[sorted.len() / 2];
-        println!("{name:<28} {med:>10.1} {:>10.1}  {text}", sorted[0]);
+        let (med, min) = med_min(&ms);
+        println!("{name:<28} {med:>10.1} {min:>10.1}  {text}");
+        one_by_one += med;
         report.push(serde_json::json!({
             "name": name, "expr": text, "canonical": e.canonical_text(),
             "ms_median": med, "ms_all": ms,
         }));
+    }
+    let mut whole = serde_json::Value::Null;
+    if all_at_once {
+        let mut prog = Program::compile(&es);
+        prog.fuse = fuse;
+        let in_trees: usize = es.iter().map(|e| e.size()).sum();
+        let mut ms = Vec::with_capacity(repeat);
+        let mut stats = Default::default();
+        let rss0 = peak_rss();
+        for i in 0..=repeat {
+            let t0 = std::time::Instant::now();
+            stats = prog.run(&p, |_, _| Ok(()))?;
+            if i > 0 {
+                ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let (med, min) = med_min(&ms);
+        let af_expr::RunStats {
+            nodes_evaluated,
+            peak_bytes,
+            node_secs,
+            fused,
+            ..
+        } = stats;
+        // Where the merged run's time goes, by operator (the last run).
+        let mut by_op: std::collections::BTreeMap<&str, (usize, f64)> = Default::default();
+        for (node, secs) in prog.nodes.iter().zip(&node_secs) {
+            if let af_expr::Expr::Call(op, _) = &node.expr {
+                let e = by_op.entry(op.name).or_default();
+                e.0 += 1;
+                e.1 += secs;
+            }
+        }
+        let mut profile: Vec<(&str, usize, f64)> =
+            by_op.into_iter().map(|(k, (n, s))| (k, n, s)).collect();
+        profile.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(b.0)));
+        println!(
+            "{:<28} {med:>10.1} {min:>10.1}  {} expressions as one DAG: {} operator nodes \
+             evaluated ({fused} fused into their reader's pass; {} nodes in their trees, {} after \
+             merging), peak live {:.0} MB{}",
+            "all-at-once",
+            es.len(),
+            nodes_evaluated,
+            in_trees,
+            prog.nodes.len(),
+            peak_bytes as f64 / 1e6,
+            if each {
+                format!("; one by one {one_by_one:.1} ms in total")
+            } else {
+                String::new()
+            }
+        );
+        let total: f64 = profile.iter().map(|p| p.2).sum();
+        for (name, n, secs) in profile.iter().take(12) {
+            println!(
+                "  {name:<26} {:>10.1} ms in {n} nodes ({:.0} %, {:.1} ms each)",
+                secs * 1e3,
+                100.0 * secs / total.max(1e-12),
+                secs * 1e3 / *n as f64
+            );
+        }
+        whole = serde_json::json!({
+            "expressions": es.len(),
+            "ms_median": med, "ms_min": min, "ms_all": ms,
+            "nodes_in_trees": in_trees,
+            "nodes_after_merging": prog.nodes.len(),
+            "operator_nodes_evaluated": nodes_evaluated,
+            "fused_nodes": fused,
+            "peak_live_bytes": peak_bytes,
+            "peak_rss_bytes_before": rss0,
+            "peak_rss_bytes": peak_rss(),
+            "by_operator": profile.iter().map(|(k, n, s)| serde_json::json!({"op": k, "nodes": n, "ms": s * 1e3})).collect::<Vec<_>>(),
+            "one_by_one_ms_total": if each { serde_json::json!(one_by_one) } else { serde_json::Value::Null },
+        });
     }
     if let Some(j) = json {
         let body = serde_json::json!({
@@ -482,6 +578,7 @@ fn bench(
             "panel": panel.display().to_string(),
             "n_dates": nd, "n_assets": na,
             "exprs": report,
+            "all_at_once": whole,
         });
         let text = serde_json::to_string_pretty(&body)? + "\n";
         write_atomic(&j, |w| {

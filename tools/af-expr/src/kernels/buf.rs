@@ -6,6 +6,10 @@
 //! loops evaluate thousands of same-shaped matrices, so after warm-up no node pays for
 //! page faults. Fresh buffers ask the kernel for transparent huge pages (2 MB faults
 //! instead of 4 KB) and are first touched in parallel.
+//!
+//! Kernels' own working state (van Herk suffix arrays of a column chunk: ~1–2 MB) is
+//! allocated per chunk; [`keep_freed_memory`] stops glibc from handing those pages back
+//! to the kernel after each node, which made every node fault them in again.
 
 use std::sync::Mutex;
 
@@ -44,6 +48,24 @@ pub fn give(v: Vec<f64>) {
             pool.push(v);
         }
     }
+}
+
+/// Once per process: have glibc keep freed heap memory (trim only above 512 MB free)
+/// and serve allocations up to 32 MB from the heap rather than fresh `mmap`s. Without
+/// this, the 1–2 MB per-chunk state of the rolling kernels was returned to the OS when
+/// a node finished and faulted in again (as zeroed huge pages) by the next one: a
+/// fifth of `ts_std`'s time on `full` (issue 26, `perf`). Matrices are pooled above.
+pub fn keep_freed_memory() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only changes allocator tuning parameters; it is called once,
+        // before the parallel evaluation that allocates.
+        unsafe {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        }
+    });
 }
 
 fn fresh(n: usize, v: f64) -> Vec<f64> {

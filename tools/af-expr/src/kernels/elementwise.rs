@@ -185,6 +185,60 @@ pub fn apply(name: &str, args: &[Operand], n: usize) -> Vec<f64> {
     .unwrap_or_else(|| super::buf::filled(n, f64::NAN))
 }
 
+/// Apply an element-wise op to one tile of cells, serially, into `out`: the building
+/// block of fused element-wise chains (each matrix argument is the tile's cells,
+/// `out.len()` of them). Same per-cell function, so the same bits as [`apply`].
+/// `false` if `name` is not element-wise.
+pub fn apply_tile(name: &str, args: &[Operand], out: &mut [f64]) -> bool {
+    struct Tile<'a, 'o> {
+        args: [Operand<'a>; 3],
+        out: &'o mut [f64],
+    }
+    impl Visit for Tile<'_, '_> {
+        type Out = ();
+        fn visit<F: Fn(f64, f64, f64) -> f64 + Sync + Copy>(self, f: F) {
+            let n = self.out.len();
+            let [a, b, c] = self.args;
+            match (a, b, c) {
+                (Operand::M(a), Operand::M(b), Operand::S(c)) => {
+                    for ((o, a), b) in self.out.iter_mut().zip(&a[..n]).zip(&b[..n]) {
+                        *o = finite_or_nan(f(*a, *b, c));
+                    }
+                }
+                (Operand::M(a), Operand::S(b), Operand::S(c)) => {
+                    for (o, a) in self.out.iter_mut().zip(&a[..n]) {
+                        *o = finite_or_nan(f(*a, b, c));
+                    }
+                }
+                (Operand::S(a), Operand::M(b), Operand::S(c)) => {
+                    for (o, b) in self.out.iter_mut().zip(&b[..n]) {
+                        *o = finite_or_nan(f(a, *b, c));
+                    }
+                }
+                _ => {
+                    let at = |o: Operand, i: usize| match o {
+                        Operand::M(m) => m[i],
+                        Operand::S(x) => x,
+                    };
+                    for (i, o) in self.out.iter_mut().enumerate() {
+                        *o = finite_or_nan(f(at(a, i), at(b, i), at(c, i)));
+                    }
+                }
+            }
+        }
+    }
+    let nan = Operand::S(f64::NAN);
+    let get = |i: usize| args.get(i).copied().unwrap_or(nan);
+    dispatch(
+        name,
+        Tile {
+            args: [get(0), get(1), get(2)],
+            out,
+        },
+    )
+    .is_some()
+}
+
 /// The streaming floor `make bench-ops` measures each operator against: read one
 /// matrix, write one (`x + 1`), split over the cores like the kernels, into a buffer
 /// from the same pool — the least any operator producing a new matrix can cost.

@@ -23,9 +23,11 @@ use rayon::prelude::*;
 
 use super::{SharedOut, buf, finite_or_nan};
 
-/// Target assets per task: long contiguous runs of each row (8 KB spans pages, so the
-/// hardware prefetcher keeps streaming), while the last `d` rows of a chunk stay in L2.
-const CW: usize = 1024;
+/// Target assets per task: long contiguous runs of each row, so the hardware
+/// prefetcher keeps streaming. Wider beats cache-sized: chunks sized so the van Herk
+/// suffix arrays stay in L2 (200–500 assets) made `ts_mean` 30 % slower on `full`
+/// (issue 26), the short row runs costing more than the L3 hits they saved.
+const CW: usize = 2048;
 
 /// A window of `d` days that is valid with at least `minp` non-NaN values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +256,8 @@ fn sum_mean(x: &[f64], nd: usize, na: usize, win: Win, mean: bool) -> Vec<f64> {
                 let keep = if t == b0 { 0.0 } else { 1.0 };
                 let (pre, prec, pren) = (&mut pre[..w], &mut prec[..w], &mut pren[..w]);
                 let (run, last) = (&mut run[..w], &mut last[..w]);
+                // Separate simple loops (no call, no per-cell branch on the block
+                // geometry): each one vectorises; fused, the loop stayed scalar.
                 for j in 0..w {
                     let v = r[j];
                     let ok = !v.is_nan();
@@ -261,15 +265,12 @@ fn sum_mean(x: &[f64], nd: usize, na: usize, win: Win, mean: bool) -> Vec<f64> {
                     pre[j] = s;
                     prec[j] = prec[j] * keep + e;
                     pren[j] = pren[j] * keep + if ok { 1.0 } else { 0.0 };
-                    equal_run(v, &mut run[j], &mut last[j]);
+                }
+                for j in 0..w {
+                    equal_run(r[j], &mut run[j], &mut last[j]);
                 }
                 let o = &mut out.row(t)[..w];
-                let tail = tail_row(t, d).map(|row| ((k + 1) % 2) * d * w + row * w);
-                for j in 0..w {
-                    let (ts, tc, tn) = match tail {
-                        Some(at) => (suf[at + j], sufc[at + j], sufn[at + j]),
-                        None => (0.0, 0.0, 0.0),
-                    };
+                let emit = |ts: f64, tc: f64, tn: f64, j: usize| {
                     let (s, e) = two_sum(ts, pre[j]);
                     let sum = s + (e + tc + prec[j]);
                     let n = tn + pren[j];
@@ -280,7 +281,21 @@ fn sum_mean(x: &[f64], nd: usize, na: usize, win: Win, mean: bool) -> Vec<f64> {
                     } else {
                         sum
                     };
-                    o[j] = if n < need { f64::NAN } else { v };
+                    if n < need { f64::NAN } else { v }
+                };
+                match tail_row(t, d).map(|row| ((k + 1) % 2) * d * w + row * w) {
+                    Some(at) => {
+                        let (ts, tc) = (&suf[at..at + w], &sufc[at..at + w]);
+                        let tn = &sufn[at..at + w];
+                        for j in 0..w {
+                            o[j] = emit(ts[j], tc[j], tn[j], j);
+                        }
+                    }
+                    None => {
+                        for j in 0..w {
+                            o[j] = emit(0.0, 0.0, 0.0, j);
+                        }
+                    }
                 }
             }
         }
@@ -338,6 +353,74 @@ fn stat_of(stat: Stat, n: f64, s: [f64; 4], k: f64, today: f64, constant: bool) 
         }
     };
     finite_or_nan(v)
+}
+
+/// One row of the variance family's prefix pass (see [`var_row`]).
+struct VarRow<'a> {
+    r: &'a [f64],
+    k: &'a [f64],
+    run: &'a mut [f64],
+    last: &'a mut [f64],
+    keep: f64,
+    need: f64,
+}
+
+/// [`block_moments`] for P = 2 and var (`KIND` 0), std (1) or z-score (2), one fused
+/// branch-free loop per row: today's powers added to the prefix sums `pre`, the
+/// equal-value run, the window's sums (plus the previous block's suffix `tail` when
+/// `TAIL`), the statistic. The same operations in the same order as the general path,
+/// so the same bits.
+#[inline(always)]
+fn var_row<const TAIL: bool, const KIND: u8>(
+    st: VarRow,
+    pre: [&mut [f64]; 3],
+    tail: [&[f64]; 3],
+    o: &mut [f64],
+) {
+    let w = o.len();
+    let VarRow {
+        r,
+        k,
+        run,
+        last,
+        keep,
+        need,
+    } = st;
+    let [p0, p1, p2] = pre;
+    let (p0, p1, p2) = (&mut p0[..w], &mut p1[..w], &mut p2[..w]);
+    let (s0, s1, s2) = (&tail[0][..w], &tail[1][..w], &tail[2][..w]);
+    let (r, k, run, last) = (&r[..w], &k[..w], &mut run[..w], &mut last[..w]);
+    for j in 0..w {
+        let v = r[j];
+        let ok = !v.is_nan();
+        let y = if ok { v - k[j] } else { 0.0 };
+        let a0 = p0[j] * keep + if ok { 1.0 } else { 0.0 };
+        let a1 = p1[j] * keep + y;
+        let a2 = p2[j] * keep + y * y;
+        p0[j] = a0;
+        p1[j] = a1;
+        p2[j] = a2;
+        equal_run(v, &mut run[j], &mut last[j]);
+        let (n, t1, t2) = if TAIL {
+            (a0 + s0[j], a1 + s1[j], a2 + s2[j])
+        } else {
+            (a0, a1, a2)
+        };
+        let a = t1 / n;
+        let b = (t2 / n - a * a).max(0.0);
+        let b = if run[j] >= n { 0.0 } else { b };
+        let var = b * n / (n - 1.0);
+        let var = if n < need { f64::NAN } else { var };
+        o[j] = finite_or_nan(match KIND {
+            0 => var,
+            1 => var.sqrt(),
+            _ => {
+                let sd = var.sqrt();
+                let z = (v - (k[j] + t1 / n)) / sd;
+                if sd > 0.0 { z } else { f64::NAN }
+            }
+        });
+    }
 }
 
 /// Power sums of each window (count and Σ y^q, q = 1..P, y = x - k), van Herk style as
@@ -420,6 +503,42 @@ fn block_moments<const P: usize>(
             for t in b0..b1 {
                 let r = &x.row(t)[..w];
                 let keep = if t == b0 { 0.0 } else { 1.0 };
+                if P == 2 && matches!(stat, Stat::Var | Stat::Std | Stat::ZScore) {
+                    // Variance family: one fused pass per row (the general path below
+                    // makes ~10 passes over the row's state).
+                    let (p0, rest) = pre.split_at_mut(w);
+                    let (p1, p2) = rest.split_at_mut(w);
+                    let o = &mut out.row(t)[..w];
+                    let st = VarRow {
+                        r,
+                        k: &k,
+                        run: &mut run,
+                        last: &mut last,
+                        keep,
+                        need,
+                    };
+                    let pre3 = [p0, p1, &mut p2[..w]];
+                    match tail_row(t, d) {
+                        Some(row) => {
+                            let sq = |q: usize| &suf[(q * d + row) * w..(q * d + row + 1) * w];
+                            let tail = [sq(0), sq(1), sq(2)];
+                            match stat {
+                                Stat::Var => var_row::<true, 0>(st, pre3, tail, o),
+                                Stat::Std => var_row::<true, 1>(st, pre3, tail, o),
+                                _ => var_row::<true, 2>(st, pre3, tail, o),
+                            }
+                        }
+                        None => {
+                            let tail = [r, r, r];
+                            match stat {
+                                Stat::Var => var_row::<false, 0>(st, pre3, tail, o),
+                                Stat::Std => var_row::<false, 1>(st, pre3, tail, o),
+                                _ => var_row::<false, 2>(st, pre3, tail, o),
+                            }
+                        }
+                    }
+                    continue;
+                }
                 powers(r, &k, &mut yv, &mut pw);
                 for q in 0..=P {
                     let p = &mut pre[q * w..(q + 1) * w];
@@ -550,27 +669,56 @@ impl PairSums {
         pair_update(xr, yr, kx, ky, cnt, s0, s1, s2, s3, s4, sign) && sign < 0.0
     }
 
-    /// Today's row, before it is added: an empty window takes today's pair as its
-    /// shift and restarts its sums from zero (they hold only rounding residue), and the
-    /// runs of equal values advance.
+    /// Today's row in, and the window's value out: an empty window takes today's pair as
+    /// its shift and restarts its sums from zero (they hold only rounding residue), the
+    /// runs of equal values advance, today's pair is added ([`PairSums::update`]) and
+    /// the value written as [`PairSums::emit`] does — one loop over the row, the state
+    /// read and written once (four passes before; same operations, same bits). Returns
+    /// whether an asset's sums have [`drifted`].
     #[inline(always)]
-    fn arrive(&mut self, xr: &[f64], yr: &[f64]) {
-        pair_shift(xr, yr, &self.cnt, &mut self.kx, &mut self.ky, &mut self.s);
-        pair_runs(
-            xr,
-            yr,
-            &mut self.runx,
-            &mut self.lastx,
-            &mut self.runy,
-            &mut self.lasty,
-        );
+    fn arrive_add_emit(
+        &mut self,
+        xr: &[f64],
+        yr: &[f64],
+        o: &mut [f64],
+        need: f64,
+        corr: bool,
+    ) -> bool {
+        let w = self.cnt.len();
+        let [s0, s1, s2, s3, s4] = &mut self.s;
+        let lanes = PairLanes {
+            cnt: &mut self.cnt[..w],
+            kx: &mut self.kx[..w],
+            ky: &mut self.ky[..w],
+            s: [
+                &mut s0[..w],
+                &mut s1[..w],
+                &mut s2[..w],
+                &mut s3[..w],
+                &mut s4[..w],
+            ],
+            runx: &mut self.runx[..w],
+            runy: &mut self.runy[..w],
+            lastx: &mut self.lastx[..w],
+            lasty: &mut self.lasty[..w],
+        };
+        if corr {
+            pair_fused::<true>(xr, yr, lanes, o, need)
+        } else {
+            pair_fused::<false>(xr, yr, lanes, o, need)
+        }
     }
 
     /// The window's covariance or correlation into `o`; returns whether an asset's
     /// sums have [`drifted`] far from their shift.
     #[inline(always)]
     fn emit(&self, o: &mut [f64], need: f64, corr: bool) -> bool {
-        pair_emit(o, &self.cnt, &self.runx, &self.runy, &self.s, need, corr)
+        let (c, rx, ry) = (&self.cnt, &self.runx, &self.runy);
+        if corr {
+            pair_emit::<true>(o, c, rx, ry, &self.s, need)
+        } else {
+            pair_emit::<false>(o, c, rx, ry, &self.s, need)
+        }
     }
 
     /// [`drifted`] for asset `j`.
@@ -677,62 +825,13 @@ fn pair_update(
 }
 
 #[inline(never)]
-fn pair_shift(
-    xr: &[f64],
-    yr: &[f64],
-    cnt: &[f64],
-    kx: &mut [f64],
-    ky: &mut [f64],
-    s: &mut [Vec<f64>; 5],
-) {
-    let w = cnt.len();
-    let (xr, yr, kx, ky) = (&xr[..w], &yr[..w], &mut kx[..w], &mut ky[..w]);
-    for j in 0..w {
-        let ok = !(xr[j].is_nan() | yr[j].is_nan());
-        let reset = ok & (cnt[j] == 0.0);
-        kx[j] = if reset { xr[j] } else { kx[j] };
-        ky[j] = if reset { yr[j] } else { ky[j] };
-    }
-    for v in s.iter_mut() {
-        for (v, c) in v[..w].iter_mut().zip(cnt) {
-            *v = if *c == 0.0 { 0.0 } else { *v };
-        }
-    }
-}
-
-#[inline(never)]
-fn pair_runs(
-    xr: &[f64],
-    yr: &[f64],
-    runx: &mut [f64],
-    lastx: &mut [f64],
-    runy: &mut [f64],
-    lasty: &mut [f64],
-) {
-    let w = runx.len();
-    let (xr, yr) = (&xr[..w], &yr[..w]);
-    let (lastx, runy, lasty) = (&mut lastx[..w], &mut runy[..w], &mut lasty[..w]);
-    for j in 0..w {
-        let (a, b) = (xr[j], yr[j]);
-        let ok = !(a.is_nan() | b.is_nan());
-        let rx = if a == lastx[j] { runx[j] + 1.0 } else { 1.0 };
-        let ry = if b == lasty[j] { runy[j] + 1.0 } else { 1.0 };
-        runx[j] = if ok { rx } else { runx[j] };
-        runy[j] = if ok { ry } else { runy[j] };
-        lastx[j] = if ok { a } else { lastx[j] };
-        lasty[j] = if ok { b } else { lasty[j] };
-    }
-}
-
-#[inline(never)]
-fn pair_emit(
+fn pair_emit<const CORR: bool>(
     o: &mut [f64],
     cnt: &[f64],
     runx: &[f64],
     runy: &[f64],
     s: &[Vec<f64>; 5],
     need: f64,
-    corr: bool,
 ) -> bool {
     let w = cnt.len();
     let (o, runx, runy) = (&mut o[..w], &runx[..w], &runy[..w]);
@@ -740,25 +839,114 @@ fn pair_emit(
     let (s0, s1, s2, s3, s4) = (&s0[..w], &s1[..w], &s2[..w], &s3[..w], &s4[..w]);
     let mut drift = false;
     for j in 0..w {
-        let n = cnt[j];
-        let constant = (runx[j] >= n) | (runy[j] >= n);
-        let sxy = n * s2[j] - s0[j] * s1[j];
-        let (nxx, nyy) = (n * s3[j], n * s4[j]);
-        let vx = nxx - s0[j] * s0[j];
-        let vy = nyy - s1[j] * s1[j];
-        drift |= drifted((n >= need) & !constant, nxx, vx, nyy, vy);
-        let v = if corr {
-            // No floor on the bounds: with a floor like 1e-300 the empty (NaN) lanes
-            // computed denormals, which are ~100× slower on x86.
-            let flat = constant | (vx <= 1e-12 * nxx) | (vy <= 1e-12 * nyy);
-            let r = (sxy / (vx * vy).sqrt()).clamp(-1.0, 1.0);
-            if flat { f64::NAN } else { r }
-        } else {
-            let c = sxy / (n * (n - 1.0));
-            if constant { 0.0 } else { c }
-        };
-        let v = if v.is_finite() { v } else { f64::NAN };
-        o[j] = if n < need { f64::NAN } else { v };
+        let sums = [s0[j], s1[j], s2[j], s3[j], s4[j]];
+        let (v, d) = pair_value::<CORR>(cnt[j], sums, runx[j], runy[j], need);
+        o[j] = v;
+        drift |= d;
+    }
+    drift
+}
+
+/// One asset's window covariance or correlation (`CORR`) from its count `n`, shifted
+/// sums `s` (Σa, Σb, Σab, Σa², Σb²) and runs of equal values, and whether its sums have
+/// [`drifted`].
+#[inline(always)]
+fn pair_value<const CORR: bool>(
+    n: f64,
+    s: [f64; 5],
+    runx: f64,
+    runy: f64,
+    need: f64,
+) -> (f64, bool) {
+    let constant = (runx >= n) | (runy >= n);
+    let sxy = n * s[2] - s[0] * s[1];
+    let (nxx, nyy) = (n * s[3], n * s[4]);
+    let vx = nxx - s[0] * s[0];
+    let vy = nyy - s[1] * s[1];
+    let drift = drifted((n >= need) & !constant, nxx, vx, nyy, vy);
+    let v = if CORR {
+        // No floor on the bounds: with a floor like 1e-300 the empty (NaN) lanes
+        // computed denormals, which are ~100× slower on x86.
+        let flat = constant | (vx <= 1e-12 * nxx) | (vy <= 1e-12 * nyy);
+        let r = (sxy / (vx * vy).sqrt()).clamp(-1.0, 1.0);
+        if flat { f64::NAN } else { r }
+    } else {
+        let c = sxy / (n * (n - 1.0));
+        if constant { 0.0 } else { c }
+    };
+    let v = if v.is_finite() { v } else { f64::NAN };
+    (if n < need { f64::NAN } else { v }, drift)
+}
+
+/// The per-asset state of [`PairSums`] as separate `&mut` slices (for [`pair_fused`]).
+struct PairLanes<'a> {
+    cnt: &'a mut [f64],
+    kx: &'a mut [f64],
+    ky: &'a mut [f64],
+    s: [&'a mut [f64]; 5],
+    runx: &'a mut [f64],
+    runy: &'a mut [f64],
+    lastx: &'a mut [f64],
+    lasty: &'a mut [f64],
+}
+
+/// [`PairSums::arrive_add_emit`]'s loop.
+#[inline(never)]
+fn pair_fused<const CORR: bool>(
+    xr: &[f64],
+    yr: &[f64],
+    l: PairLanes,
+    o: &mut [f64],
+    need: f64,
+) -> bool {
+    let w = l.cnt.len();
+    let (xr, yr, o) = (&xr[..w], &yr[..w], &mut o[..w]);
+    let PairLanes {
+        cnt,
+        kx,
+        ky,
+        s: [s0, s1, s2, s3, s4],
+        runx,
+        runy,
+        lastx,
+        lasty,
+    } = l;
+    let (kx, ky, runx, runy) = (&mut kx[..w], &mut ky[..w], &mut runx[..w], &mut runy[..w]);
+    let (lastx, lasty) = (&mut lastx[..w], &mut lasty[..w]);
+    let (s0, s1, s2) = (&mut s0[..w], &mut s1[..w], &mut s2[..w]);
+    let (s3, s4) = (&mut s3[..w], &mut s4[..w]);
+    let mut drift = false;
+    for j in 0..w {
+        let (x, y) = (xr[j], yr[j]);
+        let ok = !(x.is_nan() | y.is_nan());
+        // arrive: an empty window restarts from today's pair
+        let empty = cnt[j] == 0.0;
+        let reset = ok & empty;
+        kx[j] = if reset { x } else { kx[j] };
+        ky[j] = if reset { y } else { ky[j] };
+        let z = |v: f64| if empty { 0.0 } else { v };
+        let (mut t0, mut t1, mut t2, mut t3, mut t4) =
+            (z(s0[j]), z(s1[j]), z(s2[j]), z(s3[j]), z(s4[j]));
+        let rx = if x == lastx[j] { runx[j] + 1.0 } else { 1.0 };
+        let ry = if y == lasty[j] { runy[j] + 1.0 } else { 1.0 };
+        runx[j] = if ok { rx } else { runx[j] };
+        runy[j] = if ok { ry } else { runy[j] };
+        lastx[j] = if ok { x } else { lastx[j] };
+        lasty[j] = if ok { y } else { lasty[j] };
+        // add today's pair
+        let a = if ok { x - kx[j] } else { 0.0 };
+        let b = if ok { y - ky[j] } else { 0.0 };
+        let n = cnt[j] + if ok { 1.0 } else { 0.0 };
+        cnt[j] = n;
+        t0 += 1.0 * a;
+        t1 += 1.0 * b;
+        t2 += 1.0 * (a * b);
+        t3 += 1.0 * (a * a);
+        t4 += 1.0 * (b * b);
+        (s0[j], s1[j], s2[j], s3[j], s4[j]) = (t0, t1, t2, t3, t4);
+        let (v, d) = pair_value::<CORR>(n, [t0, t1, t2, t3, t4], runx[j], runy[j], need);
+        o[j] = v;
+        drift |= d;
     }
     drift
 }
@@ -793,18 +981,21 @@ pub fn pair(x: &[f64], y: &[f64], nd: usize, na: usize, win: Win, corr: bool) ->
                 }
             }
             let (xr, yr) = (xc.row(t), yc.row(t));
-            st.arrive(xr, yr);
-            st.update(xr, yr, 1.0);
+            let o = &mut out.row(t)[..w];
+            // Today's pair in, and the window's value out, in one pass over the row;
+            // where sums are then recomputed, the value is written again.
+            let mut drift = st.arrive_add_emit(xr, yr, o, need, corr);
             if (t + 1) % every == 0 {
                 st.refresh(xc, yc, t, d, None);
+                drift = st.emit(o, need, corr);
             } else if !redo.is_empty() {
                 st.refresh(xc, yc, t, d, Some(&redo));
+                drift = st.emit(o, need, corr);
             }
             // Sums far from their shift lose digits to cancellation (a trending series
             // drifts from the value it was shifted by): those assets are re-shifted to
             // today's pair and recomputed, then written again.
-            let o = &mut out.row(t)[..w];
-            if st.emit(o, need, corr) {
+            if drift {
                 redo.clear();
                 for j in 0..w {
                     if st.drifted_at(j, need) {
