@@ -2,7 +2,7 @@
 //!
 //! A fresh 100 MB matrix costs ~25 000 first-touch page faults (≈ 60 ms on these
 //! machines, more than most kernels themselves). Evaluation therefore returns freed
-//! matrices to a small process-wide pool and takes from it first; the GP and fitness
+//! matrices to a process-wide pool (bounded in bytes) and takes from it first; the GP and fitness
 //! loops evaluate thousands of same-shaped matrices, so after warm-up no node pays for
 //! page faults. Fresh buffers ask the kernel for transparent huge pages (2 MB faults
 //! instead of 4 KB) and are first touched in parallel.
@@ -15,8 +15,13 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-/// At most this many idle buffers are kept (bounded extra memory: a few matrices).
-const KEEP: usize = 8;
+/// Idle buffers are kept up to this many bytes in all (the longest-idle dropped
+/// first). A freed matrix mostly serves the next node of the same shape, so the pool
+/// rarely holds more than the evaluation's own high-water mark; a big merged DAG (all
+/// 101 alphas on `full`: 2.8 GB live at peak) then stops dropping and re-faulting
+/// matrices — with 8 buffers kept, a tenth of that run was the kernel zeroing fresh
+/// pages (`perf`, issue 26).
+const KEEP_BYTES: usize = 4 << 30;
 
 static POOL: Mutex<Vec<Vec<f64>>> = Mutex::new(Vec::new());
 
@@ -25,7 +30,7 @@ static POOL: Mutex<Vec<Vec<f64>>> = Mutex::new(Vec::new());
 pub fn take(n: usize) -> Vec<f64> {
     if let Ok(mut pool) = POOL.lock() {
         if let Some(i) = pool.iter().position(|v| v.len() == n) {
-            return pool.swap_remove(i);
+            return pool.remove(i);
         }
     }
     fresh(n, f64::NAN)
@@ -44,7 +49,13 @@ pub fn give(v: Vec<f64>) {
         return; // small: the allocator handles these well
     }
     if let Ok(mut pool) = POOL.lock() {
-        if pool.len() < KEEP {
+        // Over the budget, the longest-idle buffers go first (they may be of a shape
+        // no longer evaluated, e.g. a previous date subsample).
+        let mut held: usize = pool.iter().map(|b| b.len() * 8).sum();
+        while held + v.len() * 8 > KEEP_BYTES && !pool.is_empty() {
+            held -= pool.remove(0).len() * 8;
+        }
+        if held + v.len() * 8 <= KEEP_BYTES {
             pool.push(v);
         }
     }
