@@ -115,7 +115,7 @@ bench-ops: release data/panel/full.arrow
 
 ## bench-alpha101: all 101 alphas on `full`, one by one and as one merged DAG, beside
 ## KunQuant's own Alpha101 (its 82) on the same panel in the same run (issue 26 item 4);
-## out/bench/alpha101.json
+## out/bench/alpha101.json. KunQuant holds every output as a whole array: ~24 GB RSS on `full`.
 bench-alpha101: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 	mkdir -p out/bench
 	$(BENCH_VENV)/bin/python tests/bench/alpha101_kun.py subset --alphas tests/fixtures/alpha101.txt \
