@@ -92,6 +92,16 @@ enum Val<'p> {
     Group,
 }
 
+/// A value as an operand of a numeric op (a group field is not one).
+fn operand<'v>(v: &'v Val) -> Result<Operand<'v>> {
+    Ok(match v {
+        Val::Scalar(x) => Operand::S(*x),
+        Val::Field(s) => Operand::M(s),
+        Val::Owned(v) => Operand::M(v),
+        Val::Group => bail!("a group field used as a number"),
+    })
+}
+
 /// A matrix operand, broadcasting a number to every cell when needed.
 fn dense(o: Operand<'_>, n: usize) -> Cow<'_, [f64]> {
     match o {
@@ -339,14 +349,7 @@ impl Program {
                             .as_ref()
                             .expect("inputs are evaluated first")
                     };
-                    let mat = |k: usize| -> Result<Operand> {
-                        Ok(match arg(k) {
-                            Val::Scalar(x) => Operand::S(*x),
-                            Val::Field(s) => Operand::M(s),
-                            Val::Owned(v) => Operand::M(v),
-                            Val::Group => bail!("a group field used as a number"),
-                        })
-                    };
+                    let mat = |k: usize| operand(arg(k));
                     let num = |k: usize| -> f64 {
                         if let Expr::Num(x) = args[k] {
                             x
@@ -356,15 +359,8 @@ impl Program {
                     };
                     let out = match op.kind {
                         Kind::Elementwise if group.len() > 1 => {
-                            let leaf = |j: usize| -> Result<Operand> {
-                                Ok(
-                                    match vals[j].as_ref().expect("inputs are evaluated first") {
-                                        Val::Scalar(x) => Operand::S(*x),
-                                        Val::Field(s) => Operand::M(s),
-                                        Val::Owned(v) => Operand::M(v),
-                                        Val::Group => bail!("a group field used as a number"),
-                                    },
-                                )
+                            let leaf = |j: usize| {
+                                operand(vals[j].as_ref().expect("inputs are evaluated first"))
                             };
                             let mut plan: Vec<(&'static str, Vec<Src>)> = Vec::new();
                             for &g in &group {

@@ -355,74 +355,6 @@ fn stat_of(stat: Stat, n: f64, s: [f64; 4], k: f64, today: f64, constant: bool) 
     finite_or_nan(v)
 }
 
-/// One row of the variance family's prefix pass (see [`var_row`]).
-struct VarRow<'a> {
-    r: &'a [f64],
-    k: &'a [f64],
-    run: &'a mut [f64],
-    last: &'a mut [f64],
-    keep: f64,
-    need: f64,
-}
-
-/// [`block_moments`] for P = 2 and var (`KIND` 0), std (1) or z-score (2), one fused
-/// branch-free loop per row: today's powers added to the prefix sums `pre`, the
-/// equal-value run, the window's sums (plus the previous block's suffix `tail` when
-/// `TAIL`), the statistic. The same operations in the same order as the general path,
-/// so the same bits.
-#[inline(always)]
-fn var_row<const TAIL: bool, const KIND: u8>(
-    st: VarRow,
-    pre: [&mut [f64]; 3],
-    tail: [&[f64]; 3],
-    o: &mut [f64],
-) {
-    let w = o.len();
-    let VarRow {
-        r,
-        k,
-        run,
-        last,
-        keep,
-        need,
-    } = st;
-    let [p0, p1, p2] = pre;
-    let (p0, p1, p2) = (&mut p0[..w], &mut p1[..w], &mut p2[..w]);
-    let (s0, s1, s2) = (&tail[0][..w], &tail[1][..w], &tail[2][..w]);
-    let (r, k, run, last) = (&r[..w], &k[..w], &mut run[..w], &mut last[..w]);
-    for j in 0..w {
-        let v = r[j];
-        let ok = !v.is_nan();
-        let y = if ok { v - k[j] } else { 0.0 };
-        let a0 = p0[j] * keep + if ok { 1.0 } else { 0.0 };
-        let a1 = p1[j] * keep + y;
-        let a2 = p2[j] * keep + y * y;
-        p0[j] = a0;
-        p1[j] = a1;
-        p2[j] = a2;
-        equal_run(v, &mut run[j], &mut last[j]);
-        let (n, t1, t2) = if TAIL {
-            (a0 + s0[j], a1 + s1[j], a2 + s2[j])
-        } else {
-            (a0, a1, a2)
-        };
-        let a = t1 / n;
-        let b = (t2 / n - a * a).max(0.0);
-        let b = if run[j] >= n { 0.0 } else { b };
-        let var = b * n / (n - 1.0);
-        let var = if n < need { f64::NAN } else { var };
-        o[j] = finite_or_nan(match KIND {
-            0 => var,
-            1 => var.sqrt(),
-            _ => {
-                let sd = var.sqrt();
-                let z = (v - (k[j] + t1 / n)) / sd;
-                if sd > 0.0 { z } else { f64::NAN }
-            }
-        });
-    }
-}
-
 /// Power sums of each window (count and Σ y^q, q = 1..P, y = x - k), van Herk style as
 /// [`sum_mean`]: the window is the tail of the previous block plus the head of the
 /// current one. Both parts are summed relative to one shift `k` per asset and block
@@ -503,42 +435,6 @@ fn block_moments<const P: usize>(
             for t in b0..b1 {
                 let r = &x.row(t)[..w];
                 let keep = if t == b0 { 0.0 } else { 1.0 };
-                if P == 2 && matches!(stat, Stat::Var | Stat::Std | Stat::ZScore) {
-                    // Variance family: one fused pass per row (the general path below
-                    // makes ~10 passes over the row's state).
-                    let (p0, rest) = pre.split_at_mut(w);
-                    let (p1, p2) = rest.split_at_mut(w);
-                    let o = &mut out.row(t)[..w];
-                    let st = VarRow {
-                        r,
-                        k: &k,
-                        run: &mut run,
-                        last: &mut last,
-                        keep,
-                        need,
-                    };
-                    let pre3 = [p0, p1, &mut p2[..w]];
-                    match tail_row(t, d) {
-                        Some(row) => {
-                            let sq = |q: usize| &suf[(q * d + row) * w..(q * d + row + 1) * w];
-                            let tail = [sq(0), sq(1), sq(2)];
-                            match stat {
-                                Stat::Var => var_row::<true, 0>(st, pre3, tail, o),
-                                Stat::Std => var_row::<true, 1>(st, pre3, tail, o),
-                                _ => var_row::<true, 2>(st, pre3, tail, o),
-                            }
-                        }
-                        None => {
-                            let tail = [r, r, r];
-                            match stat {
-                                Stat::Var => var_row::<false, 0>(st, pre3, tail, o),
-                                Stat::Std => var_row::<false, 1>(st, pre3, tail, o),
-                                _ => var_row::<false, 2>(st, pre3, tail, o),
-                            }
-                        }
-                    }
-                    continue;
-                }
                 powers(r, &k, &mut yv, &mut pw);
                 for q in 0..=P {
                     let p = &mut pre[q * w..(q + 1) * w];
