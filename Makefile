@@ -101,17 +101,21 @@ bench-expr: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 	  --ours out/bench/expr-ours.json --values-dir out/bench/values --out out/bench/expr.json --repeat 3
 
 ## bench-ops: every registry operator alone on `full`, 1 and 2 threads, beside the
-## streaming floor measured in the same run (issue 26 item 1); out/bench/ops.md
-bench-ops: release data/panel/full.arrow
+## streaming floor measured in the same run and the fastest peer (numpy+bottleneck,
+## polars_ta, KunQuant) on the operators they have (issue 26 item 1); out/bench/ops.md
+bench-ops: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 	mkdir -p out/bench
 	$(REL)/expr ops --bench > out/bench/ops.txt
 	$(REL)/expr ops > out/bench/ops-list.txt
 	RAYON_NUM_THREADS=1 $(REL)/expr bench --panel data/panel/full.arrow --file out/bench/ops.txt \
 	  --repeat 3 --floor --json out/bench/ops-1t.json > /dev/null
 	RAYON_NUM_THREADS=2 $(REL)/expr bench --panel data/panel/full.arrow --file out/bench/ops.txt \
-	  --repeat 3 --floor --json out/bench/ops-2t.json > /dev/null
+	  --repeat 3 --floor --json out/bench/ops-2t.json --dump-dir out/bench/ops-values > /dev/null
+	$(BENCH_VENV)/bin/python tests/bench/peers.py --panel data/panel/full.arrow --exprs out/bench/ops.txt \
+	  --ours out/bench/ops-2t.json --values-dir out/bench/ops-values --out out/bench/ops-peers.json \
+	  --repeat 3 --ops-only > out/bench/ops-peers.txt
 	$(PYTHON) tests/bench/ops_table.py --one out/bench/ops-1t.json --two out/bench/ops-2t.json \
-	  --ops out/bench/ops-list.txt --out out/bench/ops.md
+	  --ops out/bench/ops-list.txt --peers out/bench/ops-peers.json --out out/bench/ops.md
 
 ## bench-alpha101: all 101 alphas on `full`, one by one and as one merged DAG, beside
 ## KunQuant's own Alpha101 (its 82) on the same panel in the same run (issue 26 item 4);

@@ -67,6 +67,58 @@ def read_exprs(path):
     return [(n or f"f{i}", e) for i, (n, e) in enumerate(out)]
 
 
+# `make bench-ops`: the registry's operators alone, as `expr ops --bench` writes them
+# (out/bench/ops.txt), for the operators a peer has a primitive with our semantics: name
+# -> (primitive, arguments). Each peer maps the primitive names to its own functions
+# (`prims` in its _funcs); an operator none of them has stays n/a in the table.
+OPS = {
+    "op_add": ("add", ("close", "volume")),
+    "op_sub": ("sub", ("close", "volume")),
+    "op_mul": ("mul", ("close", "volume")),
+    "op_div": ("div", ("close", "volume")),
+    "op_max": ("max", ("close", "volume")),
+    "op_min": ("min", ("close", "volume")),
+    "op_neg": ("neg", ("close",)),
+    "op_abs": ("abs", ("close",)),
+    "op_log": ("log", ("close",)),
+    "op_sqrt": ("sqrt", ("close",)),
+    "op_exp": ("exp", ("close",)),
+    "op_sign": ("sign", ("close",)),
+    "op_ts_delay": ("delay", ("close", 20)),
+    "op_ts_delta": ("delta", ("close", 20)),
+    "op_ts_sum": ("tsum", ("close", 20)),
+    "op_ts_mean": ("mean", ("close", 20)),
+    "op_ts_std": ("std", ("close", 20)),
+    "op_ts_var": ("var", ("close", 20)),
+    "op_ts_min": ("tmin", ("close", 20)),
+    "op_ts_max": ("tmax", ("close", 20)),
+    "op_ts_argmin": ("argmin", ("close", 20)),
+    "op_ts_argmax": ("argmax", ("close", 20)),
+    "op_ts_rank": ("ts_rank", ("close", 20)),
+    "op_ts_median": ("median", ("close", 20)),
+    "op_ts_zscore": ("zscore", ("close", 20)),
+    "op_ts_decay_linear": ("decay", ("close", 20)),
+    "op_ts_corr": ("corr", ("close", "volume", 20)),
+    "op_ts_cov": ("cov", ("close", "volume", 20)),
+    "op_rank": ("rank", ("close",)),
+    "op_cs_zscore": ("cs_zscore", ("close",)),
+    "op_cs_demean": ("cs_demean", ("close",)),
+    "op_group_neutralize": ("gneut", ("close",)),
+}
+
+
+def op_funcs(prims, field):
+    """The OPS entries a peer can run: name -> thunk, from its primitives and a
+    field getter (a field name -> the peer's handle on that input)."""
+    out = {}
+    for name, (prim, args) in OPS.items():
+        f = prims.get(prim)
+        if f is None:
+            continue
+        out[name] = (lambda f=f, args=args: f(*(field(a) if isinstance(a, str) else a for a in args)))
+    return out
+
+
 class Panel:
     """The Arrow IPC panel as wide numpy arrays [date][asset] (copied out of the
     memory map so that no peer pays page faults inside a timed run)."""
@@ -240,8 +292,28 @@ class Bottleneck:
             with np.errstate(divide="ignore", invalid="ignore"):
                 return np.where(x > 0, np.log(np.where(x > 0, x, 1.0)), NAN)
 
+        def sqrt(x):
+            with np.errstate(invalid="ignore"):
+                return np.sqrt(x)
+
+        def cs_demean(x):
+            m = um(x)
+            return m - bn.nanmean(m, axis=1)[:, None]
+
+        prims = {
+            "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": div,
+            "max": np.maximum, "min": np.minimum, "neg": np.negative, "abs": np.abs,
+            "log": log, "sqrt": sqrt, "exp": np.exp, "sign": np.sign,
+            "delay": shift, "delta": delta, "tsum": tsum, "mean": mean, "std": std,
+            "var": lambda x, d: bn.move_var(x, d, axis=0, ddof=1), "tmin": tmin, "tmax": tmax,
+            "argmin": argmin, "argmax": argmax, "ts_rank": ts_rank,
+            "median": lambda x, d: bn.move_median(x, d, axis=0),
+            "zscore": lambda x, d: div(x - mean0(x, d), std0(x, d)), "decay": decay,
+            "corr": corr, "cov": cov, "rank": rank, "cs_zscore": cs_zscore,
+            "cs_demean": cs_demean, "gneut": gneut,
+        }
         o, h, lo, c, vw, v, amt, ret, tov, cap = (F[k] for k in Panel.FIELDS)
-        return {
+        return op_funcs(prims, lambda k: F[k]) | {
             "alpha003": lambda: -1 * corr(rank(o), rank(v), 10),
             "alpha006": lambda: -1 * corr(o, v, 10),
             "alpha004": lambda: -1 * ts_rank(rank(lo), 9),
@@ -405,8 +477,26 @@ class PolarsTA:
         def log(x):
             return pl.when(x > 0).then(x.log())
 
+        def both(a, b, e):  # our element-wise rule: NaN (null) if either input is
+            return pl.when(a.is_not_null() & b.is_not_null()).then(e)
+
+        def cs_demean(e):
+            u = U(e)
+            return mat((u - u.mean()).over(D))
+
+        prims = {
+            "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+            "div": div, "max": lambda a, b: both(a, b, pl.max_horizontal(a, b)),
+            "min": lambda a, b: both(a, b, pl.min_horizontal(a, b)), "neg": lambda a: -a,
+            "abs": lambda a: a.abs(), "log": log, "sqrt": lambda a: pl.when(a >= 0).then(a.sqrt()),
+            "exp": lambda a: a.exp(), "sign": lambda a: a.sign(),
+            "delay": delay, "delta": delta, "tsum": tsum, "mean": mean, "std": std,
+            "tmin": tmin, "tmax": tmax, "argmin": argmin, "argmax": argmax, "ts_rank": ts_rank,
+            "zscore": zscore, "decay": decay, "corr": corr, "cov": cov, "rank": rank,
+            "cs_zscore": cs_zscore, "cs_demean": cs_demean, "gneut": gneut,
+        }
         o, h, lo, cl, vw, v, amt, ret, tov, cap = (c(k) for k in Panel.FIELDS)
-        return {
+        return op_funcs(prims, c) | {
             "alpha003": lambda: -1 * corr(rank(o), rank(v), 10),
             "alpha006": lambda: -1 * corr(o, v, 10),
             "alpha004": lambda: -1 * ts_rank(rank(lo), 9),
@@ -649,8 +739,23 @@ class KunQuant:
         def gneut(x):
             return GroupNeutralize(U(x), I("industry"))
 
+        def both(a, b, e):  # our element-wise rule: NaN if either input is
+            return K.Select(K.Or(K.Not(K.Equals(a, a)), K.Not(K.Equals(b, b))), nan(), e)
+
+        prims = {
+            "add": K.Add, "sub": K.Sub, "mul": K.Mul, "div": div,
+            "max": lambda a, b: both(a, b, K.Max(a, b)), "min": lambda a, b: both(a, b, K.Min(a, b)),
+            "neg": neg, "abs": K.Abs, "log": log,
+            "sqrt": lambda x: K.Select(K.GreaterEqual(x, const(0)), K.Sqrt(x), nan()),
+            "exp": K.Exp, "sign": K.Sign,
+            "delay": delay, "delta": delta, "tsum": tsum, "mean": mean, "std": std,
+            "var": lambda x, d: K.WindowedVar(x, d), "tmin": tmin, "tmax": tmax,
+            "argmin": argmin, "argmax": argmax, "ts_rank": ts_rank, "zscore": zscore,
+            "decay": decay, "corr": corr, "cov": cov, "rank": rank, "cs_zscore": cs_zscore,
+            "gneut": lambda x: gneut(x),
+        }
         o, h, lo, c, vw, v, amt, ret, tov, cap = (lambda k=k: I(k) for k in Panel.FIELDS)
-        return {
+        return op_funcs(prims, I) | {
             "alpha003": lambda: neg(corr(rank(o()), rank(v()), 10)),
             "alpha006": lambda: neg(corr(o(), v(), 10)),
             "alpha004": lambda: neg(ts_rank(rank(lo()), 9)),
@@ -775,6 +880,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--only", help="comma-separated expression names (default: all)")
+    ap.add_argument("--ops-only", action="store_true",
+                    help="keep the `op_*` lines of OPS only (make bench-ops on `expr ops --bench` output)")
     ap.add_argument("--kun-cache", default="out/bench/kunquant-cache", help="where compiled KunQuant libraries are kept")
     a = ap.parse_args()
 
@@ -782,6 +889,13 @@ def main():
     if a.only:
         keep = set(a.only.split(","))
         exprs = [e for e in exprs if e[0] in keep]
+    if a.ops_only:
+        exprs = [e for e in exprs if e[0] in OPS]
+        for n, e in exprs:  # the peers run OPS' arguments: they must be the line's
+            args = [x.strip() for x in e[e.index("(") + 1:e.rindex(")")].split(",")]
+            want = [str(x) for x in OPS[n][1]]
+            if [x for x in args if x != "industry"] != want:
+                sys.exit(f"{n}: the line is {e!r} but OPS runs {OPS[n][0]}{tuple(OPS[n][1])}; update OPS")
     names = [n for n, _ in exprs]
     ours = {}
     if a.ours:

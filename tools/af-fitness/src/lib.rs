@@ -60,6 +60,9 @@ struct Base {
     pairs: Vec<u32>,
     /// Percentile ranks of the label over `pairs`, in `pairs` order.
     label_rank: Vec<f64>,
+    /// `pairs` in ascending label order: a candidate that leaves some of them out gets
+    /// its label ranks by walking this ([`stats::subset_ranks`]) instead of a sort.
+    label_order: Vec<u32>,
     design: Design,
 }
 
@@ -273,7 +276,7 @@ struct Scratch {
     sz: Vec<f64>,
     design: Design,
     rank: RankScratch,
-    rank2: RankScratch,
+    order: Vec<u32>,
     lrow: Vec<f64>,
     lr: Vec<f64>,
 }
@@ -408,6 +411,7 @@ impl<'p> Context<'p> {
         let mut full = vec![f64::NAN; self.na];
         rank_row(lr, &pairs, rs, &mut full);
         let label_rank = pairs.iter().map(|&a| full[a as usize]).collect();
+        let label_order = (0..pairs.len()).map(|k| rs.sorted_cell(k) as u32).collect();
         let mut design = Design::default();
         if self.neutralizing() {
             design.build(&cells, gr, cr, self.n_groups, self.cfg.ridge);
@@ -416,6 +420,7 @@ impl<'p> Context<'p> {
             cells,
             pairs,
             label_rank,
+            label_order,
             design,
         }
     }
@@ -691,9 +696,17 @@ impl<'p> Context<'p> {
         let label_rank: &[f64] = if covers {
             &base.label_rank
         } else {
-            s.lrow.clear();
+            // `pairs` are the date's label pairs where the candidate has a value.
+            s.order.clear();
+            s.order.extend(
+                base.label_order
+                    .iter()
+                    .copied()
+                    .filter(|&a| xr[a as usize].is_finite()),
+            );
+            debug_assert_eq!(s.order.len(), np);
             s.lrow.resize(self.na, f64::NAN);
-            rank_row(lr, pairs, &mut s.rank2, &mut s.lrow);
+            stats::subset_ranks(lr, &s.order, &mut s.lrow);
             s.lr.clear();
             s.lr.extend(pairs.iter().map(|&a| s.lrow[a as usize]));
             &s.lr

@@ -301,6 +301,32 @@ pub fn average_ranks(x: &[f64], idx: &mut Vec<usize>, out: &mut [f64]) -> usize 
 
 /// Spearman correlation of the pairs where both are finite (scipy.stats.spearmanr on
 /// them); NaN with fewer than 2 pairs or a constant side.
+/// Percentile ranks (ties averaged, rank / n) of the cells `order` of `x`, given in
+/// ascending order of their values, written to `out`: the numbers
+/// [`af_expr::kernels::cs::rank_row`] gives for those cells, by one walk instead of a
+/// sort — for a subset of cells whose order is known from a superset's sort.
+pub fn subset_ranks(x: &[f64], order: &[u32], out: &mut [f64]) {
+    let nf = order.len() as f64;
+    let mut a = 0;
+    while a < order.len() {
+        let v = x[order[a] as usize];
+        let mut b = a + 1;
+        while b < order.len() && x[order[b] as usize] == v {
+            b += 1;
+        }
+        // rank_row's two formulas (they agree on a run of one).
+        let r = if b == a + 1 {
+            (a + 1) as f64 / nf
+        } else {
+            ((a + b - 1) as f64 / 2.0 + 1.0) / nf
+        };
+        for &c in &order[a..b] {
+            out[c as usize] = r;
+        }
+        a = b;
+    }
+}
+
 pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     let keep: Vec<usize> = (0..a.len().min(b.len()))
         .filter(|&i| a[i].is_finite() && b[i].is_finite())
@@ -346,6 +372,51 @@ pub fn mean_rank_ic(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subset_ranks_are_rank_rows_numbers() {
+        use af_expr::kernels::cs::{RankScratch, rank_row};
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for &n in &[1usize, 5, 300, 3000] {
+            // ties (a few hundred distinct values), -0/+0, both signs
+            let x: Vec<f64> = (0..n)
+                .map(|i| match i % 97 {
+                    0 => -0.0,
+                    1 => 0.0,
+                    _ => ((next() % 401) as f64 - 200.0) / 8.0,
+                })
+                .collect();
+            let all: Vec<u32> = (0..n as u32).collect();
+            let mut sc = RankScratch::default();
+            rank_row(&x, &all, &mut sc, &mut vec![0.0; n]);
+            let order: Vec<u32> = (0..n).map(|k| sc.sorted_cell(k) as u32).collect();
+            for keep in [1u64, 2, 3, 7] {
+                let sub: Vec<u32> = all
+                    .iter()
+                    .copied()
+                    .filter(|&a| (a as u64 * 31 + keep) % (keep + 1) != 0 || keep == 1)
+                    .collect();
+                let mut want = vec![f64::NAN; n];
+                rank_row(&x, &sub, &mut RankScratch::default(), &mut want);
+                let ord: Vec<u32> = order.iter().copied().filter(|a| sub.contains(a)).collect();
+                let mut got = vec![f64::NAN; n];
+                subset_ranks(&x, &ord, &mut got);
+                for a in 0..n {
+                    assert_eq!(
+                        got[a].to_bits(),
+                        want[a].to_bits(),
+                        "n {n} keep {keep} cell {a}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn pearson_and_moments() {

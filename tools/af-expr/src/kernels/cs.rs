@@ -336,13 +336,23 @@ mod tests {
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         for &n in &[1usize, 2, 7, 300, 511, 512, 2000, 5000] {
-            for kind in 0..4 {
+            for kind in 0..5 {
                 let x: Vec<f64> = (0..n)
                     .map(|_| match kind {
                         0 => (next() - 0.5) * 1e6,
                         1 => 100.0 + next() * 1e-10,
                         2 => (next() * 30.0).floor(),
-                        _ => (next() * 40.0 - 20.0).exp(),
+                        3 => (next() * 40.0 - 20.0).exp(),
+                        // Returns: both signs, ticks, exact zeros and -0, values far
+                        // below the row's scale, an infinity.
+                        _ => match (next() * 50.0) as u32 {
+                            0 => 0.0,
+                            1 => -0.0,
+                            2 => -1e-300 * next(),
+                            3 => 1e-12 * next(),
+                            4 if n > 1000 => f64::INFINITY,
+                            _ => ((next() - 0.5) * 2000.0).round() / 10000.0,
+                        },
                     })
                     .collect();
                 let idx: Vec<u32> = (0..n as u32).filter(|a| a % 5 != 3 || n < 3).collect();

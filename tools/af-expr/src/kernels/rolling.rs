@@ -528,6 +528,32 @@ fn drifted(defined: bool, nxx: f64, vx: f64, nyy: f64, vy: f64) -> bool {
     defined & ((nxx > DRIFT * vx) | (nyy > DRIFT * vy))
 }
 
+/// The lanes (pushed to `redo`) where the values that just left the window — one row
+/// of each of the `series` (values, shift, Σ of squared shifted values after the
+/// removal), all present — were large enough in one series to cancel digits
+/// ([`CANCEL`]) of a window that is not empty (`cnt` > 0): the test of
+/// [`pair_update`] and [`lin_leave`], lane by lane. Branch-free flags first (bit 1:
+/// present and non-empty, bit 0: cancelled), so the loops vectorise, then a scan.
+fn cancelled(
+    series: &[(&[f64], &Vec<f64>, &Vec<f64>)],
+    cnt: &[f64],
+    flags: &mut Vec<u8>,
+    redo: &mut Vec<usize>,
+) {
+    let w = cnt.len();
+    flags.clear();
+    flags.extend(cnt.iter().map(|&c| ((c > 0.0) as u8) << 1));
+    for &(v, k, ss) in series {
+        let (v, k, ss, f) = (&v[..w], &k[..w], &ss[..w], &mut flags[..w]);
+        for j in 0..w {
+            let y = v[j] - k[j];
+            let gone = (v[j].is_nan() as u8) << 1;
+            f[j] = (f[j] & !gone) | (y * y > CANCEL * ss[j]) as u8;
+        }
+    }
+    redo.extend(flags.iter().enumerate().filter(|p| *p.1 == 3).map(|p| p.0));
+}
+
 /// Running state of [`pair`] for one chunk of columns, one slot per column; counts are
 /// f64 so every loop runs on f64 lanes only (the compiler vectorises them).
 struct PairSums {
@@ -860,21 +886,15 @@ pub fn pair(x: &[f64], y: &[f64], nd: usize, na: usize, win: Win, corr: bool) ->
         let yc = yc.expect("pair has two inputs");
         let w = xc.w;
         let mut st = PairSums::new(w);
-        let mut redo: Vec<usize> = Vec::new();
+        let (mut redo, mut flags) = (Vec::new(), Vec::new());
         for t in 0..nd {
             redo.clear();
             if t >= d && st.update(xc.row(t - d), yc.row(t - d), -1.0) {
-                // Rare: which assets' leaving value cancelled digits.
+                // Which assets' leaving value cancelled digits (one in a chunk is
+                // enough to get here, every few rows on volume-like series).
                 let (xo, yo) = (xc.row(t - d), yc.row(t - d));
-                for j in 0..w {
-                    if xo[j].is_nan() || yo[j].is_nan() || st.cnt[j] == 0.0 {
-                        continue;
-                    }
-                    let (a, b) = (xo[j] - st.kx[j], yo[j] - st.ky[j]);
-                    if a * a > CANCEL * st.s[3][j] || b * b > CANCEL * st.s[4][j] {
-                        redo.push(j);
-                    }
-                }
+                let lanes = [(xo, &st.kx, &st.s[3]), (yo, &st.ky, &st.s[4])];
+                cancelled(&lanes, &st.cnt, &mut flags, &mut redo);
             }
             let (xr, yr) = (xc.row(t), yc.row(t));
             let o = &mut out.row(t)[..w];
@@ -932,7 +952,7 @@ pub fn linreg(x: &[f64], nd: usize, na: usize, win: Win, what: Reg) -> Vec<f64> 
             cnt: vec![0.0; w],
             s: std::array::from_fn(|_| vec![0.0; w]),
         };
-        let mut redo: Vec<usize> = Vec::new();
+        let (mut redo, mut flags) = (Vec::new(), Vec::new());
         for t in 0..nd {
             redo.clear();
             {
@@ -940,13 +960,13 @@ pub fn linreg(x: &[f64], nd: usize, na: usize, win: Win, what: Reg) -> Vec<f64> 
                 lin_slide(&st.cnt, si, sii, sy, siy);
             }
             if t >= d && st.leave(x.row(t - d)) {
-                // Rare: which assets' leaving value cancelled digits.
-                for (j, &v) in x.row(t - d).iter().enumerate() {
-                    let y = v - st.k[j];
-                    if !v.is_nan() && st.cnt[j] > 0.0 && y * y > CANCEL * st.s[4][j] {
-                        redo.push(j);
-                    }
-                }
+                // Which assets' leaving value cancelled digits.
+                cancelled(
+                    &[(x.row(t - d), &st.k, &st.s[4])],
+                    &st.cnt,
+                    &mut flags,
+                    &mut redo,
+                );
             }
             let xr = x.row(t);
             st.arrive(xr, d as f64);
