@@ -931,6 +931,18 @@ pub fn score(evals: &[SplitEval], size: usize, cfg: &ScoreConfig) -> Score {
     }
 }
 
+/// A xorshift64 stream for the unit tests: uniform in [0, 1).
+#[cfg(test)]
+pub(crate) fn test_uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -313,13 +313,7 @@ mod tests {
 
     #[test]
     fn bucketed_selection_is_the_comparison_selection() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = crate::test_uniform(0x9e37_79b9_7f4a_7c15);
         for &n in &[256usize, 257, 1000, 4999] {
             for kind in 0..4 {
                 let v: Vec<f64> = (0..n)

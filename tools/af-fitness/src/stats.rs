@@ -376,20 +376,14 @@ mod tests {
     #[test]
     fn subset_ranks_are_rank_rows_numbers() {
         use af_expr::kernels::cs::{RankScratch, rank_row};
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_uniform(0x2545_f491_4f6c_dd1d);
         for &n in &[1usize, 5, 300, 3000] {
             // ties (a few hundred distinct values), -0/+0, both signs
             let x: Vec<f64> = (0..n)
                 .map(|i| match i % 97 {
                     0 => -0.0,
                     1 => 0.0,
-                    _ => ((next() % 401) as f64 - 200.0) / 8.0,
+                    _ => ((next() * 401.0).floor() - 200.0) / 8.0,
                 })
                 .collect();
             let all: Vec<u32> = (0..n as u32).collect();
