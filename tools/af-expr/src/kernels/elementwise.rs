@@ -138,6 +138,52 @@ pub fn scalar(name: &str, a: &[f64]) -> Option<f64> {
 
 const CHUNK: usize = 1 << 13;
 
+/// `out[i] = f(a[i], b[i], c[i])` over one run of cells, serially: the per-cell loop of
+/// both [`apply`] (per parallel chunk) and [`apply_tile`] (fused chains). Matrix
+/// operands hold exactly `out.len()` cells. One arm per operand shape, so each loop is
+/// a plain zip over slices the compiler vectorises.
+#[inline(always)]
+fn cells<F: Fn(f64, f64, f64) -> f64>(f: F, args: [Operand; 3], out: &mut [f64]) {
+    let n = out.len();
+    match args {
+        [Operand::M(a), Operand::M(b), Operand::M(c)] => {
+            for (((o, a), b), c) in out.iter_mut().zip(&a[..n]).zip(&b[..n]).zip(&c[..n]) {
+                *o = finite_or_nan(f(*a, *b, *c));
+            }
+        }
+        [Operand::M(a), Operand::M(b), Operand::S(c)] => {
+            for ((o, a), b) in out.iter_mut().zip(&a[..n]).zip(&b[..n]) {
+                *o = finite_or_nan(f(*a, *b, c));
+            }
+        }
+        [Operand::M(a), Operand::S(b), Operand::S(c)] => {
+            for (o, a) in out.iter_mut().zip(&a[..n]) {
+                *o = finite_or_nan(f(*a, b, c));
+            }
+        }
+        [Operand::S(a), Operand::M(b), Operand::S(c)] => {
+            for (o, b) in out.iter_mut().zip(&b[..n]) {
+                *o = finite_or_nan(f(a, *b, c));
+            }
+        }
+        [a, b, c] => {
+            let at = |o: Operand, i: usize| match o {
+                Operand::M(m) => m[i],
+                Operand::S(x) => x,
+            };
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = finite_or_nan(f(at(a, i), at(b, i), at(c, i)));
+            }
+        }
+    }
+}
+
+/// The three operands (missing ones NaN) of an op given `args`.
+fn three<'a>(args: &[Operand<'a>]) -> [Operand<'a>; 3] {
+    let get = |i: usize| args.get(i).copied().unwrap_or(Operand::S(f64::NAN));
+    [get(0), get(1), get(2)]
+}
+
 /// Apply an element-wise op over `n` cells.
 pub fn apply(name: &str, args: &[Operand], n: usize) -> Vec<f64> {
     struct Cells<'a> {
@@ -149,36 +195,21 @@ pub fn apply(name: &str, args: &[Operand], n: usize) -> Vec<f64> {
         fn visit<F: Fn(f64, f64, f64) -> f64 + Sync + Copy>(self, f: F) -> Vec<f64> {
             let mut out = super::buf::take(self.n);
             let args = self.args;
-            // Broadcast numbers into chunk-sized buffers once per task, so the loop is
-            // a plain zip over three slices the compiler can vectorise.
-            out.par_chunks_mut(CHUNK).enumerate().for_each_init(
-                || {
-                    args.map(|o| match o {
-                        Operand::S(x) => vec![x; CHUNK],
-                        Operand::M(_) => Vec::new(),
-                    })
-                },
-                |bc, (ch, o)| {
-                    let r = ch * CHUNK..ch * CHUNK + o.len();
-                    let s = |k: usize| match args[k] {
-                        Operand::M(m) => &m[r.clone()],
-                        Operand::S(_) => &bc[k][..o.len()],
-                    };
-                    let (a, b, c) = (s(0), s(1), s(2));
-                    for (((o, a), b), c) in o.iter_mut().zip(a).zip(b).zip(c) {
-                        *o = finite_or_nan(f(*a, *b, *c));
-                    }
-                },
-            );
+            out.par_chunks_mut(CHUNK).enumerate().for_each(|(ch, o)| {
+                let r = ch * CHUNK..ch * CHUNK + o.len();
+                let part = args.map(|a| match a {
+                    Operand::M(m) => Operand::M(&m[r.clone()]),
+                    s => s,
+                });
+                cells(f, part, o);
+            });
             out
         }
     }
-    let nan = Operand::S(f64::NAN);
-    let get = |i: usize| args.get(i).copied().unwrap_or(nan);
     dispatch(
         name,
         Cells {
-            args: [get(0), get(1), get(2)],
+            args: three(args),
             n,
         },
     )
@@ -187,7 +218,7 @@ pub fn apply(name: &str, args: &[Operand], n: usize) -> Vec<f64> {
 
 /// Apply an element-wise op to one tile of cells, serially, into `out`: the building
 /// block of fused element-wise chains (each matrix argument is the tile's cells,
-/// `out.len()` of them). Same per-cell function, so the same bits as [`apply`].
+/// `out.len()` of them). The same per-cell loop as [`apply`], so the same bits.
 /// `false` if `name` is not element-wise.
 pub fn apply_tile(name: &str, args: &[Operand], out: &mut [f64]) -> bool {
     struct Tile<'a, 'o> {
@@ -197,42 +228,13 @@ pub fn apply_tile(name: &str, args: &[Operand], out: &mut [f64]) -> bool {
     impl Visit for Tile<'_, '_> {
         type Out = ();
         fn visit<F: Fn(f64, f64, f64) -> f64 + Sync + Copy>(self, f: F) {
-            let n = self.out.len();
-            let [a, b, c] = self.args;
-            match (a, b, c) {
-                (Operand::M(a), Operand::M(b), Operand::S(c)) => {
-                    for ((o, a), b) in self.out.iter_mut().zip(&a[..n]).zip(&b[..n]) {
-                        *o = finite_or_nan(f(*a, *b, c));
-                    }
-                }
-                (Operand::M(a), Operand::S(b), Operand::S(c)) => {
-                    for (o, a) in self.out.iter_mut().zip(&a[..n]) {
-                        *o = finite_or_nan(f(*a, b, c));
-                    }
-                }
-                (Operand::S(a), Operand::M(b), Operand::S(c)) => {
-                    for (o, b) in self.out.iter_mut().zip(&b[..n]) {
-                        *o = finite_or_nan(f(a, *b, c));
-                    }
-                }
-                _ => {
-                    let at = |o: Operand, i: usize| match o {
-                        Operand::M(m) => m[i],
-                        Operand::S(x) => x,
-                    };
-                    for (i, o) in self.out.iter_mut().enumerate() {
-                        *o = finite_or_nan(f(at(a, i), at(b, i), at(c, i)));
-                    }
-                }
-            }
+            cells(f, self.args, self.out);
         }
     }
-    let nan = Operand::S(f64::NAN);
-    let get = |i: usize| args.get(i).copied().unwrap_or(nan);
     dispatch(
         name,
         Tile {
-            args: [get(0), get(1), get(2)],
+            args: three(args),
             out,
         },
     )
