@@ -16,10 +16,12 @@ REL := target/release
 ## Settings: ASSETS DAYS SEED NAME GENS POP GP_SEED HORIZON HORIZONS=1,5 MAX_SIZE MODEL_SEED, and for
 ## your own data SOURCE=files FILES='glob' MAPPING=tushare|identity|file.yaml
 ## MARKET=cn|generic|profile.yaml META=sectors.csv INFER_SPLITS=auto|always|off
-## UNIVERSE=members.csv MIN_AMOUNT=1e7 LIQUID_TOP=300 (docs/own-data.md); only those
+## UNIVERSE=members.csv MIN_AMOUNT=1e7 LIQUID_TOP=300 BAD_ROWS=drop BREAKS=nan|keep MAX_MOVE=5,
+## and any other flag of a step's tool as FETCH_ARGS PANEL_ARGS MODEL_ARGS BACKTEST_ARGS
+## REPORT_ARGS (e.g. BACKTEST_ARGS='--limit-rule board') (docs/own-data.md); only those
 ## given on the command line reach the pipeline (`make mine HORIZON=5`): every default
 ## lives in the pipeline file or the tool's own flags (docs/pipeline.md).
-mine_var = $(if $(filter command line,$(origin $(1))),--set $(2)=$($(1)))
+mine_var = $(if $(filter command line,$(origin $(1))),--set '$(2)=$($(1))')
 MINE_SETS = $(call mine_var,ASSETS,assets) $(call mine_var,DAYS,days) $(call mine_var,SEED,seed) \
   $(call mine_var,NAME,name) $(call mine_var,GENS,generations) $(call mine_var,POP,pop) \
   $(call mine_var,GP_SEED,gp_seed) $(call mine_var,HORIZON,horizon) $(call mine_var,HORIZONS,horizons) \
@@ -28,7 +30,11 @@ MINE_SETS = $(call mine_var,ASSETS,assets) $(call mine_var,DAYS,days) $(call min
   $(call mine_var,MARKET,market) $(call mine_var,META,meta) $(call mine_var,INFER_SPLITS,infer_splits) \
   $(call mine_var,UNIVERSE,universe) $(call mine_var,MIN_AMOUNT,min_amount) \
   $(call mine_var,LIQUID_TOP,liquid_top) $(call mine_var,TOPK,topk) \
-  $(call mine_var,SHARDS,shards)
+  $(call mine_var,SHARDS,shards) $(call mine_var,BAD_ROWS,bad_rows) $(call mine_var,BREAKS,breaks) \
+  $(call mine_var,MAX_MOVE,max_move) \
+  $(call mine_var,FETCH_ARGS,fetch_args) $(call mine_var,PANEL_ARGS,panel_args) \
+  $(call mine_var,MODEL_ARGS,model_args) $(call mine_var,BACKTEST_ARGS,backtest_args) \
+  $(call mine_var,REPORT_ARGS,report_args)
 # The run folder's name, for the messages and the bench targets (the pipeline's own
 # `name` and `gp_seed` unless given).
 NAME ?= csi500
@@ -181,7 +187,7 @@ bench-data: release
 	@grep -hE "Elapsed|Maximum resident" out/bench/ts-fetch-full.time out/bench/panel-build-full.time
 
 clean-data:
-	rm -rf data/raw data/raw-full data/panel out/* state/*
+	rm -rf data/raw data/raw-* data/panel out/* state/*
 
 fmt:
 	$(CARGO) fmt --all

@@ -235,7 +235,7 @@ fn real_sp500_files_ingest_end_to_end() {
     ]));
     println!("{}", String::from_utf8_lossy(&out.stdout));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("splits inferred and"), "{err}");
+    assert!(err.contains("splits inferred, 1 breaks"), "{err}");
     assert!(err.contains("warning: no total_mv in the source"), "{err}");
     let panel = dir.join("sp500.arrow");
     let out = ok(bin("panel-build").args(["--raw", &s(&raw), "--out", &s(&panel)]));
@@ -608,13 +608,14 @@ fn own_market_mines_end_to_end_with_nothing_silently_wrong() {
     }
     ok(&mut cmd);
 
-    // The jump is listed (not adjusted away: no split ratio), every warning recorded.
-    let man = read_json(&dir.join("data/raw/manifest.json"));
+    // The jump is a break (no split ratio; beyond ×5 on a market without limits),
+    // listed, and no return spans it; every warning recorded.
+    let man = read_json(&dir.join("data/raw/sp/manifest.json"));
     let moves = man["moves"].as_array().unwrap();
     assert!(
         moves
             .iter()
-            .any(|m| m["code"] == "XOM" && m["date"] == "2010-03-01" && m["action"] == "kept"),
+            .any(|m| m["code"] == "XOM" && m["date"] == "2010-03-01" && m["action"] == "break"),
         "{moves:?}"
     );
     assert_eq!(man["columns"]["industry"], "joined by code from --meta");
@@ -627,6 +628,52 @@ fn own_market_mines_end_to_end_with_nothing_silently_wrong() {
 
     // Point-in-time sector: AAPL moves to "Fin" on 2010-01-04.
     let p = af_panel::Panel::open(&dir.join("data/panel/sp.arrow")).unwrap();
+    // The break has no return; XOM's prices before it are re-based (×100), so no
+    // return of the panel is beyond ×5, and the backtest's benchmark never jumps.
+    let (xom, jump) = (
+        p.codes().iter().position(|c| c == "XOM").unwrap(),
+        p.dates()
+            .iter()
+            .position(|d| af_panel::dates::format_date(*d) == "2010-03-01")
+            .unwrap(),
+    );
+    let ret = p.field("returns").unwrap();
+    assert!(ret.get(jump, xom).is_nan());
+    let close = p.field("close").unwrap();
+    assert!((close.get(jump - 1, xom) / close.get(jump, xom) - 1.0).abs() < 0.2);
+    assert!(
+        ret.data
+            .iter()
+            .all(|r| !r.is_finite() || (*r < 4.0 && *r > -0.8))
+    );
+    // XOM's planted jump, and E*Trade's 1:10 reverse split of 2010 (×8.3 on its day:
+    // not close enough to 10 to read as a split) — both impossible on a ×5 bound.
+    let breaks = p.description()["breaks"]["list"].to_string();
+    assert!(
+        breaks.contains("XOM") && breaks.contains("ETFC"),
+        "{breaks}"
+    );
+    let bt = read_json(&dir.join("out/runs/sp-seed1/backtest/summary.json"));
+    let daily =
+        af_table::read_parquet(&dir.join("out/runs/sp-seed1/backtest/daily.parquet")).unwrap();
+    let bench = daily.f64s("bench_return").unwrap();
+    assert!(
+        bench.iter().all(|b| b.abs() < 0.15),
+        "benchmark day beyond 15 %"
+    );
+    let ann = bt["risk"]["benchmark"]["annualized_return"]
+        .as_f64()
+        .unwrap();
+    assert!(ann.abs() < 1.0, "benchmark annualized {ann}");
+    for k in ["benchmark", "excess_return_with_cost", "return_with_cost"] {
+        let d = bt["risk"][k]["max_drawdown"].as_f64().unwrap();
+        assert!((-1.0..=0.0).contains(&d), "{k} compounded drawdown {d}");
+    }
+    assert!(
+        bt["limits"].as_str().unwrap().contains("generic"),
+        "{}",
+        bt["limits"]
+    );
     let a = p.codes().iter().position(|c| c == "AAPL").unwrap();
     let t = p
         .dates()

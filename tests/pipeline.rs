@@ -377,7 +377,7 @@ fn exports_compile_and_parse() {
             .to_string()
     };
     assert!(
-        fetch(&wf).ends_with("/ts-fetch --out data/raw"),
+        fetch(&wf).ends_with("/ts-fetch --out data/raw/csi500"),
         "{}",
         fetch(&wf)
     );
@@ -529,5 +529,91 @@ fn the_exported_dag_runs_under_real_airflow() {
     assert!(
         !out.status.success(),
         "a failing task must fail `airflow dags test`"
+    );
+}
+
+/// Issue 34: each market has its own raw folder (`data/raw/<name>/`), so switching
+/// `name` back re-runs nothing; any tool flag reaches its step from `--set` (`bad_rows`,
+/// or words through `fetch_args` / `panel_args`), and `make mine VAR=…` quotes them.
+#[test]
+fn markets_live_side_by_side_and_every_flag_reaches_its_tool() {
+    let d = workspace("pipeline_markets");
+    let g1 = ["--set", "generations=1"];
+    let a = run(&d, &[&g1[..], &["--set", "name=a"]].concat());
+    assert!(a.contains("fetch") && a.contains("report"), "{a:?}");
+    let b = run(
+        &d,
+        &[&g1[..], &["--set", "name=b", "--set", "seed=8"]].concat(),
+    );
+    assert!(b.contains("fetch"), "{b:?}");
+    let again = run(&d, &[&g1[..], &["--set", "name=a"]].concat());
+    assert!(again.is_empty(), "switching back to a re-ran {again:?}");
+    for m in ["a", "b"] {
+        assert!(d.join(format!("data/raw/{m}/manifest.json")).is_file());
+        assert!(d.join(format!("data/panel/{m}.arrow")).is_file());
+    }
+
+    // A user's file with a row of negative traded value: stops at fetch unless told.
+    let mut csv = String::from("trade_date,code,open,high,low,close,amount\n");
+    for t in 0..60u32 {
+        for a in 0..12u32 {
+            let px = 10.0 + a as f64 + ((t * 7 + a * 3) % 11) as f64 * 0.05;
+            let amt = if (t, a) == (30, 4) {
+                -5.0
+            } else {
+                1e6 * (1 + a) as f64
+            };
+            let day = 20200101 + (t / 28) * 100 + t % 28 + 1;
+            csv += &format!("{day},F{a:02},{px},{px},{px},{px},{amt}\n");
+        }
+    }
+    std::fs::write(d.join("bars.csv"), csv).unwrap();
+    let tools = s(&root().join("target/debug"));
+    let own = |extra: &[&str]| {
+        let mut c = pipeline(&d);
+        c.args(["run", "pipelines/mine.yaml", "--quiet", "--tools", &tools])
+            .args([
+                "--set",
+                "source=files",
+                "--set",
+                "path=bars.csv",
+                "--set",
+                "name=f",
+            ])
+            .args(["--to", "panel"])
+            .args(extra);
+        c
+    };
+    let err = fails(&mut own(&[]));
+    assert!(err.contains("--bad-rows drop"), "{err}");
+    ok(&mut own(&[
+        "--set",
+        "bad_rows=drop",
+        "--set",
+        "panel_args=--min-list-days 0 --horizons 1,2",
+    ]));
+    let man = read_json(&d.join("data/raw/f/manifest.json"));
+    assert_eq!(man["cleaning"]["bad_rows_dropped"], 1, "{man}");
+    let p = af_panel::Panel::open(&d.join("data/panel/f.arrow")).unwrap();
+    assert_eq!(p.provenance().unwrap().params["min_list_days"], 0);
+    // The same flag as words of fetch_args: a different step key, the same raw bytes.
+    ok(&mut own(&["--set", "fetch_args=--bad-rows drop"]));
+    assert_eq!(
+        read_json(&d.join("data/raw/f/manifest.json"))["cleaning"],
+        man["cleaning"]
+    );
+
+    // make quotes every variable it passes, so words stay one --set.
+    let o = ok(Command::new("make").current_dir(root()).args([
+        "-n",
+        "mine",
+        "BAD_ROWS=drop",
+        "FETCH_ARGS=--max-move 4 --breaks keep",
+    ]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("--set 'bad_rows=drop'")
+            && text.contains("--set 'fetch_args=--max-move 4 --breaks keep'"),
+        "{text}"
     );
 }

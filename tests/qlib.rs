@@ -3,7 +3,7 @@
 use af_e2e::*;
 
 fn fixture() -> std::path::PathBuf {
-    root().join("tests/fixtures/alpha158.txt")
+    root().join("tools/af-expr/sets/alpha158.txt")
 }
 
 #[test]

@@ -7,7 +7,7 @@
 set -euo pipefail
 REL=${REL:-target/release}
 PANEL=${PANEL:-data/panel/csi500.arrow}
-GT=${GT:-data/raw/ground_truth.json}
+GT=${GT:-data/raw/csi500/ground_truth.json}
 GENS=${GENS:-10}
 POP=${POP:-200}
 SEEDS=${SEEDS:-"1 2 3 4 5"}

@@ -16,7 +16,7 @@ import sys
 
 ap = argparse.ArgumentParser()
 ap.add_argument("files", nargs="+")
-ap.add_argument("--gt", default="data/raw/ground_truth.json")
+ap.add_argument("--gt", default="data/raw/csi500/ground_truth.json")
 ap.add_argument("--out")
 a = ap.parse_args()
 

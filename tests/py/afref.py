@@ -73,8 +73,48 @@ def limit_pct(code, is_st, listing_day):
     return (0.2, 0.2) if growth else (0.1, 0.1)
 
 
-def expected_panel(raw, adjust="forward", horizons=(1, 5, 10), label="close2close", min_list_days=60):
+def find_breaks(raw, market=None):
+    """Break cells per the documented rule (docs/own-data.md, "Breaks"), recomputed
+    here: {(date, code): adjusted close / previous real close}. `market` is the raw
+    manifest's `market` (None: cn with the default rule)."""
+    market = market or {"name": "cn", "limits": "cn"}
+    rule = market.get("breaks") or {}
+    if rule.get("keep"):
+        return {}
+    max_move = rule.get("max_move", 5.0)
+    limits = market["limits"]
+    out = {}
+    real = raw[~raw["is_suspended"].astype(bool)].sort_values(["code", "trade_date"])
+    cols = ["trade_date", "close", "adj_factor", "pre_close", "is_st"]
+    for code, g in real.groupby("code", sort=False):
+        prev_c = prev_a = None
+        seen = 0
+        for d, c, a, pre, st in g[cols].itertuples(index=False):
+            adj = a if np.isfinite(a) else (prev_a if prev_a is not None else 1.0)
+            if prev_c is not None:
+                ratio = c * adj / (prev_c * prev_a)
+                prev_px = pre if (pre == pre and pre > 0) else prev_c
+                if seen < 5 or limits == "none":
+                    lim = None
+                elif limits == "cn":
+                    lim = limit_pct(code, bool(st), False)
+                else:
+                    lim = tuple(limits["flat"])
+                if lim is None:
+                    brk = ratio > max_move or ratio < 1.0 / max_move
+                else:
+                    tick = 0.01 / prev_px if prev_px > 0 else 0.0
+                    brk = ratio > (1 + lim[0]) * 1.01 + tick or ratio < (1 - lim[1]) * 0.99 - tick
+                if brk:
+                    out[(pd.Timestamp(d), code)] = ratio
+            prev_c, prev_a = c, adj
+            seen += 1
+    return out
+
+
+def expected_panel(raw, adjust="forward", horizons=(1, 5, 10), label="close2close", min_list_days=60, market=None):
     """Recompute every panel field from raw bars, per the documented rules."""
+    breaks = find_breaks(raw, market)
     raw = raw.copy()
     raw["trade_date"] = pd.to_datetime(raw["trade_date"])
     dates = pd.DatetimeIndex(sorted(raw["trade_date"].unique()))
@@ -93,6 +133,13 @@ def expected_panel(raw, adjust="forward", horizons=(1, 5, 10), label="close2clos
         k = adj
     else:
         k = adj * 0 + 1.0
+    # Breaks: the prices before one re-based by its ratio (after it, for backward).
+    if adjust != "none":
+        for (d, c), r in breaks.items():
+            if adjust == "forward":
+                k.loc[k.index < d, c] *= r
+            else:
+                k.loc[k.index >= d, c] /= r
     # span of each asset: first..last row of any kind
     rows = raw.assign(x=1.0).pivot(index="trade_date", columns="code", values="x").reindex(index=dates, columns=codes)
     started = rows.notna().cumsum() > 0
@@ -116,6 +163,8 @@ def expected_panel(raw, adjust="forward", horizons=(1, 5, 10), label="close2clos
     out["turnover"] = turn_real.where(is_real, pd.DataFrame(np.where((cmv_ff > 0) & any_vol, 0.0, np.nan), index=dates, columns=codes)).where(close_raw_ff.notna())
     out["cap"] = pr("total_mv").where(is_real, pr("total_mv").ffill().where(alive)).where(close_raw_ff.notna())
     out["returns"] = out["close"] / out["close"].shift(1) - 1.0
+    for (d, c) in breaks:
+        out["returns"].loc[d, c] = np.nan
     tradable = is_real & ((pr("volume") > 0) if any_vol else (pr("amount") > 0))
     out["tradable"] = tradable
     # universe
@@ -147,7 +196,7 @@ def expected_panel(raw, adjust="forward", horizons=(1, 5, 10), label="close2clos
         for t in np.nonzero(is_real[c].to_numpy())[0]:
             listing = (pd.notna(ld) and pd.Timestamp(ld) == dates[t]) or (pd.isna(ld) and first_idx[c] == t and t > 0)
             pct = limit_pct(c, bool(st.iat[t, j]), listing)
-            if pct is None or not (pre.iat[t, j] > 0):
+            if pct is None or not (pre.iat[t, j] > 0) or (dates[t], c) in breaks:
                 continue
             up = round2(pre.iat[t, j] * (1 + pct[0]))
             up_close.iat[t, j] = close_raw.iat[t, j] >= up - 0.005
@@ -161,6 +210,11 @@ def expected_panel(raw, adjust="forward", horizons=(1, 5, 10), label="close2clos
         else:
             lab = out["open"].shift(-(1 + h)) / out["open"].shift(-1) - 1.0
             out[f"fwd_ret_{h}"] = lab.where(buyable & open_ok.shift(-1, fill_value=False))
+        # No label spans a break.
+        reach = h if label == "close2close" else h + 1
+        for (d, c) in breaks:
+            tb = dates.get_loc(d)
+            out[f"fwd_ret_{h}"].iloc[max(0, tb - reach):tb, codes.index(c)] = np.nan
     return out
 
 

@@ -5,9 +5,9 @@ usage: check_alpha158.py PANEL EVAL_PARQUET [--fixture FILE] [--only A,B,...]
                          [--allow-missing] [--numerics exact|qlib]
                          [--write-reference OUT.parquet]
 
-EVAL_PARQUET is `expr eval --panel PANEL --file tests/fixtures/alpha158.txt` (columns
+EVAL_PARQUET is `expr eval --panel PANEL --file tools/af-expr/sets/alpha158.txt` (columns
 `date`, `code` and one per feature). Every `NAME = expression` of the fixture (default
-tests/fixtures/alpha158.txt, the 158 features as written in Qlib's own source) is
+tools/af-expr/sets/alpha158.txt, the 158 features as written in Qlib's own source) is
 evaluated here by an independent interpreter of Qlib's expression language that
 implements each operator the way qlib/data/ops.py (pyqlib 0.9.7) does -- pandas
 `rolling(N, min_periods=1)`, `ewm(span=N)`, the Cython regression loops, numpy
@@ -53,7 +53,7 @@ import afref
 np.seterr(all="ignore")  # as qlib/data/ops.py does (np.seterr(invalid="ignore")), and more
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_FIXTURE = os.path.join(HERE, "..", "fixtures", "alpha158.txt")
+DEFAULT_FIXTURE = os.path.join(HERE, "..", "..", "tools", "af-expr", "sets", "alpha158.txt")
 CHUNK_CELLS = 8_000_000  # max elements of one (dates x assets x window) block
 
 

@@ -25,7 +25,9 @@ a = p.parse_args()
 raw = afref.read_raw(a.raw)
 meta, got = afref.read_panel(a.panel)
 hz = [int(h) for h in a.horizons.split(",")]
-want = afref.expected_panel(raw, a.adjust, hz, a.label, a.min_list_days)
+import json, os
+market = json.load(open(os.path.join(a.raw, "manifest.json"))).get("market")
+want = afref.expected_panel(raw, a.adjust, hz, a.label, a.min_list_days, market)
 
 fails = []
 for name, w in want.items():

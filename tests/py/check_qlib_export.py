@@ -63,7 +63,7 @@ def fields(qdir, panel):
 
 
 def alpha158(qdir, ev, min_match):
-    fx = [l.split(" = ", 1) for l in open("../fixtures/alpha158.txt", encoding="utf-8")
+    fx = [l.split(" = ", 1) for l in open("../../tools/af-expr/sets/alpha158.txt", encoding="utf-8")
           if " = " in l and not l.startswith("#")]
     ours = pd.read_parquet(ev)
     ours["date"] = pd.to_datetime(ours["date"])

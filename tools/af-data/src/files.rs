@@ -22,10 +22,13 @@
 //!   `--infer-splits auto` only where the market profile makes that move impossible
 //!   (beyond the code's daily limit, [`crate::market`]), under `always` wherever it
 //!   matches.
-//! - `large_jumps_kept`: other moves beyond the code's limit, or (without a limit)
-//!   |close/prev − 1| > 40 %, are kept.
+//! - `breaks`: other moves the market makes impossible ([`Market::is_break`]: beyond
+//!   the code's limit, or without one beyond ×/÷ `max_move`) are breaks — panel-build
+//!   gives them no return and re-bases the prices before them (`--breaks keep`: kept).
+//! - `large_jumps_kept`: other moves beyond the code's limit (within the rounding
+//!   margin), or (without a limit) |close/prev − 1| > 40 %, are kept as returns.
 //!
-//! Every inferred split and every kept large move is listed in the manifest's `moves`
+//! Every inferred split, break and kept large move is listed in the manifest's `moves`
 //! (all of them) and counted on stderr.
 
 use std::collections::BTreeMap;
@@ -525,6 +528,8 @@ pub struct Ingest {
 struct Carry {
     last_close: Vec<f64>,
     adj: Vec<f64>,
+    /// Real bars seen per code (a new listing's first bars have no limit).
+    seen: Vec<usize>,
 }
 
 impl Carry {
@@ -532,6 +537,7 @@ impl Carry {
         self.last_close
             .resize(n.max(self.last_close.len()), f64::NAN);
         self.adj.resize(n.max(self.adj.len()), 1.0);
+        self.seen.resize(n.max(self.seen.len()), 0);
     }
 }
 
@@ -882,7 +888,11 @@ fn fill_and_adjust(
     carry: &mut Carry,
     cleaning: &mut BTreeMap<String, u64>,
 ) -> Vec<Move> {
-    let Carry { last_close, adj } = carry;
+    let Carry {
+        last_close,
+        adj,
+        seen,
+    } = carry;
     let has_adj = present["adj_factor"];
     let has_pre = present["pre_close"];
     let mut moves = Vec::new();
@@ -924,10 +934,17 @@ fn fill_and_adjust(
                         .copied()
                         .find(|k| (ratio.ln() - k.ln()).abs() < 0.03 && ratio.ln().abs() > 0.35)
                         .filter(|_| allowed);
+                    let new_listing = seen[c] < crate::market::NEW_LISTING_BARS;
                     let action = if let Some(k) = split {
                         adj[c] /= k;
                         *cleaning.entry("splits_inferred".into()).or_default() += 1;
                         Some(("split", k))
+                    } else if p
+                        .market
+                        .is_break(code, bars.is_st[i], new_listing, ratio, prev)
+                    {
+                        *cleaning.entry("breaks".into()).or_default() += 1;
+                        Some(("break", f64::NAN))
                     } else if beyond || (!has_limit && (ratio - 1.0).abs() > 0.4) {
                         *cleaning.entry("large_jumps_kept".into()).or_default() += 1;
                         Some(("kept", f64::NAN))
@@ -948,6 +965,7 @@ fn fill_and_adjust(
             bars.adj_factor[i] = adj[c];
         }
         last_close[c] = bars.close[i];
+        seen[c] += 1;
     }
     moves
 }

@@ -15,7 +15,16 @@
 //! name: xse          # recorded in the manifest
 //! limit: 0.5         # symmetric daily limit as a fraction of the previous close
 //! # or limit_up: 0.5 and limit_down: 0.3; no limit key = no limits
+//! max_move: 5        # without a limit: a ×5 or ÷5 day is a break (default 5)
 //! ```
+//!
+//! **Breaks** (issue 34). A close-to-close move the profile makes impossible — beyond
+//! the code's limit, or for a code without one beyond ×`max_move` / ÷`max_move` — that
+//! split inference did not explain is a bad print or an unannounced corporate action,
+//! never a return: [`Market::is_break`] decides, ingest lists it in the manifest's
+//! `moves` as `break`, and panel-build gives it no return (`returns` and every label
+//! whose window crosses it are NaN; prices before it re-based by the observed ratio).
+//! `ts-fetch --breaks keep` records the old behaviour (the move stays a return).
 
 use std::path::Path;
 
@@ -41,7 +50,42 @@ pub enum Limits {
 pub struct Market {
     pub name: String,
     pub limits: Limits,
+    /// What an impossible move becomes (absent in manifests from before issue 34:
+    /// the default, breaks applied).
+    #[serde(default)]
+    pub breaks: Breaks,
 }
+
+/// The break rule of a market (see the module doc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Breaks {
+    /// `ts-fetch --breaks keep`: an impossible move stays a return (listed as `kept`).
+    #[serde(default)]
+    pub keep: bool,
+    /// Without a daily limit, a day's close/previous close above this or below its
+    /// inverse is a break.
+    #[serde(default = "default_max_move")]
+    pub max_move: f64,
+}
+
+pub const DEFAULT_MAX_MOVE: f64 = 5.0;
+
+fn default_max_move() -> f64 {
+    DEFAULT_MAX_MOVE
+}
+
+impl Default for Breaks {
+    fn default() -> Self {
+        Breaks {
+            keep: false,
+            max_move: DEFAULT_MAX_MOVE,
+        }
+    }
+}
+
+/// A code's first bars (a new listing) trade without the usual limit on several boards
+/// (ChiNext and STAR: five days): there only `max_move` makes a move a break.
+pub const NEW_LISTING_BARS: usize = 5;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +97,8 @@ struct Profile {
     limit_up: Option<f64>,
     #[serde(default)]
     limit_down: Option<f64>,
+    #[serde(default)]
+    max_move: Option<f64>,
 }
 
 pub const DEFAULT: &str = "cn";
@@ -62,6 +108,7 @@ impl Market {
         Market {
             name: "cn".into(),
             limits: Limits::Cn,
+            breaks: Breaks::default(),
         }
     }
 
@@ -73,6 +120,7 @@ impl Market {
                 return Ok(Market {
                     name: "generic".into(),
                     limits: Limits::None,
+                    breaks: Breaks::default(),
                 });
             }
             _ => {}
@@ -99,10 +147,115 @@ impl Market {
         if p.name.trim().is_empty() || matches!(p.name.as_str(), "cn" | "generic") {
             bail!("market profile {spec}: `name` must be a new, non-empty name");
         }
+        let max_move = p.max_move.unwrap_or(DEFAULT_MAX_MOVE);
+        if !(max_move.is_finite() && max_move > 1.0) {
+            bail!("market profile {spec}: `max_move` must be a ratio > 1, e.g. 5");
+        }
         Ok(Market {
             name: p.name,
             limits,
+            breaks: Breaks {
+                keep: false,
+                max_move,
+            },
         })
+    }
+
+    /// The profile recorded in a panel's description (`market_profile`, panel-build);
+    /// a panel from before it was recorded: `cn` if that was its market's name, else an
+    /// error (its limits are unknown).
+    pub fn from_panel(desc: &serde_json::Value) -> Result<Market> {
+        if let Some(p) = desc.get("market_profile") {
+            return serde_json::from_value(p.clone())
+                .map_err(|e| anyhow!("the panel's market_profile is unreadable: {e}"));
+        }
+        match desc.get("market").and_then(|m| m.as_str()) {
+            None | Some("cn") => Ok(Market::cn()),
+            Some(name) => bail!(
+                "the panel was built under market {name:?} by an older panel-build that did \
+                 not record its limits: rebuild it, or choose --limit-rule board|flat|none"
+            ),
+        }
+    }
+
+    /// The limits in a few words, for summaries and reports.
+    pub fn describe(&self) -> String {
+        let pct = |x: f64| format!("{}", (x * 1000.0).round() / 10.0);
+        match self.limits {
+            Limits::Cn => "A-share board limits: ±10 % main, ±20 % ChiNext/STAR, ±30 % Beijing, ±5 % ST; other codes none".into(),
+            Limits::None => format!("no daily limit; a ×{} day is a break", self.breaks.max_move),
+            Limits::Flat(u, d) => format!("+{} % / −{} %", pct(u), pct(d)),
+        }
+    }
+
+    /// The profile with ts-fetch's `--breaks` / `--max-move` applied (`None`: as loaded).
+    pub fn with_breaks(mut self, keep: Option<bool>, max_move: Option<f64>) -> Result<Market> {
+        if let Some(k) = keep {
+            self.breaks.keep = k;
+        }
+        if let Some(m) = max_move {
+            if !(m.is_finite() && m > 1.0) {
+                bail!("--max-move must be a ratio > 1, e.g. 5 (a ×5 or ÷5 day); got {m}");
+            }
+            self.breaks.max_move = m;
+        }
+        Ok(self)
+    }
+
+    /// Whether an adjusted close/previous-close `ratio` is a break: impossible as a
+    /// market move under this profile. With a limit: beyond it by more than a 1 %
+    /// margin and a tick (0.01 of the previous close `prev_px`, unadjusted: limit prices
+    /// are rounded to the tick, which is several percent of a sub-yuan price). Without
+    /// one (no limit in the profile, a code outside the A-share scheme on `cn`, or a
+    /// `new_listing`'s first [`NEW_LISTING_BARS`] bars): beyond ×/÷ `max_move`.
+    /// Always false under `--breaks keep` and for a non-finite ratio.
+    pub fn is_break(
+        &self,
+        code: &str,
+        is_st: bool,
+        new_listing: bool,
+        ratio: f64,
+        prev_px: f64,
+    ) -> bool {
+        if self.breaks.keep || !(ratio.is_finite() && ratio > 0.0) {
+            return false;
+        }
+        let limit = if new_listing {
+            None
+        } else {
+            self.limit_pct(code, is_st, false)
+        };
+        match limit {
+            Some((u, d)) => {
+                let tick = if prev_px.is_finite() && prev_px > 0.0 {
+                    0.01 / prev_px
+                } else {
+                    0.0
+                };
+                ratio > (1.0 + u) * 1.01 + tick || ratio < (1.0 - d) * 0.99 - tick
+            }
+            None => {
+                let m = self.breaks.max_move;
+                ratio > m || ratio < 1.0 / m
+            }
+        }
+    }
+
+    /// The (up, down) thresholds at or beyond which a day's change is a limit move for
+    /// the backtest (Qlib's `limit_threshold`: half a percent inside the limit), and the
+    /// bound beyond which a change is impossible (a break; ∞ without a limit: the
+    /// `max_move` bound), per code.
+    pub fn backtest_limits(&self, code: &str) -> ((f64, f64), (f64, f64)) {
+        match self.limit_pct(code, false, false) {
+            Some((u, d)) => (
+                (u - 0.005, d - 0.005),
+                ((1.0 + u) * 1.02 - 1.0, 1.0 - (1.0 - d) * 0.98),
+            ),
+            None => {
+                let m = self.breaks.max_move;
+                ((f64::INFINITY, f64::INFINITY), (m - 1.0, 1.0 - 1.0 / m))
+            }
+        }
     }
 
     /// (up, down) limit fractions of a bar, `None` when it has no limit.
@@ -157,5 +310,47 @@ mod tests {
         std::fs::write(&f, "name: xse\nlimits: 0.5\n").unwrap();
         assert!(Market::load(f.to_str().unwrap()).is_err());
         assert!(Market::load("nasdaq").is_err());
+    }
+
+    #[test]
+    fn breaks() {
+        let dir = std::env::temp_dir().join(format!("af-market-b-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("m.yaml");
+        std::fs::write(&f, "name: xse\nlimit_up: 0.5\nlimit_down: 0.4\n").unwrap();
+        let x = Market::load(f.to_str().unwrap()).unwrap();
+        // The issue's cases: +91 % on a +50 % market is a break, +45 % a return, ×171 a break.
+        assert!(x.is_break("ABC", false, false, 1.91, 20.0));
+        assert!(!x.is_break("ABC", false, false, 1.45, 20.0));
+        assert!(!x.is_break("ABC", false, false, 1.50, 20.0));
+        assert!(x.is_break("ABC", false, false, 171.0, 20.0));
+        assert!(x.is_break("ABC", false, false, 0.5, 20.0));
+        assert!(!x.is_break("ABC", false, false, 0.61, 20.0));
+        // A new listing trades without the limit: only max_move.
+        assert!(!x.is_break("ABC", false, true, 1.91, 20.0));
+        assert!(x.is_break("ABC", false, true, 171.0, 20.0));
+        // The tick: 0.15 -> 0.17 is the rounded +10 % limit on a sub-yuan price.
+        let cn = Market::cn();
+        assert!(!cn.is_break("600000.SH", false, false, 0.17 / 0.15, 0.15));
+        assert!(cn.is_break("600000.SH", false, false, 1.2, 10.0));
+        assert!(!cn.is_break("AAPL", false, false, 1.9, 10.0));
+        assert!(cn.is_break("AAPL", false, false, 100.0, 10.0));
+        let kept = cn.clone().with_breaks(Some(true), None).unwrap();
+        assert!(!kept.is_break("AAPL", false, false, 100.0, 10.0));
+        let g = Market::load("generic")
+            .unwrap()
+            .with_breaks(None, Some(2.0))
+            .unwrap();
+        assert!(g.is_break("X", false, false, 2.5, 10.0));
+        assert!(!g.is_break("X", false, false, 1.9, 10.0));
+        assert!(Market::cn().with_breaks(None, Some(0.5)).is_err());
+        // Manifests from before breaks: the default rule.
+        let old: Market = serde_json::from_str(r#"{"name":"cn","limits":"cn"}"#).unwrap();
+        assert_eq!(old, Market::cn());
+        std::fs::write(&f, "name: xse\nmax_move: 3\n").unwrap();
+        assert_eq!(
+            Market::load(f.to_str().unwrap()).unwrap().breaks.max_move,
+            3.0
+        );
     }
 }

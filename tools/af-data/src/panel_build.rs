@@ -18,6 +18,11 @@
 //! - A field the source does not have (no volume, no amount, no caps) is NaN on every
 //!   cell, never 0, and so is everything derived from it (vwap, turnover); the panel
 //!   warns once per absent field.
+//! - Breaks ([`crate::market`], issue 34): a real bar whose adjusted close over the
+//!   previous real close is impossible under the market profile has no return:
+//!   `returns` is NaN there, every label whose window crosses it is NaN, and the prices
+//!   (and volumes) before it are re-based by the observed ratio so levels stay
+//!   continuous. Listed in the panel's provenance (`breaks`).
 //! - Labels `fwd_ret_h(t)`: close(t+h)/close(t) − 1 (close2close) or
 //!   open(t+1+h)/open(t+1) − 1 (open2open); NaN unless the asset could be bought at t
 //!   (tradable and not closed at its up-limit: the raw `up_limit` when the source gave
@@ -100,7 +105,7 @@ impl Liquidity {
     }
 
     /// Trailing median traded value per cell (NaN before an asset's first bar).
-    fn medians(&self, value: &[f64], nd: usize, na: usize) -> Vec<f64> {
+    pub fn medians(&self, value: &[f64], nd: usize, na: usize) -> Vec<f64> {
         let mut out = vec![f64::NAN; nd * na];
         let mut w: Vec<f64> = Vec::with_capacity(self.days);
         for a in 0..na {
@@ -166,6 +171,80 @@ impl Liquidity {
 pub struct Built {
     pub data: PanelData,
     pub warnings: Vec<String>,
+    /// Every break: (code, date, adjusted close / previous close).
+    pub breaks: Vec<(String, i32, f64)>,
+}
+
+/// A bar's adjustment factor: its own, else the code's last one, else 1.
+fn carried_adj(own: f64, last: f64) -> f64 {
+    if own.is_finite() {
+        own
+    } else if last.is_finite() {
+        last
+    } else {
+        1.0
+    }
+}
+
+/// The breaks of sorted `bars` under `market` (row, adjusted ratio), and each row's
+/// re-basing multiplier of its adjustment factor (all 1 without breaks): forward, the
+/// product of the ratios of the code's later breaks (its latest prices stay real);
+/// backward, the inverse of the earlier ones (its first prices stay real).
+fn find_breaks(bars: &RawBars, market: &Market, adjust: Adjust) -> (Vec<(usize, f64)>, Vec<f64>) {
+    let nc = bars.code_names.len();
+    let mut last_close = vec![f64::NAN; nc];
+    let mut last_adj = vec![f64::NAN; nc];
+    let mut seen = vec![0usize; nc];
+    let mut found = Vec::new();
+    for i in 0..bars.len() {
+        let c = bars.code[i] as usize;
+        if bars.is_suspended[i] {
+            continue;
+        }
+        let adj = carried_adj(bars.adj_factor[i], last_adj[c]);
+        if last_close[c].is_finite() {
+            let ratio = (bars.close[i] * adj) / (last_close[c] * last_adj[c]);
+            let prev_px = if bars.pre_close[i].is_finite() && bars.pre_close[i] > 0.0 {
+                bars.pre_close[i]
+            } else {
+                last_close[c]
+            };
+            let new_listing = seen[c] < crate::market::NEW_LISTING_BARS;
+            if market.is_break(
+                &bars.code_names[c],
+                bars.is_st[i],
+                new_listing,
+                ratio,
+                prev_px,
+            ) {
+                found.push((i, ratio));
+            }
+        }
+        last_close[c] = bars.close[i];
+        last_adj[c] = adj;
+        seen[c] += 1;
+    }
+    let mut mult = vec![1.0; bars.len()];
+    if found.is_empty() || adjust == Adjust::None {
+        return (found, mult);
+    }
+    let mut total = vec![1.0f64; nc];
+    for &(i, r) in &found {
+        total[bars.code[i] as usize] *= r;
+    }
+    let mut cum = vec![1.0f64; nc];
+    let mut next = found.iter().peekable();
+    for (i, m) in mult.iter_mut().enumerate() {
+        let c = bars.code[i] as usize;
+        if next.peek().is_some_and(|(j, _)| *j == i) {
+            cum[c] *= next.next().map_or(1.0, |(_, r)| *r);
+        }
+        *m = match adjust {
+            Adjust::Forward => total[c] / cum[c],
+            _ => 1.0 / cum[c],
+        };
+    }
+    (found, mult)
 }
 
 pub const FIELDS: [&str; 10] = [
@@ -195,6 +274,11 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
     let codes: Vec<String> = order.iter().map(|&k| bars.code_names[k].clone()).collect();
     let na = codes.len();
     let n = nd * na;
+    let (found, rebase) = find_breaks(bars, &p.market, p.adjust);
+    let mut is_break = vec![false; bars.len()];
+    for &(i, _) in &found {
+        is_break[i] = true;
+    }
 
     // Scatter rows onto the grid; per-asset first/last row, list date, industry, adj_latest.
     const NONE: u32 = u32::MAX;
@@ -248,6 +332,7 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
     let mut open_ok = vec![false; n]; // tradable and not opened at the up-limit
     let mut close_raw_last = vec![f64::NAN; na];
     let mut adj_last = vec![f64::NAN; na];
+    let mut adj_src_last = vec![f64::NAN; na];
     let mut tmv_last = vec![f64::NAN; na];
     let mut cmv_last = vec![f64::NAN; na];
     let factor = |adj: f64, a: usize| -> f64 {
@@ -277,13 +362,10 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
             let real = r != NONE && !bars.is_suspended[r as usize];
             if real {
                 let i = r as usize;
-                let adj = if bars.adj_factor[i].is_finite() {
-                    bars.adj_factor[i]
-                } else if adj_last[a].is_finite() {
-                    adj_last[a]
-                } else {
-                    1.0
-                };
+                // The source's factor (carried where missing) times the break re-basing.
+                let adj_src = carried_adj(bars.adj_factor[i], adj_src_last[a]);
+                adj_src_last[a] = adj_src;
+                let adj = adj_src * rebase[i];
                 let k = factor(adj, a);
                 f[0][c] = bars.open[i] * k;
                 f[1][c] = bars.high[i] * k;
@@ -318,6 +400,8 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
                 // stk_limit), else the market profile's rule.
                 let at_up = |px: f64| match bars.limits_of(i) {
                     Some((up, _)) => px.is_finite() && px >= up - 0.005,
+                    // A break's pre_close is in the old price basis: no limit test.
+                    None if is_break[i] => false,
                     None => {
                         let pct = p.market.limit_pct(&codes[a], bars.is_st[i], listing_day);
                         at_up_limit(px, bars.pre_close[i], pct)
@@ -347,10 +431,22 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
                 f[9][c] = tmv_last[a];
             }
             if t > 0 {
-                f[7][c] = f[3][c] / f[3][c - na] - 1.0;
+                f[7][c] = if r != NONE && is_break[r as usize] {
+                    f64::NAN
+                } else {
+                    f[3][c] / f[3][c - na] - 1.0
+                };
             }
         }
     }
+    // Break cells (t, a), for the labels.
+    let break_cells: Vec<(usize, usize)> = found
+        .iter()
+        .map(|&(i, _)| {
+            let t = dates.partition_point(|d| *d < bars.trade_date[i]);
+            (t, col_of[bars.code[i] as usize])
+        })
+        .collect();
 
     let mut warnings = Vec::new();
     let liquidity_removed = if p.liquidity.active() {
@@ -394,6 +490,18 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
                     continue;
                 }
                 lab[c] = p.label.forward(open, close, nd, na, c, h);
+            }
+        }
+        // No label spans a break: close to close, the closes t..t+h; open to open, the
+        // opens t+1..t+1+h (the break day's open may be either side of it).
+        let reach = if p.label == Label::Open2Open {
+            h + 1
+        } else {
+            h
+        };
+        for &(tb, a) in &break_cells {
+            for t in tb.saturating_sub(reach)..tb {
+                lab[t * na + a] = f64::NAN;
             }
         }
         labels.push((columns::label(h), lab));
@@ -469,6 +577,37 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
     extra.insert("min_list_days".into(), json!(p.min_list_days));
     extra.insert("cap_available".into(), json!(cap_present));
     extra.insert("market".into(), json!(p.market.name));
+    // The whole profile, so the backtest applies the market's own limits.
+    extra.insert("market_profile".into(), json!(p.market));
+    let breaks: Vec<(String, i32, f64)> = found
+        .iter()
+        .map(|&(i, r)| {
+            (
+                bars.code_names[bars.code[i] as usize].clone(),
+                bars.trade_date[i],
+                r,
+            )
+        })
+        .collect();
+    extra.insert(
+        "breaks".into(),
+        json!({
+            "keep": p.market.breaks.keep,
+            "max_move": p.market.breaks.max_move,
+            "count": breaks.len(),
+            "list": breaks.iter().map(|(c, d, r)| json!({"code": c, "date": af_panel::dates::format_date(*d), "ratio": r})).collect::<Vec<_>>(),
+        }),
+    );
+    if !breaks.is_empty() {
+        warnings.push(format!(
+            "{} breaks (moves the market {} makes impossible: no return spans them; listed under `breaks` in the panel's provenance), e.g. {} on {} (x{:.4})",
+            breaks.len(),
+            p.market.name,
+            breaks[0].0,
+            af_panel::dates::format_date(breaks[0].1),
+            breaks[0].2
+        ));
+    }
     if let Some(removed) = liquidity_removed {
         extra.insert(
             "liquidity".into(),
@@ -491,6 +630,7 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
             extra,
         },
         warnings,
+        breaks,
     })
 }
 

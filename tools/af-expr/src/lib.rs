@@ -15,6 +15,7 @@ pub mod kernels;
 pub mod parse;
 pub mod python;
 pub mod registry;
+pub mod sets;
 
 pub use ast::Expr;
 pub use eval::{Program, RunStats};

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use af_backtest::{Market, Params, Side, risk, run};
+use af_backtest::{LimitRule, Limits, Market, Params, Side, risk, run};
 use af_panel::Panel;
 use af_panel::dates::{format_date, year_of};
 use af_store::{AtomicDir, OutputLock, Provenance, sha256_file, write_atomic_bytes};
@@ -23,9 +23,11 @@ The signal: a Parquet file with `date`, `code` and a score column (`--column`; d
 `score`, else `prediction`). Trades use the previous date's scores at today's close.";
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
-enum LimitRule {
+enum LimitRuleArg {
+    Market,
     Board,
     Flat,
+    None,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
@@ -69,11 +71,14 @@ struct Args {
     /// Share of the cash a day's buys use.
     #[arg(long, default_value_t = 0.95)]
     risk_degree: f64,
-    /// Limit moves: `board` — A-share board limits by code (±10 % main, ±20 % ChiNext /
-    /// STAR, ±30 % Beijing; a move within half a percent of the limit counts; codes
-    /// outside the A-share scheme have none) — or `flat`: --limit for every stock (Qlib).
-    #[arg(long, value_enum, default_value = "board")]
-    limit_rule: LimitRule,
+    /// Limit moves: `market` — the market profile the panel was built under (ts-fetch
+    /// --market; a move within half a percent of the limit counts), `board` — A-share
+    /// board limits by code (±10 % main, ±20 % ChiNext / STAR, ±30 % Beijing; codes
+    /// outside the A-share scheme have none), `flat` — --limit for every stock (Qlib),
+    /// or `none`. Under `market` a held or benchmark return beyond the market's own
+    /// limit stops the run (an impossible move: the panel should hold it as a break).
+    #[arg(long, value_enum, default_value = "market")]
+    limit_rule: LimitRuleArg,
     /// `flat`: a day's |change| at or above this is a limit move (Qlib's limit_threshold).
     #[arg(long, default_value_t = 0.095)]
     limit: f64,
@@ -175,10 +180,18 @@ fn run_cli(a: Args) -> Result<()> {
         Deal::Close => close,
         Deal::Open => panel.field("open")?.data,
     };
-    let limits: Vec<f64> = match a.limit_rule {
-        LimitRule::Flat => vec![f64::NAN; na],
-        LimitRule::Board => af_backtest::board_limits(panel.codes()),
+    let rule = match a.limit_rule {
+        LimitRuleArg::Market => LimitRule::Market,
+        LimitRuleArg::Board => LimitRule::Board,
+        LimitRuleArg::Flat => LimitRule::Flat,
+        LimitRuleArg::None => LimitRule::None,
     };
+    let market = match rule {
+        LimitRule::Market => af_data::market::Market::from_panel(&panel.description())
+            .with_context(|| format!("{}", a.panel.display()))?,
+        _ => af_data::market::Market::cn(),
+    };
+    let limits = Limits::of(rule, &market, panel.codes());
     let bench = if a.benchmark == "equal-weight" {
         af_backtest::equal_weight_bench(change, &universe, nd, na)
     } else {
@@ -200,9 +213,18 @@ fn run_cli(a: Args) -> Result<()> {
         change,
         deal,
         limits: &limits,
+        codes: panel.codes(),
+        dates: panel.dates(),
         tradable: &tradable,
         bench: &bench,
     };
+    if a.benchmark == "equal-weight" {
+        // From the first date the signal trades on.
+        let from = (1..nd)
+            .find(|&t| signal[(t - 1) * na..t * na].iter().any(|x| x.is_finite()))
+            .unwrap_or(nd);
+        af_backtest::check_bench(&m, &universe, from)?;
+    }
     let p = Params {
         topk: a.topk,
         n_drop: a.n_drop,
@@ -214,6 +236,7 @@ fn run_cli(a: Args) -> Result<()> {
         limit: a.limit,
     };
     let o = run(&m, &signal, &p)?;
+    let picks = af_backtest::pick_tradability(&m, &signal, &p);
     let dl = |t: usize| panel.dates()[t];
     let days = &o.days;
     let col_of = |f: fn(&af_backtest::Day) -> f64| days.iter().map(f).collect::<Vec<f64>>();
@@ -277,6 +300,10 @@ fn run_cli(a: Args) -> Result<()> {
         "average_holding_days": if buys > 0 { held_days as f64 / buys as f64 } else { f64::NAN },
         "trades": o.trades.iter().filter(|x| x.refused.is_none()).count(),
         "refused": refused,
+        "limits": limits.rule,
+        "top_picks": {"topk": a.topk, "picks": picks.picks, "suspended_or_no_bar": picks.suspended,
+                      "at_limit_up": picks.limit_up, "at_limit_down": picks.limit_down,
+                      "untradable_share": picks.untradable_share()},
         "years": years.iter().map(|(y, v)| json!({"year": y, "return_with_cost": v.0, "excess_with_cost": v.1, "days": v.2})).collect::<Vec<_>>(),
         "params": {"topk": a.topk, "n_drop": a.n_drop, "cost_buy": a.cost_buy, "cost_sell": a.cost_sell,
                    "min_cost": a.min_cost, "account": a.account, "risk_degree": a.risk_degree, "limit": a.limit,
@@ -321,13 +348,17 @@ fn run_cli(a: Args) -> Result<()> {
     stage.commit()?;
     let r = risk(&ex_net);
     println!(
-        "backtest: {} days ({}..{}), excess with cost: annualized {:.2}%, IR {:.2}, max drawdown {:.2}%; mean turnover {:.3}\nwrote {}",
+        "backtest: {} days ({}..{}), excess with cost: annualized {:.2}%, IR {:.2}, max drawdown {:.2}% compounded ({:.2}% Qlib sum-mode); mean turnover {:.3}; limits: {}; {:.1}% of the top-{} picks untradable the next day\nwrote {}",
         days.len(),
         summary["first_date"].as_str().unwrap_or("?"),
         summary["last_date"].as_str().unwrap_or("?"),
         100.0 * r.annualized_return,
         r.information_ratio,
         100.0 * r.max_drawdown,
+        100.0 * r.max_drawdown_sum,
+        limits.rule,
+        100.0 * picks.untradable_share(),
+        a.topk,
         summary["mean_turnover"].as_f64().unwrap_or(f64::NAN),
         a.out.display()
     );

@@ -104,6 +104,12 @@ enum Cmd {
         #[arg(long, conflicts_with = "markdown")]
         bench: bool,
     },
+    /// List the feature sets shipped with the product (`lgbm-train --features NAME`), or
+    /// print one as an expression file (`expr sets alpha158 > a158.txt`).
+    Sets {
+        /// A set to print.
+        name: Option<String>,
+    },
     /// Show the merged DAG: nodes, shared sub-expressions, estimated cost.
     Explain {
         /// Notation of the expressions (a file's `# dialect:` line overrides it).
@@ -152,6 +158,21 @@ fn compile(src: &[(String, String)], d: Dialect, fields: &Fields) -> Result<Vec<
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Sets { name } => match name {
+            None => {
+                for (n, what, text) in af_expr::sets::SETS {
+                    let (lines, _) = expression_lines(text).map_err(|e| anyhow!("{n}: {e}"))?;
+                    println!("{n}\t{} expressions\t{what}", lines.len());
+                }
+            }
+            Some(n) => match af_expr::sets::get(&n) {
+                Some(text) => print!("{text}"),
+                None => bail!(
+                    "no set {n:?}; the sets are: {}",
+                    af_expr::sets::SETS.map(|s| s.0).join(", ")
+                ),
+            },
+        },
         Cmd::Check {
             dialect: ds,
             file,

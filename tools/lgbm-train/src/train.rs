@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use af_fitness::stats::mean_rank_ic;
-use af_library::Library;
 use af_panel::Panel;
 use af_store::{AtomicDir, write_atomic_bytes};
 use af_table::{Table, write_parquet};
@@ -14,6 +13,7 @@ use serde::Serialize;
 
 use crate::folds::Fold;
 use crate::model::{self, Params};
+use crate::sets::Features;
 
 /// Row indices (t·na + a) of `dates` that are in the universe, have a label when
 /// `need_label`, and at least one finite feature.
@@ -55,12 +55,12 @@ pub fn round6(x: f64) -> Option<f64> {
 
 pub struct Inputs<'a> {
     pub panel: &'a Panel,
-    pub lib: &'a Library,
     pub universe: &'a [bool],
     pub fwd: &'a [f64],
     pub label: &'a [f64],
-    pub feats: Vec<Vec<f64>>,
-    pub names: Vec<String>,
+    pub f: &'a Features,
+    /// Where this model's files go in the output folder ("" or "compare/NAME/").
+    pub prefix: String,
 }
 
 /// The two baselines' stitched values, filled fold by fold on its test dates.
@@ -122,6 +122,9 @@ pub struct FoldReport {
     valid_l2: Vec<Option<f64>>,
     pub rank_ic: ByWindow<Option<f64>>,
     pub baselines: Baselines,
+    /// Share of the fold model's total gain from mined (library) features; null when
+    /// the model has only one kind.
+    pub mined_gain_share: Option<f64>,
 }
 
 /// The headline: RankIC of the stitched predictions on the out-of-selection dates.
@@ -164,7 +167,7 @@ pub fn train_fold(
             na,
             inp.universe,
             inp.label,
-            &inp.feats,
+            &inp.f.values,
             need_label,
         )
     };
@@ -173,7 +176,7 @@ pub fn train_fold(
     // this fold (and said so), not fed as a column of NaN.
     let mut kept = Vec::new();
     let mut dropped = Vec::new();
-    for (k, fv) in inp.feats.iter().enumerate() {
+    for (k, fv) in inp.f.values.iter().enumerate() {
         if tr.iter().any(|&i| fv[i].is_finite()) {
             kept.push(k);
         } else {
@@ -181,8 +184,8 @@ pub fn train_fold(
             tracing::info!(
                 "fold {}: factor {} ({}) is NaN on every training date: dropped for this fold",
                 f.index,
-                inp.lib.ids[k],
-                inp.lib.expressions[k]
+                inp.f.ids[k],
+                inp.f.expressions[k]
             );
         }
     }
@@ -194,8 +197,8 @@ pub fn train_fold(
             day(f.train.end - 1)
         );
     }
-    let fs: Vec<&Vec<f64>> = kept.iter().map(|&k| &inp.feats[k]).collect();
-    let names: Vec<String> = kept.iter().map(|&k| inp.names[k].clone()).collect();
+    let fs: Vec<&Vec<f64>> = kept.iter().map(|&k| &inp.f.values[k]).collect();
+    let names: Vec<String> = kept.iter().map(|&k| inp.f.names[k].clone()).collect();
     let (va, te) = (rows_of(&f.valid, true), rows_of(&f.test, false));
     if tr.is_empty() || va.is_empty() || te.is_empty() {
         bail!(
@@ -259,16 +262,16 @@ pub fn train_fold(
     }
     if let Some((k, r)) = best {
         for i in test_cells {
-            st.best_single[i] = r.signum() * inp.feats[k][i];
+            st.best_single[i] = r.signum() * inp.f.values[k][i];
         }
     }
     let best_single = best.map(|(k, r)| BestSingle {
-        id: inp.lib.ids[k].clone(),
-        expression: inp.lib.expressions[k].clone(),
+        id: inp.f.ids[k].clone(),
+        expression: inp.f.expressions[k].clone(),
         train_rank_ic: round6(r),
         test_rank_ic: round6(ric(&st.best_single, f.test.clone())),
     });
-    let dir = format!("fold-{:02}", f.index);
+    let dir = format!("{}fold-{:02}", inp.prefix, f.index);
     let text = m.to_text()?;
     write_atomic_bytes(&stage.path(format!("{dir}/model.txt")), text.as_bytes())?;
     let (gain, split) = m.importance()?;
@@ -280,13 +283,22 @@ pub fn train_fold(
         csv += &format!(
             "{},{},\"{}\",{},{}\n",
             names[i],
-            inp.lib.ids[k],
-            inp.lib.expressions[k].replace('"', "\"\""),
+            inp.f.ids[k],
+            inp.f.expressions[k].replace('"', "\"\""),
             gain[i],
             split[i]
         );
     }
     write_atomic_bytes(&stage.path(format!("{dir}/importance.csv")), csv.as_bytes())?;
+    let total: f64 = gain.iter().sum();
+    let mined: f64 = kept
+        .iter()
+        .zip(&gain)
+        .filter(|(k, _)| inp.f.mined[**k])
+        .map(|(_, g)| g)
+        .sum();
+    let both = kept.iter().any(|&k| inp.f.mined[k]) && kept.iter().any(|&k| !inp.f.mined[k]);
+    let mined_gain_share = (both && total > 0.0).then(|| mined / total);
     let span = |r: &std::ops::Range<usize>| [day(r.start), day(r.end - 1)];
     let j = FoldReport {
         fold: f.index,
@@ -309,8 +321,8 @@ pub fn train_fold(
         dropped_features: dropped
             .iter()
             .map(|&k| Dropped {
-                id: inp.lib.ids[k].clone(),
-                expression: inp.lib.expressions[k].clone(),
+                id: inp.f.ids[k].clone(),
+                expression: inp.f.expressions[k].clone(),
                 why: "NaN on every training date",
             })
             .collect(),
@@ -329,6 +341,7 @@ pub fn train_fold(
                 test_rank_ic: round6(ric(&st.equal_weight, f.test.clone())),
             },
         },
+        mined_gain_share: mined_gain_share.and_then(round6),
     };
     let mut s = serde_json::to_string_pretty(&j)?;
     s.push('\n');

@@ -284,8 +284,36 @@ fn python_module(out: &Path, named: &[(String, String)], panel: &Panel) -> Resul
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    af_expr::python::module(&es, &format!("library {name}"))
-        .map_err(|e| anyhow!("cannot write the library as Python: {e}"))
+    // An optional export never blocks the library (issue 35): members the Python
+    // export cannot write (the qlib dialect's partial-window q_* operators, …) are left
+    // out of the module, named in it and on stderr.
+    let (mut ok, mut skipped) = (Vec::new(), Vec::new());
+    for (n, e) in es {
+        match af_expr::python::module(&[(n.clone(), e.clone())], "") {
+            Ok(_) => ok.push((n, e)),
+            Err(why) => skipped.push((n, e.canonical_text(), why)),
+        }
+    }
+    let mut text = af_expr::python::module(&ok, &format!("library {name}"))
+        .map_err(|e| anyhow!("cannot write the library as Python: {e}"))?;
+    if !skipped.is_empty() {
+        tracing::warn!(
+            "{} of {} library members have no Python export and are left out of {}: {}",
+            skipped.len(),
+            named.len(),
+            out.with_extension("py").display(),
+            skipped
+                .iter()
+                .map(|(n, _, why)| format!("{n} ({why})"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        text.push_str("\n# Library members without a Python export (left out of FACTORS):\n");
+        for (n, x, why) in &skipped {
+            text.push_str(&format!("#   {n} = {x}\n#     {why}\n"));
+        }
+    }
+    Ok(text)
 }
 
 /// `current.parquet` (and `.csv`, `.yaml`, `.py`) beside `out`: symlinks swapped atomically.

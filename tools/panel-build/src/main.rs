@@ -105,7 +105,11 @@ fn run(mut a: Args) -> Result<()> {
     let universe = a.universe.as_deref().map(read_universe).transpose()?;
     let mut bars = read_partitions(&a.raw)?;
     let market = match &a.market {
-        Some(m) => Market::load(m)?,
+        // Another profile's limits; the break rule stays the fetch's (ts-fetch owns it).
+        Some(m) => Market {
+            breaks: manifest.market().breaks,
+            ..Market::load(m)?
+        },
         None => manifest.market(),
     };
     if !(a.min_amount.is_finite() && a.min_amount >= 0.0) || a.liquid_top == Some(0) {
@@ -138,6 +142,15 @@ fn run(mut a: Args) -> Result<()> {
         .param("label", format!("{:?}", a.label).to_lowercase())
         .param("min_list_days", a.min_list_days)
         .param("market", params.market.name.clone())
+        .param(
+            "breaks",
+            if params.market.breaks.keep {
+                "keep"
+            } else {
+                "nan"
+            },
+        )
+        .param("max_move", params.market.breaks.max_move)
         .input_file("raw/manifest.json", &a.raw.join(MANIFEST))?;
     for f in &manifest.files {
         prov = prov.input_hash(&format!("raw/{}", f.path), &f.sha256);

@@ -65,9 +65,19 @@ pub fn gc(c: &Common, dry_run: bool, cache: Option<PathBuf>) -> Result<()> {
     // paths this pipeline once wrote (a step's old outputs, generations beyond
     // the current count): nothing else in the folders is ever touched.
     let mut keep: BTreeSet<String> = BTreeSet::new();
-    let current: BTreeSet<&str> = g.p.steps.iter().map(|s| s.name.as_str()).collect();
+    // Record files of the current steps (with their current outputs: another market's
+    // records of the same step are not current).
+    let current: BTreeSet<String> =
+        g.p.steps
+            .iter()
+            .filter_map(|s| {
+                state::record_path(&c.state, &g.p.name, s)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .collect();
     for s in &g.p.steps {
-        if let Some(r) = read_record(&c.state, &g.p.name, &s.name) {
+        if let Some(r) = read_record(&c.state, &g.p.name, s) {
             keep.extend(r.outputs.keys().cloned());
         }
     }
@@ -99,10 +109,8 @@ pub fn gc(c: &Common, dry_run: bool, cache: Option<PathBuf>) -> Result<()> {
         let dir = c.state.join("pipeline").join(&g.p.name);
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(step) = name.strip_suffix(".json") {
-                if !current.contains(step) {
-                    let _ = std::fs::remove_file(e.path());
-                }
+            if name.ends_with(".json") && !current.contains(&name) {
+                let _ = std::fs::remove_file(e.path());
             }
         }
         let text: String = keep.iter().map(|k| format!("{k}\n")).collect();

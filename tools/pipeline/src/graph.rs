@@ -214,7 +214,7 @@ pub fn key_of(
 /// Why a step must run (None: up to date).
 pub fn stale(g: &Graph, s: &Step, h: &mut Hasher, state: &Path) -> Result<Option<String>> {
     let (key, identity, inputs) = key_of(g, s, h)?;
-    let Some(r) = read_record(state, &g.p.name, &s.name) else {
+    let Some(r) = read_record(state, &g.p.name, s) else {
         return Ok(Some("never ran".into()));
     };
     if r.key != key {

@@ -183,7 +183,7 @@ pub fn execute(
             .unwrap_or(0),
         seconds: secs,
     };
-    write_record(state, &g.p.name, &s.name, &rec)?;
+    write_record(state, &g.p.name, s, &rec)?;
     Ok(Outcome {
         ran: true,
         seconds: secs,
@@ -401,7 +401,7 @@ pub fn status(c: &Common) -> Result<()> {
     let g = build(c)?;
     for &i in &g.order {
         let s = &g.p.steps[i];
-        match read_record(&c.state, &g.p.name, &s.name) {
+        match read_record(&c.state, &g.p.name, s) {
             Some(r) => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)

@@ -18,12 +18,63 @@
 //! as `--assets=${assets}`, is left out, so the tool's own default applies — one place
 //! for each default, the tool's — until `--set assets=…` gives one. Anywhere else an
 //! unset variable is an error.
+//!
+//! An argument that is exactly `${@name}` is the variable's value split into words
+//! (whitespace; '…' and "…" group): a way to pass any flag of a step's tool from
+//! `--set` (`--set fetch_args='--bad-rows drop --max-move 4'`) without a variable per
+//! flag. The words are the step's arguments, so they are in its key like any other.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
+
+/// One argument of a step: the substituted text (left out when it mentions an unset
+/// variable), or for `${@name}` the variable's words.
+fn expand_arg(a: &str, vars: &BTreeMap<String, String>) -> Result<Vec<String>> {
+    if let Some(name) = a.strip_prefix("${@").and_then(|r| r.strip_suffix('}')) {
+        let v = vars
+            .get(name)
+            .ok_or_else(|| anyhow!("`{a}`: no variable {name}"))?;
+        let v = subst(v, vars)?;
+        if v.contains(UNSET) {
+            return Ok(Vec::new());
+        }
+        return split_words(&v).map_err(|e| anyhow!("variable {name} = {v:?}: {e}"));
+    }
+    let s = subst(a, vars)?;
+    Ok(if s.contains(UNSET) {
+        Vec::new()
+    } else {
+        vec![s]
+    })
+}
+
+/// Shell-like words: whitespace separates, '…' and "…" group (no escapes, no
+/// expansion).
+pub fn split_words(s: &str) -> Result<Vec<String>> {
+    let mut words = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(cur.take()),
+            (None, c) => cur.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if let Some(q) = quote {
+        bail!("unclosed {q}");
+    }
+    words.extend(cur);
+    Ok(words)
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,9 +303,11 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Pipeline> {
                 args: raw
                     .args
                     .iter()
-                    .map(|a| subst(&scalar(a), vars))
-                    .filter(|a| !a.as_ref().is_ok_and(|a| a.contains(UNSET)))
-                    .collect::<Result<_>>()?,
+                    .map(|a| expand_arg(&scalar(a), vars))
+                    .collect::<Result<Vec<Vec<String>>>>()?
+                    .into_iter()
+                    .flatten()
+                    .collect(),
                 // An input naming an unset variable (a user's files when the source is
                 // synthetic) is left out, like its argument.
                 inputs: list(&raw.inputs)?
@@ -377,5 +430,31 @@ mod tests {
         let e = load(&p, &[]).err().unwrap();
         assert!(format!("{e:#}").contains("variable out is unset"), "{e:#}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn splat_arguments_are_words() {
+        assert_eq!(
+            split_words(" --bad-rows drop  --meta 'my sectors.csv' -x\"\"").unwrap(),
+            vec!["--bad-rows", "drop", "--meta", "my sectors.csv", "-x"]
+        );
+        assert!(split_words("--a 'b").is_err());
+        assert!(split_words("   ").unwrap().is_empty());
+        let dir = std::env::temp_dir().join(format!("af-spec-splat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("p.yaml");
+        std::fs::write(
+            &f,
+            "name: t\nvars: {extra: ~, o: out}\nsteps:\n  - name: a\n    tool: ts-fetch\n    \
+             args: [\"${@extra}\", --out, \"${o}\"]\n    outputs: [\"${o}\"]\n",
+        )
+        .unwrap();
+        let none = load(&f, &[]).unwrap();
+        assert_eq!(none.steps[0].args, vec!["--out", "out"]);
+        let some = load(&f, &["extra=--bad-rows drop".to_string()]).unwrap();
+        assert_eq!(
+            some.steps[0].args,
+            vec!["--bad-rows", "drop", "--out", "out"]
+        );
     }
 }

@@ -22,14 +22,20 @@ pub struct Record {
     pub seconds: f64,
 }
 
-pub fn record_path(state: &Path, pipeline: &str, step: &str) -> PathBuf {
+/// A step's record: `state/pipeline/<pipeline>/<step>.<h>.json`, `h` a short hash of
+/// the step's declared outputs. The same step writing elsewhere (another market's
+/// `data/raw/<name>/`, another run folder) is another record, so switching `name` back
+/// and forth re-runs nothing (issue 34).
+pub fn record_path(state: &Path, pipeline: &str, step: &crate::spec::Step) -> PathBuf {
+    let outs = step.outputs.join("\n");
+    let h = sha256_bytes(outs.as_bytes());
     state
         .join("pipeline")
         .join(pipeline)
-        .join(format!("{step}.json"))
+        .join(format!("{}.{}.json", step.name, &h[..12]))
 }
 
-pub fn read_record(state: &Path, pipeline: &str, step: &str) -> Option<Record> {
+pub fn read_record(state: &Path, pipeline: &str, step: &crate::spec::Step) -> Option<Record> {
     let text = std::fs::read_to_string(record_path(state, pipeline, step)).ok()?;
     serde_json::from_str(&text).ok()
 }
@@ -43,7 +49,12 @@ pub fn written_path(state: &Path, pipeline: &str) -> PathBuf {
     state.join("pipeline").join(pipeline).join("written.txt")
 }
 
-pub fn write_record(state: &Path, pipeline: &str, step: &str, r: &Record) -> Result<()> {
+pub fn write_record(
+    state: &Path,
+    pipeline: &str,
+    step: &crate::spec::Step,
+    r: &Record,
+) -> Result<()> {
     let p = record_path(state, pipeline, step);
     if let Some(d) = p.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;

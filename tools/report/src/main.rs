@@ -95,13 +95,58 @@ fn forward(panel: &Panel, h: usize) -> Result<Vec<f64>> {
         .ok_or_else(|| anyhow!("panel has no fwd_ret_* label"))?;
     let buy = panel.field(&columns::label(shortest))?.data;
     let reach = shortest + usize::from(rule == LabelRule::Open2Open);
+    // A break (panel-build): `returns` NaN between two finite closes. No label spans one.
+    let ret = panel.field("returns")?.data;
+    let is_break =
+        |c: usize| c >= na && ret[c].is_nan() && close[c].is_finite() && close[c - na].is_finite();
+    let span = h + usize::from(rule == LabelRule::Open2Open);
     let mut out = vec![f64::NAN; nd * na];
     for (c, o) in out.iter_mut().enumerate() {
         if buy[c].is_finite() || c / na + reach >= nd {
-            *o = rule.forward(open, close, nd, na, c, h);
+            let crosses = (1..=span).any(|k| c + k * na < nd * na && is_break(c + k * na));
+            if !crosses {
+                *o = rule.forward(open, close, nd, na, c, h);
+            }
         }
     }
     Ok(out)
+}
+
+/// Where the IC lives (issue 34): per date, the universe split into thirds by trailing
+/// median traded value (20 days; amount, else volume × close; panel-build's liquidity
+/// measure): the least, middle and most liquid members. `None` without either field.
+fn liquidity_terciles(panel: &Panel, universe: &[bool]) -> Result<Option<[Vec<bool>; 3]>> {
+    let (nd, na) = (panel.n_dates(), panel.n_assets());
+    let amount = panel.field("amount")?.data;
+    let value: Vec<f64> = if amount.iter().any(|x| x.is_finite()) {
+        amount.to_vec()
+    } else {
+        let (v, c) = (
+            panel.field("volume")?.data,
+            panel.field(columns::CLOSE)?.data,
+        );
+        v.iter().zip(c).map(|(v, c)| v * c).collect()
+    };
+    if !value.iter().any(|x| x.is_finite()) {
+        return Ok(None);
+    }
+    let med = af_data::panel_build::Liquidity::default().medians(&value, nd, na);
+    let mut masks = [
+        vec![false; nd * na],
+        vec![false; nd * na],
+        vec![false; nd * na],
+    ];
+    let mut members: Vec<usize> = Vec::with_capacity(na);
+    for t in 0..nd {
+        members.clear();
+        members.extend((0..na).filter(|&a| universe[t * na + a] && med[t * na + a].is_finite()));
+        members.sort_by(|&x, &y| med[t * na + x].total_cmp(&med[t * na + y]).then(x.cmp(&y)));
+        let n = members.len();
+        for (r, &a) in members.iter().enumerate() {
+            masks[(3 * r / n.max(1)).min(2)][t * na + a] = true;
+        }
+    }
+    Ok(Some(masks))
 }
 
 /// What scoring on one label horizon needs: the context (raw label, as fitness), the
@@ -319,12 +364,56 @@ fn run(cli: Cli) -> Result<()> {
             model = Some(json!({
                 "out_of_selection": v["out_of_selection"],
                 "test_rank_ic": v["test_rank_ic"],
+                "compare": v["compare"],
             }));
         }
         figs.push(f);
     }
     let n_lib = lib.len();
     let factor_bt = factor_backtests(&panel, &figs[..n_lib], &rep, &universe)?;
+    // Test RankIC within liquidity thirds, for the model (first) and each factor.
+    let model_picks: Value = match &cli.backtest {
+        Some(b) => std::fs::read_to_string(b.join("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .map_or(Value::Null, |v| v["top_picks"].clone()),
+        None => Value::Null,
+    };
+    let mut ic_liquidity = Vec::new();
+    if let Some(masks) = liquidity_terciles(&panel, &universe)? {
+        let mut labels: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let order = figs
+            .len()
+            .checked_sub(1)
+            .filter(|_| cli.predictions.is_some());
+        for i in order.into_iter().chain(0..n_lib) {
+            let f = &figs[i];
+            if !labels.contains_key(&f.horizon) {
+                labels.insert(f.horizon, forward(&panel, f.horizon)?);
+            }
+            let lab = &labels[&f.horizon];
+            let by: Vec<(f64, usize)> = masks
+                .iter()
+                .map(|m| mean_rank_ic(&f.processed, lab, m, na, rep.usable(f.horizon, 1)))
+                .collect();
+            let (all, _) = mean_rank_ic(&f.processed, lab, &universe, na, rep.usable(f.horizon, 1));
+            // A factor's own portfolio; the model's from the backtest of its prediction.
+            let untradable = if f.id == "model" {
+                model_picks["untradable_share"].clone()
+            } else {
+                factor_bt
+                    .as_array()
+                    .and_then(|rows| rows.iter().find(|r| r["id"] == f.id.as_str()))
+                    .map(|r| r["untradable_share"].clone())
+                    .unwrap_or(Value::Null)
+            };
+            ic_liquidity.push(json!({
+                "name": f.name, "id": f.id, "expression": f.expression, "horizon": f.horizon,
+                "rank_ic_all": all, "rank_ic_low": by[0].0, "rank_ic_mid": by[1].0, "rank_ic_high": by[2].0,
+                "dates": by[2].1, "top_picks_untradable_share": untradable,
+            }));
+        }
+    }
 
     // Redundancy: mean per-date correlation of the processed factors on the report split.
     let rep_dates = rep.usable(h, 1);
@@ -378,6 +467,7 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(m) = &model {
         html += &sections::model(m);
     }
+    html += &sections::ic_by_liquidity(&ic_liquidity, &rep.name);
     let mut backtest_json = Value::Null;
     if let Some(b) = &cli.backtest {
         let sj = b.join("summary.json");
@@ -404,7 +494,8 @@ fn run(cli: Cli) -> Result<()> {
         let (part, n) = sections::backtest(&bdates, &cols, &summary)?;
         html += &part;
         charts_n += n;
-        backtest_json = json!({"path": b, "risk": summary["risk"], "params": summary["params"]});
+        backtest_json = json!({"path": b, "risk": summary["risk"], "params": summary["params"],
+                               "limits": summary["limits"], "top_picks": summary["top_picks"]});
     }
     let split_names: Vec<String> = splits.iter().map(|s| s.name.clone()).collect();
     let (part, overview) = sections::overview(&figs, &split_names, &rep.name, &corr, n_lib);
@@ -485,6 +576,7 @@ fn run(cli: Cli) -> Result<()> {
         "model": model,
         "backtest": backtest_json,
         "factor_backtests": factor_bt,
+        "ic_by_liquidity": ic_liquidity,
         "charts": charts_n,
         "return_bound": return_bound,
         "series": "series.json",
@@ -528,30 +620,10 @@ fn factor_backtests(
     universe: &[bool],
 ) -> Result<Value> {
     let (nd, na) = (panel.n_dates(), panel.n_assets());
-    let close = panel.field(columns::CLOSE)?.data;
-    let change = panel.field("returns")?.data;
-    let tradable = panel
-        .mask(columns::TRADABLE)
-        .unwrap_or_else(|_| vec![true; nd * na]);
-    let limits = af_backtest::board_limits(panel.codes());
-    let bench = af_backtest::equal_weight_bench(change, universe, nd, na);
-    let m = af_backtest::Market {
-        n_dates: nd,
-        n_assets: na,
-        close,
-        change,
-        deal: close,
-        limits: &limits,
-        tradable: &tradable,
-        bench: &bench,
-    };
-    let max_univ = af_backtest::max_universe(universe, nd, na);
-    let topk = 50.min(max_univ / 5).max(1);
-    let p = af_backtest::Params {
-        topk,
-        n_drop: (topk / 10).max(1),
-        ..af_backtest::Params::default()
-    };
+    let book = af_backtest::OnPanel::new(panel, universe)?;
+    let (m, p) = (book.market()?, &book.params);
+    let limits = &book.limits;
+    af_backtest::check_bench(&m, universe, rep.start)?;
     let mut out = Vec::new();
     for f in figs.iter().take(3) {
         let sign = f
@@ -567,15 +639,20 @@ fn factor_backtests(
                 signal[t * na + a] = sign * f.processed[t * na + a];
             }
         }
-        let Ok(o) = af_backtest::run(&m, &signal, &p) else {
-            continue;
+        let o = match af_backtest::run(&m, &signal, p) {
+            Ok(o) => o,
+            // An impossible held return is an error, not a missing row.
+            Err(e) if af_backtest::is_impossible(&e) => return Err(e),
+            Err(_) => continue,
         };
+        let picks = af_backtest::pick_tradability(&m, &signal, p);
         let ex: Vec<f64> = o.days.iter().map(|d| d.net - d.bench).collect();
         let r = af_backtest::risk(&ex);
         out.push(json!({
             "rank": f.name, "id": f.id, "expression": f.expression, "sign": sign,
             "topk": p.topk, "n_drop": p.n_drop, "days": o.days.len(),
-            "excess_with_cost": r,
+            "excess_with_cost": r, "limits": limits.rule, "top_picks": picks,
+            "untradable_share": picks.untradable_share(),
             "mean_turnover": o.days.iter().map(|d| d.turnover).sum::<f64>() / o.days.len().max(1) as f64,
         }));
     }

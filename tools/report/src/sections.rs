@@ -62,7 +62,87 @@ pub fn model(m: &Value) -> String {
         f(&ric["model"]),
         f(&ric["best_single_factor"]),
         f(&ric["equal_weight"]),
-    )
+    ) + &compare(&m["compare"])
+}
+
+/// lgbm-train's comparison (`--compare`): every model on the same folds, side by side,
+/// as IC and as a portfolio; `captured` where the market has planted alphas.
+pub fn compare(c: &Value) -> String {
+    let Some(rows) = c["models"].as_array().filter(|r| !r.is_empty()) else {
+        return String::new();
+    };
+    let f = |v: &Value, d: usize| v.as_f64().map_or("–".to_string(), |x| format!("{x:.d$}"));
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("–".to_string(), |x| format!("{:.2}", 100.0 * x))
+    };
+    let mut html = String::from(
+        "<h3 id=\"compare\">Against the field's standard</h3><p class=\"sub\">The same LightGBM, folds, label and seed on other feature sets: Qlib's Alpha158, the library with it, and — on a synthetic market — the planted expressions themselves (the oracle: the signal there is to find). Portfolios: top-k dropout after cost under the market's limits, excess over the equal-weight universe.</p>\
+         <table class=\"kv\"><tr><th>model</th><th>features</th><th>test RankIC</th><th>ICIR</th><th>its equal-weight blend</th><th>mined share of gain %</th><th>excess / yr %</th><th>IR</th><th>max drawdown %</th></tr>",
+    );
+    for r in rows {
+        let p = &r["portfolio"];
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(r["model"].as_str().unwrap_or("?")),
+            r["features"],
+            f(&r["test_rank_ic"], 4),
+            f(&r["test_icir"], 3),
+            f(&r["equal_weight_test_rank_ic"], 4),
+            pct(&r["mined_importance_share"]),
+            pct(&p["annualized_excess_with_cost"]),
+            f(&p["information_ratio"], 2),
+            pct(&p["max_drawdown"]),
+        );
+    }
+    html += "</table>";
+    if let Some(x) = c["captured"].as_f64() {
+        let _ = write!(
+            html,
+            "<p class=\"sub\">captured: the library's test RankIC is <b>{:.1} %</b> of the oracle's.</p>",
+            100.0 * x
+        );
+    }
+    for n in c["notes"].as_array().into_iter().flatten() {
+        let _ = write!(
+            html,
+            "<p class=\"sub\">note: {}</p>",
+            esc(n.as_str().unwrap_or(""))
+        );
+    }
+    html
+}
+
+/// Where the IC lives: RankIC on the report split within the universe's liquidity
+/// thirds, for the model and each factor, and the share of a factor portfolio's top
+/// picks that could not trade the next day.
+pub fn ic_by_liquidity(rows: &[Value], split: &str) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut html = format!(
+        "<h2>Where the IC lives</h2><p class=\"sub\">RankIC on the {} split within thirds of each date's universe by trailing 20-day median traded value (least, middle, most liquid). IC that lives in the least liquid third, or in names that cannot trade the next day, does not pay as a portfolio.</p><table class=\"kv\"><tr><th>signal</th><th>RankIC all</th><th>least liquid ⅓</th><th>middle ⅓</th><th>most liquid ⅓</th><th>top picks untradable next day %</th></tr>",
+        esc(split)
+    );
+    for r in rows {
+        let f = |k: &str| num(r[k].as_f64().unwrap_or(f64::NAN), 4);
+        let _ = write!(
+            html,
+            "<tr><td>{} <code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(r["name"].as_str().unwrap_or("")),
+            esc(r["expression"].as_str().unwrap_or("")),
+            f("rank_ic_all"),
+            f("rank_ic_low"),
+            f("rank_ic_mid"),
+            f("rank_ic_high"),
+            num(
+                r["top_picks_untradable_share"].as_f64().unwrap_or(f64::NAN) * 100.0,
+                1
+            ),
+        );
+    }
+    html + "</table>"
 }
 
 /// The table of the top library factors as portfolios (see `factor_backtests`).
@@ -71,21 +151,28 @@ pub fn factor_backtests(v: &Value) -> String {
         return String::new();
     };
     let mut html = format!(
-        "<h2>Top factors as portfolios</h2><p class=\"sub\">Each factor (signed by its train RankIC) as a top-{} dropout-{} portfolio on the report split, with backtest's default costs and board limits (docs/backtest.md); excess over the equal-weight universe, after cost.</p><table class=\"kv\"><tr><th>factor</th><th>annualized %</th><th>information ratio</th><th>max drawdown %</th><th>turnover / day</th></tr>",
-        rows[0]["topk"], rows[0]["n_drop"]
+        "<h2>Top factors as portfolios</h2><p class=\"sub\">Each factor (signed by its train RankIC) as a top-{} dropout-{} portfolio on the report split, with backtest's default costs and the market's limits ({}; docs/backtest.md); excess over the equal-weight universe, after cost. Max drawdown compounded (never beyond −100 %), Qlib's sum-mode drawdown beside it.</p><table class=\"kv\"><tr><th>factor</th><th>annualized %</th><th>information ratio</th><th>max drawdown %</th><th>sum-mode drawdown % (Qlib)</th><th>turnover / day</th><th>top picks untradable next day %</th></tr>",
+        rows[0]["topk"],
+        rows[0]["n_drop"],
+        esc(rows[0]["limits"].as_str().unwrap_or("?"))
     );
     for r in rows {
         let e = &r["excess_with_cost"];
         let f = |k: &str, s: f64, d: usize| num(e[k].as_f64().unwrap_or(f64::NAN) * s, d);
         let _ = write!(
             html,
-            "<tr><td>{} <code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{} <code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(r["rank"].as_str().unwrap_or("")),
             esc(r["expression"].as_str().unwrap_or("")),
             f("annualized_return", 100.0, 2),
             f("information_ratio", 1.0, 2),
             f("max_drawdown", 100.0, 2),
+            f("max_drawdown_sum", 100.0, 2),
             num(r["mean_turnover"].as_f64().unwrap_or(f64::NAN), 3),
+            num(
+                r["untradable_share"].as_f64().unwrap_or(f64::NAN) * 100.0,
+                1
+            ),
         );
     }
     html + "</table>"
@@ -155,13 +242,17 @@ pub fn backtest(
     let r = &summary["risk"];
     let row = |name: &str, k: &str| {
         format!(
-            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             num(
                 r[k]["annualized_return"].as_f64().unwrap_or(f64::NAN) * 100.0,
                 2
             ),
             num(r[k]["information_ratio"].as_f64().unwrap_or(f64::NAN), 2),
             num(r[k]["max_drawdown"].as_f64().unwrap_or(f64::NAN) * 100.0, 2),
+            num(
+                r[k]["max_drawdown_sum"].as_f64().unwrap_or(f64::NAN) * 100.0,
+                2
+            ),
         )
     };
     // Monthly excess with cost (sums of daily excess, as Qlib's "sum" mode).
@@ -172,23 +263,21 @@ pub fn backtest(
         }
     }
     let mut html = format!(
-        "<h2>Backtest of the prediction</h2><p class=\"sub\">Top-{} dropout {} a day, costs {} / {} (min {} yuan), deal at close, no trade at ±{}% or when suspended (docs/backtest.md); {} … {}. Drawdown of the excess curve from {} to {}; mean turnover {}, hit rate {}.</p>\
-         <table class=\"kv\"><tr><th></th><th>annualized %</th><th>information ratio</th><th>max drawdown %</th></tr>{}{}{}</table><div class=\"grid\">",
+        "<h2>Backtest of the prediction</h2><p class=\"sub\">Top-{} dropout {} a day, costs {} / {} (min {} yuan), deal at close, no trade at the limit ({}) or when suspended (docs/backtest.md); {} … {}. Drawdown of the excess curve from {} to {}; mean turnover {}, hit rate {}. {}</p>\
+         <table class=\"kv\"><tr><th></th><th>annualized %</th><th>information ratio</th><th>max drawdown % (compounded)</th><th>sum-mode drawdown % (Qlib)</th></tr>{}{}{}</table><div class=\"grid\">",
         summary["params"]["topk"],
         summary["params"]["n_drop"],
         summary["params"]["cost_buy"],
         summary["params"]["cost_sell"],
         summary["params"]["min_cost"],
-        num(
-            summary["params"]["limit"].as_f64().unwrap_or(f64::NAN) * 100.0,
-            1
-        ),
+        esc(summary["limits"].as_str().unwrap_or("?")),
         esc(summary["first_date"].as_str().unwrap_or("?")),
         esc(summary["last_date"].as_str().unwrap_or("?")),
         dates.get(pk).cloned().unwrap_or_default(),
         dates.get(tr).cloned().unwrap_or_default(),
         num(summary["mean_turnover"].as_f64().unwrap_or(f64::NAN), 3),
         num(summary["hit_rate"].as_f64().unwrap_or(f64::NAN), 3),
+        picks_line(&summary["top_picks"]),
         row("benchmark", "benchmark"),
         row("excess without cost", "excess_return_without_cost"),
         row("excess with cost", "excess_return_with_cost"),
@@ -198,13 +287,32 @@ pub fn backtest(
     }
     let _ = write!(
         html,
-        "</div><table class=\"kv\"><tr><th>month</th><th>excess with cost %</th></tr>"
+        "</div><table class=\"kv\"><tr><th>month</th><th>excess with cost % (sum of daily excess)</th></tr>"
     );
     for (m, v) in &months {
         let _ = write!(html, "<tr><td>{m}</td><td>{}</td></tr>", num(100.0 * v, 2));
     }
     html += "</table>";
     Ok((html, svgs.len()))
+}
+
+/// The sentence on the top-k picks the next day could not trade (backtest's
+/// `top_picks`): where a signal's IC cannot be earned.
+pub fn picks_line(p: &Value) -> String {
+    let Some(n) = p["picks"].as_u64().filter(|n| *n > 0) else {
+        return String::new();
+    };
+    format!(
+        "Of the {n} top-{} picks (each date's best scores), {} % could not be traded the next day: {} suspended or without a bar, {} at the limit up, {} at the limit down.",
+        p["topk"],
+        num(
+            p["untradable_share"].as_f64().unwrap_or(f64::NAN) * 100.0,
+            1
+        ),
+        p["suspended_or_no_bar"],
+        p["at_limit_up"],
+        p["at_limit_down"]
+    )
 }
 
 /// Compounded curve of daily-rebalanced positions earning `r / h` a day (an h-day

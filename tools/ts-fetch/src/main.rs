@@ -135,6 +135,16 @@ struct Args {
     /// Recorded in the manifest; panel-build's limit flags use it.
     #[arg(long, default_value = af_data::market::DEFAULT)]
     market: String,
+    /// What a move the market makes impossible (beyond its limit, or without one beyond
+    /// --max-move) becomes: `nan` — a break: no return spans it, prices before it are
+    /// re-based (panel-build) — or `keep`: a return, as before issue 34. Recorded in the
+    /// manifest. Default: nan.
+    #[arg(long, value_enum)]
+    breaks: Option<BreaksArg>,
+    /// Without a daily limit, a day's close/previous close above this ratio or below its
+    /// inverse is a break (default: the profile's `max_move`, else 5).
+    #[arg(long)]
+    max_move: Option<f64>,
     /// [postgres] the table (or view) of daily bars; columns named by --mapping.
     #[arg(long, conflicts_with = "query")]
     table: Option<String>,
@@ -145,6 +155,12 @@ struct Args {
     /// `industry` and/or `list_date`; with a `start_date` column, point in time.
     #[arg(long)]
     meta: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug)]
+enum BreaksArg {
+    Nan,
+    Keep,
 }
 
 #[derive(Clone, Copy, ValueEnum, Debug)]
@@ -199,7 +215,11 @@ fn run(a: Args) -> Result<()> {
             let prov = Provenance::new("ts-fetch", version)
                 .param("source", "qlib")
                 .param("path", path);
-            let m = write_raw(&dir, "qlib", &prov, &bars, None, |m| m.columns = columns)?;
+            let market = market_of(&a)?;
+            let m = write_raw(&dir, "qlib", &prov, &bars, None, |m| {
+                m.columns = columns;
+                m.market = Some(market);
+            })?;
             format!(
                 "qlib: {} rows, {} symbols, {} days ({}..{})",
                 m.rows, m.codes, m.dates, m.first_date, m.last_date
@@ -232,7 +252,9 @@ fn run(a: Args) -> Result<()> {
                 &dir.path("ground_truth.json"),
                 (serde_json::to_string_pretty(&s.ground_truth)? + "\n").as_bytes(),
             )?;
+            let market = market_of(&a)?;
             let m = write_raw(&dir, "synthetic", &prov, &s.bars, None, |m| {
+                m.market = Some(market);
                 for c in af_data::raw::COLUMNS {
                     m.columns.insert(c.to_string(), "provided".into());
                 }
@@ -286,6 +308,11 @@ fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
+/// The market profile with the break flags applied: recorded in every source's manifest.
+fn market_of(a: &Args) -> Result<Market> {
+    Market::load(&a.market)?.with_breaks(a.breaks.map(|b| matches!(b, BreaksArg::Keep)), a.max_move)
+}
+
 fn files_params(a: &Args, glob: &str) -> Result<FilesParams> {
     Ok(FilesParams {
         glob: glob.to_string(),
@@ -299,7 +326,7 @@ fn files_params(a: &Args, glob: &str) -> Result<FilesParams> {
             SplitArg::Always => SplitInference::Always,
             SplitArg::Off => SplitInference::Off,
         },
-        market: Market::load(&a.market)?,
+        market: market_of(a)?,
         meta: a.meta.clone(),
     })
 }
@@ -385,11 +412,11 @@ fn tabular_report(a: &Args, r: Report, market: &Market) -> impl FnOnce(&mut Mani
         tracing::warn!("{n}");
     }
     let count = |what: &str| r.moves.iter().filter(|x| x.action == what).count();
-    let (split, kept) = (count("split"), count("kept"));
-    if split + kept > 0 {
+    let (split, brk, kept) = (count("split"), count("break"), count("kept"));
+    if split + brk + kept > 0 {
         tracing::warn!(
-            "{split} splits inferred and {kept} large moves kept (market {}); \
-             each is listed under `moves` in {}",
+            "{split} splits inferred, {brk} breaks (impossible moves: no return will span \
+             them) and {kept} large moves kept (market {}); each is listed under `moves` in {}",
             market.name,
             a.out.join(MANIFEST).display()
         );
@@ -615,7 +642,9 @@ fn fetch_tushare(
         write_atomic_bytes(&dir.path(&format!("universe-{name}.csv")), csv.as_bytes())?;
     }
     let update = old_last.as_deref().map(|last| (a.out.as_path(), last));
+    let market = market_of(a)?;
     let m = write_raw(dir, "tushare", &prov, &f.bars, update, |m| {
+        m.market = Some(market);
         for c in af_data::raw::COLUMNS {
             m.columns.insert(c.to_string(), "provided".into());
         }
