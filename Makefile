@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 REL := target/release
 
-.PHONY: mine test test-deps venv venv-airflow toolchain build release bench bench-expr bench-ops bench-alpha101 bench-fitness bench-cache bench-mine bench-runner bench-data clean-data fmt
+.PHONY: mine test test-deps venv venv-airflow toolchain build release bench bench-expr bench-ops bench-alpha101 bench-fitness bench-cache bench-mine bench-model bench-runner bench-data clean-data fmt
 
 ## mine: build (release) and mine the csi500-sized synthetic market with the pipeline
 ## runner: fetch, panel, GENS generations of gp-gen -> fitness -> library-merge, then
@@ -34,7 +34,7 @@ MINE_SETS = $(call mine_var,ASSETS,assets) $(call mine_var,DAYS,days) $(call min
   $(call mine_var,MAX_MOVE,max_move) \
   $(call mine_var,FETCH_ARGS,fetch_args) $(call mine_var,PANEL_ARGS,panel_args) \
   $(call mine_var,MODEL_ARGS,model_args) $(call mine_var,BACKTEST_ARGS,backtest_args) \
-  $(call mine_var,REPORT_ARGS,report_args)
+  $(call mine_var,REPORT_ARGS,report_args) $(call mine_var,COMPARE,compare)
 # The run folder's name, for the messages and the bench targets (the pipeline's own
 # `name` and `gp_seed` unless given).
 NAME ?= csi500
@@ -44,6 +44,7 @@ mine: release
 	@head -n 24 out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.yaml
 	@echo "library: out/runs/$(NAME)-seed$(GP_SEED)/libraries/current.parquet (.csv, .yaml beside it); panel: data/panel/$(NAME).arrow"
 	@echo "model: out/runs/$(NAME)-seed$(GP_SEED)/model/ (summary.json: test RankIC on the dates after the library's selection, vs the best single factor and an equal-weight blend; predictions.parquet)"
+	@test ! -f out/runs/$(NAME)-seed$(GP_SEED)/model/compare.txt || cat out/runs/$(NAME)-seed$(GP_SEED)/model/compare.txt
 	@echo "backtest: out/runs/$(NAME)-seed$(GP_SEED)/backtest/summary.json (the prediction as a costed top-50 portfolio: excess return, IR, drawdown with and without cost)"
 	@echo "report: $(CURDIR)/out/runs/$(NAME)-seed$(GP_SEED)/report/index.html"
 
@@ -170,6 +171,11 @@ bench-mine: release $(BENCH_VENV)/.stamp
 	$(BENCH_VENV)/bin/python tests/bench/mine_summary.py out/bench/mining.json
 	$(BENCH_VENV)/bin/python tests/bench/mine_summary.py --gt data/raw-hard/ground_truth.json \
 	  out/bench/mining-hard.json
+
+## bench-model: the library vs Alpha158 vs library + Alpha158 vs the oracle on csi500, the
+## hard planted market and the S&P 500 2009-2010 set (issue 35; out/bench/model.md)
+bench-model: release
+	tests/bench/model.sh
 
 $(BENCH_VENV)/.stamp: tests/bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)

@@ -49,6 +49,12 @@ for mode in sorted({m for m, _ in runs}):
         recovered_per_alpha=per,
         best_test_rank_ic_mean=round(sum(r["best_test_rank_ic"] for r in rs) / n, 4),
     )
+    for k in ("captured", "pool_recovered"):
+        v = [r[k] for r in rs if r.get(k) is not None]
+        if v:
+            m = sum(v) / len(v)
+            sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else float("nan")
+            summary[mode][k] = (round(m, 4), round(sd / math.sqrt(len(v)), 4))
     for h in (1, 5):
         k = f"blend_test_rank_ic_{h}"
         v = [r[k] for r in rs if k in r]
@@ -68,6 +74,11 @@ for nm in names:
         f"{summary[m]['recovered_per_alpha'][nm]:>6} / {summary[m]['runs']:<3}" for m in modes))
 print(f"{'best test RankIC (mean)':<{w}} " + " ".join(
     f"{summary[m]['best_test_rank_ic_mean']:>12.4f}" for m in modes))
+for k, label in (("captured", "captured: library / oracle (± se)"),
+                 ("pool_recovered", "pool recovered (± se)")):
+    if all(k in summary[m] for m in modes):
+        print(f"{label:<{w}} " + " ".join(
+            f"{summary[m][k][0]:>6.4f} ± {summary[m][k][1]:.4f}" for m in modes))
 for h in (1, 5):
     k = f"blend_test_rank_ic_{h}"
     if all(k in summary[m] for m in modes):

@@ -243,14 +243,15 @@ impl Market {
 
     /// The (up, down) thresholds at or beyond which a day's change is a limit move for
     /// the backtest (Qlib's `limit_threshold`: half a percent inside the limit), and the
-    /// bound beyond which a change is impossible (a break; ∞ without a limit: the
-    /// `max_move` bound), per code.
+    /// bound beyond which a change cannot be a market move whatever the price: twice
+    /// the limit, at least the limit plus 25 points (a panel has no raw price, and one
+    /// tick is 12.5 % of a 0.08 yuan stock: a −12.5 % day there is a limit-down);
+    /// without a limit the `max_move` bound. [`Market::is_break`], with the raw price,
+    /// is the exact rule; this is the backtest's safety net.
     pub fn backtest_limits(&self, code: &str) -> ((f64, f64), (f64, f64)) {
+        let gross = |l: f64| (2.0 * l).max(l + 0.25);
         match self.limit_pct(code, false, false) {
-            Some((u, d)) => (
-                (u - 0.005, d - 0.005),
-                ((1.0 + u) * 1.02 - 1.0, 1.0 - (1.0 - d) * 0.98),
-            ),
+            Some((u, d)) => ((u - 0.005, d - 0.005), (gross(u), gross(d).min(0.99))),
             None => {
                 let m = self.breaks.max_move;
                 ((f64::INFINITY, f64::INFINITY), (m - 1.0, 1.0 - 1.0 / m))

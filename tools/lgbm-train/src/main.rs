@@ -25,6 +25,7 @@ use af_store::{AtomicDir, OutputLock, sha256_file, write_atomic_bytes};
 use af_table::{Table, write_parquet};
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
+use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use af_fitness::stats::mean_rank_ic;
@@ -125,8 +126,11 @@ struct Cli {
     out: PathBuf,
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(mut cli: Cli) -> Result<()> {
     let t0 = Instant::now();
+    // `--compare=` (an empty list: the pipeline's way to turn the comparison off).
+    cli.compare.retain(|s| !s.trim().is_empty());
+    cli.features.retain(|s| !s.trim().is_empty());
     let panel = Panel::open(&cli.panel)?;
     let lib = cli
         .library
@@ -235,7 +239,7 @@ fn run(cli: Cli) -> Result<()> {
     let neutralize = |f: &mut Features, ws: &mut Workspace| {
         if let (true, Some(c)) = (cli.neutralize_features, &ctx) {
             for v in f.values.iter_mut() {
-                *v = c.processed(v, ws);
+                *v = std::sync::Arc::new(c.processed(v, ws));
             }
         }
     };
@@ -328,7 +332,50 @@ fn run(cli: Cli) -> Result<()> {
         patience,
         first_test,
     };
-    let fitted = job.fit(&main_name, &main_f, &stage, "", cli.dump_fold)?;
+    // The compared models: the library alone, each set alone and, with the library,
+    // library + set; the main model is fitted once whichever it is.
+    let mut models: Vec<(String, Features)> = Vec::new();
+    if !cli.compare.is_empty() {
+        if let Some(l) = &library {
+            models.push(("library".into(), l.joined(&Features::default())));
+        }
+    }
+    for name in &cli.compare {
+        let Some(f) = &evaluated[name] else { continue };
+        let n = Set::parse(name).name();
+        models.push((n.clone(), f.joined(&Features::default())));
+        if let Some(l) = &library {
+            if n != "ground-truth" {
+                models.push((format!("library + {n}"), l.joined(f)));
+            }
+        }
+    }
+    let mut seen_names = std::collections::BTreeSet::from([main_name.clone()]);
+    models.retain(|(n, _)| seen_names.insert(n.clone()));
+    // Every model is single-threaded LightGBM (bit-reproducible): they run side by
+    // side, one per core, and give the same bytes as one after another.
+    let tm = Instant::now();
+    let jobs: Vec<(&str, &Features, String, Option<usize>)> =
+        std::iter::once((main_name.as_str(), &main_f, String::new(), cli.dump_fold))
+            .chain(models.iter().map(|(n, f)| {
+                (
+                    n.as_str(),
+                    f,
+                    format!("compare/{}/", compare::slug(n)),
+                    None,
+                )
+            }))
+            .collect();
+    let mut fits: Vec<compare::Fitted> = jobs
+        .par_iter()
+        .map(|(name, f, prefix, dump)| job.fit(name, f, &stage, prefix, *dump))
+        .collect::<Result<Vec<_>>>()?;
+    tracing::info!(
+        "{} model(s) fitted in {:.1} s",
+        jobs.len(),
+        tm.elapsed().as_secs_f64()
+    );
+    let fitted = fits.remove(0);
     let reports = &fitted.reports;
     let st = &fitted.stitched;
 
@@ -345,42 +392,12 @@ fn run(cli: Cli) -> Result<()> {
         best_single_factor: round6(stitched(&st.best_single).0),
         equal_weight: round6(stitched(&st.equal_weight).0),
     };
-
-    // The compared models: each set alone and, with the library, library + set.
     let mut rows = Vec::new();
     if !cli.compare.is_empty() {
         rows.push(job.row(&main_name, &main_f, &fitted, &pred)?);
     }
-    let mut models: Vec<(String, Features)> = Vec::new();
-    for name in &cli.compare {
-        let Some(f) = &evaluated[name] else { continue };
-        let n = Set::parse(name).name();
-        models.push((n.clone(), f.joined(&Features::default())));
-        if let Some(l) = &library {
-            if n != "ground-truth" {
-                models.push((format!("library + {n}"), l.joined(f)));
-            }
-        }
-    }
-    if !cli.compare.is_empty() && library.is_some() && main_name != "library" {
-        models.insert(
-            0,
-            (
-                "library".into(),
-                library
-                    .as_ref()
-                    .map(|l| l.joined(&Features::default()))
-                    .unwrap_or_default(),
-            ),
-        );
-    }
-    for (name, f) in &models {
-        if *name == main_name || rows.iter().any(|r| r["model"] == name.as_str()) {
-            continue;
-        }
-        let tm = Instant::now();
+    for ((name, f), m) in models.iter().zip(&fits) {
         let prefix = format!("compare/{}/", compare::slug(name));
-        let m = job.fit(name, f, &stage, &prefix, None)?;
         write_parquet(
             &stage.path(format!("{prefix}predictions.parquet")),
             job.predictions_table(&m.stitched.model, &m.stitched.fold),
@@ -388,10 +405,7 @@ fn run(cli: Cli) -> Result<()> {
                 .input_hash("panel", panel.content_hash())
                 .param("model", name.clone()),
         )?;
-        let mut row = job.row(name, f, &m, &m.stitched.model)?;
-        row["seconds"] =
-            json!(round6(tm.elapsed().as_secs_f64()).map(|x| (x * 10.0).round() / 10.0));
-        rows.push(row);
+        rows.push(job.row(name, f, m, &m.stitched.model)?);
     }
     let oracle = rows
         .iter()
@@ -411,7 +425,6 @@ fn run(cli: Cli) -> Result<()> {
         "equal_weight": headline.equal_weight,
         "captured": captured,
         "notes": notes,
-        "feature_seconds": round6(evaluate_s),
     });
     if !cli.compare.is_empty() {
         let table = compare::table(&compare_json);

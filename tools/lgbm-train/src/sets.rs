@@ -6,6 +6,7 @@
 //! library's recorded processing), then normalised per date like the library's.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use af_expr::{Dialect, Program, expression_lines, fields_of, parse_canonical};
 use af_fitness::processing::Processing;
@@ -25,7 +26,8 @@ pub struct Features {
     pub expressions: Vec<String>,
     /// Mined (library) or baseline (a set) — the importance share splits on it.
     pub mined: Vec<bool>,
-    pub values: Vec<Vec<f64>>,
+    /// Shared, not copied, between the models that use a column.
+    pub values: Vec<Arc<Vec<f64>>>,
 }
 
 impl Features {
@@ -57,7 +59,8 @@ impl Features {
             f.ids.push(id.clone());
             f.expressions.push(lib.expressions[k].clone());
             f.mined.push(true);
-            f.values.push(normalize(lib.values(k)?, universe, na, norm));
+            f.values
+                .push(Arc::new(normalize(lib.values(k)?, universe, na, norm)));
         }
         Ok(f)
     }
@@ -208,11 +211,11 @@ pub fn evaluate(
         f.ids.push(e.id());
         f.expressions.push(e.canonical_text());
         f.mined.push(false);
-        f.values.push(
+        f.values.push(Arc::new(
             values[k]
                 .take()
                 .ok_or_else(|| anyhow!("{set}: {n} produced no values"))?,
-        );
+        ));
     }
     Ok(f)
 }

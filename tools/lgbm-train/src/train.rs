@@ -22,7 +22,7 @@ pub fn rows(
     na: usize,
     universe: &[bool],
     label: &[f64],
-    feats: &[Vec<f64>],
+    feats: &[std::sync::Arc<Vec<f64>>],
     need_label: bool,
 ) -> Vec<usize> {
     let mut out = Vec::new();
@@ -197,7 +197,7 @@ pub fn train_fold(
             day(f.train.end - 1)
         );
     }
-    let fs: Vec<&Vec<f64>> = kept.iter().map(|&k| &inp.f.values[k]).collect();
+    let fs: Vec<&Vec<f64>> = kept.iter().map(|&k| &*inp.f.values[k]).collect();
     let names: Vec<String> = kept.iter().map(|&k| inp.f.names[k].clone()).collect();
     let (va, te) = (rows_of(&f.valid, true), rows_of(&f.test, false));
     if tr.is_empty() || va.is_empty() || te.is_empty() {
