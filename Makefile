@@ -163,13 +163,13 @@ bench-cache: release $(BENCH_VENV)/.stamp data/panel/full.arrow
 ## (out/bench/mining-hard.json); SEEDS="1 2 3" while iterating, 10 seeds for a table.
 bench-mine: release $(BENCH_VENV)/.stamp
 	test -f data/panel/$(NAME).arrow || $(MAKE) mine GENS=1 POP=10
-	test -f data/panel/hard.arrow || ($(REL)/ts-fetch --planted hard --out data/raw-hard -q \
-	  && $(REL)/panel-build --raw data/raw-hard --out data/panel/hard.arrow -q)
+	test -f data/panel/hard.arrow || ($(REL)/ts-fetch --planted hard --out data/raw/hard -q \
+	  && $(REL)/panel-build --raw data/raw/hard --out data/panel/hard.arrow -q)
 	HORIZONS=1,5 tests/bench/mine.sh
-	HORIZONS=1,5 PANEL=data/panel/hard.arrow GT=data/raw-hard/ground_truth.json \
+	HORIZONS=1,5 PANEL=data/panel/hard.arrow GT=data/raw/hard/ground_truth.json \
 	  OUT=out/bench/mine-hard JSON=out/bench/mining-hard.json tests/bench/mine.sh
 	$(BENCH_VENV)/bin/python tests/bench/mine_summary.py out/bench/mining.json
-	$(BENCH_VENV)/bin/python tests/bench/mine_summary.py --gt data/raw-hard/ground_truth.json \
+	$(BENCH_VENV)/bin/python tests/bench/mine_summary.py --gt data/raw/hard/ground_truth.json \
 	  out/bench/mining-hard.json
 
 ## bench-model: the library vs Alpha158 vs library + Alpha158 vs the oracle on csi500, the
