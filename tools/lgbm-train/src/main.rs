@@ -137,13 +137,13 @@ fn run(mut cli: Cli) -> Result<()> {
         .as_deref()
         .map(|p| Library::open(p, &panel))
         .transpose()?;
-    if let (Some(l), Some(p)) = (&lib, &cli.library) {
-        if l.is_empty() {
-            bail!(
-                "library {} has no factors: nothing to train on (mine more, or lower the admission bar)",
-                p.display()
-            );
-        }
+    if let (Some(l), Some(p)) = (&lib, &cli.library)
+        && l.is_empty()
+    {
+        bail!(
+            "library {} has no factors: nothing to train on (mine more, or lower the admission bar)",
+            p.display()
+        );
     }
     if lib.is_none() && cli.features.is_empty() {
         bail!("nothing to train on: give --library, --features, or both");
@@ -215,10 +215,10 @@ fn run(mut cli: Cli) -> Result<()> {
     }
     .resolve(nd, first_test, horizon);
     let fold_list = folds::folds(nd, first_test, windows).with_context(|| source.clone())?;
-    if let Some(k) = cli.dump_fold {
-        if k >= fold_list.len() {
-            bail!("--dump-fold {k}: there are {} folds", fold_list.len());
-        }
+    if let Some(k) = cli.dump_fold
+        && k >= fold_list.len()
+    {
+        bail!("--dump-fold {k}: there are {} folds", fold_list.len());
     }
     let all: Vec<usize> = (0..nd).collect();
     // Neutralization only (no winsor): the library's own min_assets and ridge.
@@ -335,19 +335,15 @@ fn run(mut cli: Cli) -> Result<()> {
     // The compared models: the library alone, each set alone and, with the library,
     // library + set; the main model is fitted once whichever it is.
     let mut models: Vec<(String, Features)> = Vec::new();
-    if !cli.compare.is_empty() {
-        if let Some(l) = &library {
-            models.push(("library".into(), l.joined(&Features::default())));
-        }
+    if let Some(l) = library.as_ref().filter(|_| !cli.compare.is_empty()) {
+        models.push(("library".into(), l.joined(&Features::default())));
     }
     for name in &cli.compare {
         let Some(f) = &evaluated[name] else { continue };
         let n = Set::parse(name).name();
         models.push((n.clone(), f.joined(&Features::default())));
-        if let Some(l) = &library {
-            if n != "ground-truth" {
-                models.push((format!("library + {n}"), l.joined(f)));
-            }
+        if let Some(l) = library.as_ref().filter(|_| n != "ground-truth") {
+            models.push((format!("library + {n}"), l.joined(f)));
         }
     }
     let mut seen_names = std::collections::BTreeSet::from([main_name.clone()]);

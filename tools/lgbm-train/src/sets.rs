@@ -66,6 +66,9 @@ impl Features {
     }
 }
 
+/// (name, source text) pairs and their dialect.
+pub type Lines = (Vec<(String, String)>, Dialect);
+
 /// A feature set named on the command line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Set {
@@ -100,11 +103,8 @@ impl Set {
     /// (name, source text) pairs and their dialect. `ground_truth`: the
     /// ground_truth.json for `ground-truth`; `Ok(None)` when it does not exist (a market
     /// without planted alphas: no oracle).
-    pub fn expressions(
-        &self,
-        ground_truth: Option<&Path>,
-    ) -> Result<Option<(Vec<(String, String)>, Dialect)>> {
-        let from_text = |text: &str, what: &str| -> Result<(Vec<(String, String)>, Dialect)> {
+    pub fn expressions(&self, ground_truth: Option<&Path>) -> Result<Option<Lines>> {
+        let from_text = |text: &str, what: &str| -> Result<Lines> {
             let (lines, d) = expression_lines(text).map_err(|e| anyhow!("{what}: {e}"))?;
             let lines: Vec<(String, String)> = lines
                 .into_iter()

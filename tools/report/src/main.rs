@@ -388,10 +388,13 @@ fn run(cli: Cli) -> Result<()> {
             .filter(|_| cli.predictions.is_some());
         for i in order.into_iter().chain(0..n_lib) {
             let f = &figs[i];
-            if !labels.contains_key(&f.horizon) {
-                labels.insert(f.horizon, forward(&panel, f.horizon)?);
-            }
-            let lab = &labels[&f.horizon];
+            let lab = match labels.entry(f.horizon) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(forward(&panel, f.horizon)?)
+                }
+            };
+            let lab: &Vec<f64> = lab;
             let by: Vec<(f64, usize)> = masks
                 .iter()
                 .map(|m| mean_rank_ic(&f.processed, lab, m, na, rep.usable(f.horizon, 1)))
