@@ -553,6 +553,21 @@ fn markets_live_side_by_side_and_every_flag_reaches_its_tool() {
     }
     let rep = std::fs::read_to_string(d.join("out/runs/a-seed1/report/index.html")).unwrap();
     assert!(rep.contains("Against the field's standard") && rep.contains("captured"));
+    // As a reader sees it: headless Chromium lays the four model rows out.
+    let o = ok(python().args([
+        "check_report_browser.py",
+        "--report",
+        &s(&d.join("out/runs/a-seed1/report")),
+        "--screenshot",
+        &s(&d.join("report.png")),
+        "--expect-compare",
+        "4",
+    ]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("OK") && text.contains("ground-truth"),
+        "{text}"
+    );
     let again = run(&d, &[&g1[..], &["--set", "name=a"], &cmp[..]].concat());
     assert!(again.is_empty(), "{again:?}");
     let b = run(

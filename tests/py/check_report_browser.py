@@ -18,6 +18,8 @@ def main():
     ap.add_argument("--report", required=True, help="folder with index.html and summary.json")
     ap.add_argument("--screenshot", required=True)
     ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--expect-compare", type=int, default=0,
+                    help="the model comparison table (lgbm-train --compare) must render with this many model rows")
     a = ap.parse_args()
     want = json.load(open(f"{a.report}/summary.json"))["charts"]
     errors, requests = [], []
@@ -36,6 +38,17 @@ def main():
             return {w: r.width, h: r.height, shapes: s.querySelectorAll('path,polyline,rect,line,circle').length,
                     text: s.querySelectorAll('text').length};
         })""")
+        # The comparison table as laid out: its model rows, visible with a real size.
+        compare = page.evaluate("""() => {
+            const h = document.getElementById('compare');
+            if (!h) return null;
+            let t = h.nextElementSibling;
+            while (t && t.tagName !== 'TABLE') t = t.nextElementSibling;
+            if (!t) return null;
+            const r = t.getBoundingClientRect();
+            return {rows: t.querySelectorAll('tr').length - 1, w: r.width, h: r.height,
+                    models: [...t.querySelectorAll('tr td:first-child')].map(td => td.textContent)};
+        }""")
         page.screenshot(path=a.screenshot)
         first = page.query_selector("details")
         if first:
@@ -49,6 +62,10 @@ def main():
         fails.append(f"{len(stats)} charts rendered, summary.json says {want}")
     if bad:
         fails.append(f"charts without size or content: {bad[:10]}")
+    if a.expect_compare:
+        print(f"model comparison: {compare}")
+        if not compare or compare["rows"] != a.expect_compare or compare["w"] < 300 or compare["h"] < 20 * a.expect_compare:
+            fails.append(f"the model comparison did not render with {a.expect_compare} rows: {compare}")
     fails += errors + [f"network request: {u}" for u in requests]
     if fails:
         print("\n".join(fails))
