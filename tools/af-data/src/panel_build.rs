@@ -399,9 +399,10 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
                 // The exchange's limit price when the source gave it (Tushare's
                 // stk_limit), else the market profile's rule.
                 let at_up = |px: f64| match bars.limits_of(i) {
+                    // A break's pre_close (and a limit price from it) is in the old
+                    // price basis: no limit test.
+                    _ if is_break[i] => false,
                     Some((up, _)) => px.is_finite() && px >= up - 0.005,
-                    // A break's pre_close is in the old price basis: no limit test.
-                    None if is_break[i] => false,
                     None => {
                         let pct = p.market.limit_pct(&codes[a], bars.is_st[i], listing_day);
                         at_up_limit(px, bars.pre_close[i], pct)
@@ -662,6 +663,107 @@ mod tests {
         );
         let f = &b.fields.iter().find(|(n, _)| n == "fwd_ret_1").unwrap().1;
         f[t * b.codes.len() + a]
+    }
+
+    /// A ×171 print from one day on (an unannounced consolidation, or a bad print that
+    /// stays) on a main-board name: a break. No return at it, no 1- or 5-day label
+    /// across it; forward, the prices before it are the clean ones × the observed ratio
+    /// (every return but the break's unchanged); backward, the later ones are the clean
+    /// ones × 171 / the ratio; under `--breaks keep` the move stays a return.
+    #[test]
+    fn a_break_has_no_return_and_rebases_the_prices_before_it() {
+        let clean = generate(&SynthParams {
+            assets: 6,
+            days: 80,
+            seed: 9,
+            start: af_panel::dates::parse_date("2016-01-04").unwrap(),
+            planted: Default::default(),
+        })
+        .unwrap()
+        .bars;
+        let mut bars = clean.clone();
+        bars.sort();
+        let code = bars.code[0];
+        let day = bars.trade_date[bars.len() / 2];
+        for i in 0..bars.len() {
+            if bars.code[i] == code && bars.trade_date[i] >= day {
+                for v in [
+                    &mut bars.open,
+                    &mut bars.high,
+                    &mut bars.low,
+                    &mut bars.close,
+                ] {
+                    v[i] *= 171.0;
+                }
+                bars.pre_close[i] *= if bars.trade_date[i] == day {
+                    1.0
+                } else {
+                    171.0
+                };
+            }
+        }
+        let params = |market: Market, adjust: Adjust| BuildParams {
+            adjust,
+            horizons: vec![1, 5],
+            label: Label::Close2Close,
+            min_list_days: 0,
+            universe: None,
+            market,
+            liquidity: Liquidity::default(),
+        };
+        let field = |b: &PanelData, n: &str| b.fields.iter().find(|f| f.0 == n).unwrap().1.clone();
+        let base = build(&mut clean.clone(), &params(Market::cn(), Adjust::Forward)).unwrap();
+        let got = build(&mut bars.clone(), &params(Market::cn(), Adjust::Forward)).unwrap();
+        assert_eq!(got.breaks.len(), 1, "{:?}", got.breaks);
+        let (d, na) = (&got.data, got.data.codes.len());
+        let a = d
+            .codes
+            .iter()
+            .position(|c| *c == bars.code_names[code as usize])
+            .unwrap();
+        let t = d.dates.iter().position(|x| *x == day).unwrap();
+        let (r0, r1) = (field(&base.data, "returns"), field(d, "returns"));
+        let (c0, c1) = (field(&base.data, "close"), field(d, "close"));
+        for i in 0..r0.len() {
+            if i == t * na + a {
+                assert!(r1[i].is_nan());
+            } else {
+                assert!((r0[i] - r1[i]).abs() < 1e-12 || (r0[i].is_nan() && r1[i].is_nan()));
+            }
+            // Before the break the prices are re-based by the observed ratio (171 times
+            // the day's own move, which the break swallows); from it on, 171 × clean.
+            let want = if i / na < t { got.breaks[0].2 } else { 171.0 };
+            if i % na == a && c0[i].is_finite() {
+                assert!(
+                    (c1[i] / c0[i] / want - 1.0).abs() < 1e-12,
+                    "re-based at {}",
+                    i / na
+                );
+            }
+        }
+        for h in [1usize, 5] {
+            let lab = field(d, &format!("fwd_ret_{h}"));
+            for k in t.saturating_sub(h)..t {
+                assert!(
+                    lab[k * na + a].is_nan(),
+                    "fwd_ret_{h} at {k} spans the break"
+                );
+            }
+            assert!(
+                lab[t * na + a].is_finite(),
+                "the break day's own label is a return"
+            );
+        }
+        let back = build(&mut bars.clone(), &params(Market::cn(), Adjust::Backward)).unwrap();
+        let back0 = build(&mut clean.clone(), &params(Market::cn(), Adjust::Backward)).unwrap();
+        let (b0, b1) = (field(&back0.data, "close"), field(&back.data, "close"));
+        let want = 171.0 / got.breaks[0].2;
+        assert!((b1[(t + 3) * na + a] / b0[(t + 3) * na + a] / want - 1.0).abs() < 1e-12);
+        assert!((b1[(t - 3) * na + a] / b0[(t - 3) * na + a] - 1.0).abs() < 1e-12);
+        let keep = Market::cn().with_breaks(Some(true), None).unwrap();
+        let kept = build(&mut bars.clone(), &params(keep, Adjust::Forward)).unwrap();
+        assert!(kept.breaks.is_empty());
+        assert!(field(&kept.data, "returns")[t * na + a] > 100.0);
     }
 
     /// The exchange's limit price (Tushare's stk_limit) decides "closed at the
