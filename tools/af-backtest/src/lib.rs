@@ -193,8 +193,21 @@ impl Limits {
     }
 }
 
+/// A held or benchmark return the market's own limit makes impossible: an error of
+/// its own type, so callers that skip a portfolio on other errors never skip this one.
+#[derive(Debug)]
+pub struct Impossible(String);
+
+impl std::fmt::Display for Impossible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Impossible {}
+
 fn impossible_error(m: &Market, t: usize, a: usize, change: f64, what: &str) -> anyhow::Error {
-    anyhow::anyhow!(
+    anyhow::Error::new(Impossible(format!(
         "{what} {} on {}: a return of {:+.2} % is beyond the market's own limit ({}) — an \
          impossible move the panel should hold as a break; rebuild the panel (ts-fetch \
          without --breaks keep, then panel-build), or pass --limit-rule none to run anyway",
@@ -204,7 +217,7 @@ fn impossible_error(m: &Market, t: usize, a: usize, change: f64, what: &str) -> 
             .map_or("?".into(), |d| af_panel::dates::format_date(*d)),
         100.0 * change,
         m.limits.rule
-    )
+    )))
 }
 
 /// The first benchmark member (in the previous date's universe) whose return at or after
@@ -233,6 +246,24 @@ pub fn check_bench(m: &Market, universe: &[bool], from: usize) -> Result<()> {
     match impossible_bench(m.change, universe, m.limits, m.n_assets, from) {
         Some((t, a, r)) => Err(impossible_error(m, t, a, r, "benchmark member")),
         None => Ok(()),
+    }
+}
+
+/// Why an order for asset `a` on day `t` cannot be dealt, if it cannot: no bar /
+/// suspended, or a limit move either way (Qlib's default `forbid_all_trade_at_limit`:
+/// no trade in either direction on a limit day).
+fn refusal(m: &Market, p: &Params, t: usize, a: usize) -> Option<Refusal> {
+    let i = t * m.n_assets + a;
+    let ch = m.change[i];
+    let or = |x: f64| if x.is_nan() { p.limit } else { x };
+    if !m.tradable[i] || !m.deal[i].is_finite() {
+        Some(Refusal::Suspended)
+    } else if ch >= or(m.limits.up[a]) {
+        Some(Refusal::LimitUp)
+    } else if ch <= -or(m.limits.down[a]) {
+        Some(Refusal::LimitDown)
+    } else {
+        None
     }
 }
 
@@ -297,22 +328,7 @@ pub fn run(m: &Market, signal: &[f64], p: &Params) -> Result<Outcome> {
             .min(cand.len());
         let buy: Vec<usize> = cand[..n_buy].to_vec();
 
-        // Qlib's default `forbid_all_trade_at_limit`: no trade in either direction on
-        // a limit day.
-        let refusal = |a: usize| -> Option<Refusal> {
-            let ch = row(m.change, a);
-            let or = |x: f64| if x.is_nan() { p.limit } else { x };
-            let (up, down) = (or(m.limits.up[a]), or(m.limits.down[a]));
-            if !m.tradable[t * na + a] || !row(m.deal, a).is_finite() {
-                Some(Refusal::Suspended)
-            } else if ch >= up {
-                Some(Refusal::LimitUp)
-            } else if ch <= -down {
-                Some(Refusal::LimitDown)
-            } else {
-                None
-            }
-        };
+        let refusal = |a: usize| refusal(m, p, t, a);
         let (mut cost_day, mut traded) = (0.0, 0.0);
         for &a in &sell {
             let px = row(m.deal, a);
@@ -423,14 +439,11 @@ pub fn pick_tradability(m: &Market, signal: &[f64], p: &Params) -> PickTradabili
         idx.truncate(p.topk);
         for &a in &idx {
             out.picks += 1;
-            let ch = m.change[t * na + a];
-            let or = |x: f64| if x.is_nan() { p.limit } else { x };
-            if !m.tradable[t * na + a] || !m.deal[t * na + a].is_finite() {
-                out.suspended += 1;
-            } else if ch >= or(m.limits.up[a]) {
-                out.limit_up += 1;
-            } else if ch <= -or(m.limits.down[a]) {
-                out.limit_down += 1;
+            match refusal(m, p, t, a) {
+                Some(Refusal::Suspended) => out.suspended += 1,
+                Some(Refusal::LimitUp) => out.limit_up += 1,
+                Some(Refusal::LimitDown) => out.limit_down += 1,
+                None => {}
             }
         }
     }
@@ -512,7 +525,7 @@ impl<'p> OnPanel<'p> {
 /// Whether an error of [`run`] is an impossible return (a real failure, never to be
 /// skipped as "no portfolio").
 pub fn is_impossible(e: &anyhow::Error) -> bool {
-    e.to_string().contains("beyond the market's own limit")
+    e.downcast_ref::<Impossible>().is_some()
 }
 
 /// The most members the universe has on any date (top-k must not exceed it).
@@ -726,7 +739,9 @@ mod tests {
         let mut bad = change.clone();
         bad[5] = 170.0;
         let m2 = Market { change: &bad, ..m };
-        let e = run(&m2, &signal, &p).err().unwrap().to_string();
+        let e = run(&m2, &signal, &p).err().unwrap();
+        assert!(is_impossible(&e));
+        let e = e.to_string();
         assert!(e.contains("BBB") && e.contains("2020-01-06"), "{e}");
         assert!(check_bench(&m2, &[true; 6], 1).is_err());
         assert!(check_bench(&m, &[true; 6], 1).is_ok());
