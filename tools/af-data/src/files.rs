@@ -934,15 +934,11 @@ fn fill_and_adjust(
                         .copied()
                         .find(|k| (ratio.ln() - k.ln()).abs() < 0.03 && ratio.ln().abs() > 0.35)
                         .filter(|_| allowed);
-                    let new_listing = seen[c] < crate::market::NEW_LISTING_BARS;
                     let action = if let Some(k) = split {
                         adj[c] /= k;
                         *cleaning.entry("splits_inferred".into()).or_default() += 1;
                         Some(("split", k))
-                    } else if p
-                        .market
-                        .is_break(code, bars.is_st[i], new_listing, ratio, prev)
-                    {
+                    } else if p.market.is_break(code, bars.is_st[i], seen[c], ratio, prev) {
                         *cleaning.entry("breaks".into()).or_default() += 1;
                         Some(("break", f64::NAN))
                     } else if beyond || (!has_limit && (ratio - 1.0).abs() > 0.4) {

@@ -85,7 +85,7 @@ impl Default for Breaks {
 
 /// A code's first bars (a new listing) trade without the usual limit on several boards
 /// (ChiNext and STAR: five days): there only `max_move` makes a move a break.
-pub const NEW_LISTING_BARS: usize = 5;
+const NEW_LISTING_BARS: usize = 5;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,21 +206,22 @@ impl Market {
     /// market move under this profile. With a limit: beyond it by more than a 1 %
     /// margin and a tick (0.01 of the previous close `prev_px`, unadjusted: limit prices
     /// are rounded to the tick, which is several percent of a sub-yuan price). Without
-    /// one (no limit in the profile, a code outside the A-share scheme on `cn`, or a
-    /// `new_listing`'s first [`NEW_LISTING_BARS`] bars): beyond ×/÷ `max_move`.
-    /// Always false under `--breaks keep` and for a non-finite ratio.
+    /// one (no limit in the profile, a code outside the A-share scheme on `cn`, or a new
+    /// listing: the bar has `bars_before` < [`NEW_LISTING_BARS`] real bars before it):
+    /// beyond ×/÷ `max_move`. Always false under `--breaks keep` and for a non-finite
+    /// ratio.
     pub fn is_break(
         &self,
         code: &str,
         is_st: bool,
-        new_listing: bool,
+        bars_before: usize,
         ratio: f64,
         prev_px: f64,
     ) -> bool {
         if self.breaks.keep || !(ratio.is_finite() && ratio > 0.0) {
             return false;
         }
-        let limit = if new_listing {
+        let limit = if bars_before < NEW_LISTING_BARS {
             None
         } else {
             self.limit_pct(code, is_st, false)
@@ -321,29 +322,29 @@ mod tests {
         std::fs::write(&f, "name: xse\nlimit_up: 0.5\nlimit_down: 0.4\n").unwrap();
         let x = Market::load(f.to_str().unwrap()).unwrap();
         // The issue's cases: +91 % on a +50 % market is a break, +45 % a return, ×171 a break.
-        assert!(x.is_break("ABC", false, false, 1.91, 20.0));
-        assert!(!x.is_break("ABC", false, false, 1.45, 20.0));
-        assert!(!x.is_break("ABC", false, false, 1.50, 20.0));
-        assert!(x.is_break("ABC", false, false, 171.0, 20.0));
-        assert!(x.is_break("ABC", false, false, 0.5, 20.0));
-        assert!(!x.is_break("ABC", false, false, 0.61, 20.0));
+        assert!(x.is_break("ABC", false, 10, 1.91, 20.0));
+        assert!(!x.is_break("ABC", false, 10, 1.45, 20.0));
+        assert!(!x.is_break("ABC", false, 10, 1.50, 20.0));
+        assert!(x.is_break("ABC", false, 10, 171.0, 20.0));
+        assert!(x.is_break("ABC", false, 10, 0.5, 20.0));
+        assert!(!x.is_break("ABC", false, 10, 0.61, 20.0));
         // A new listing trades without the limit: only max_move.
-        assert!(!x.is_break("ABC", false, true, 1.91, 20.0));
-        assert!(x.is_break("ABC", false, true, 171.0, 20.0));
+        assert!(!x.is_break("ABC", false, 1, 1.91, 20.0));
+        assert!(x.is_break("ABC", false, 1, 171.0, 20.0));
         // The tick: 0.15 -> 0.17 is the rounded +10 % limit on a sub-yuan price.
         let cn = Market::cn();
-        assert!(!cn.is_break("600000.SH", false, false, 0.17 / 0.15, 0.15));
-        assert!(cn.is_break("600000.SH", false, false, 1.2, 10.0));
-        assert!(!cn.is_break("AAPL", false, false, 1.9, 10.0));
-        assert!(cn.is_break("AAPL", false, false, 100.0, 10.0));
+        assert!(!cn.is_break("600000.SH", false, 10, 0.17 / 0.15, 0.15));
+        assert!(cn.is_break("600000.SH", false, 10, 1.2, 10.0));
+        assert!(!cn.is_break("AAPL", false, 10, 1.9, 10.0));
+        assert!(cn.is_break("AAPL", false, 10, 100.0, 10.0));
         let kept = cn.clone().with_breaks(Some(true), None).unwrap();
-        assert!(!kept.is_break("AAPL", false, false, 100.0, 10.0));
+        assert!(!kept.is_break("AAPL", false, 10, 100.0, 10.0));
         let g = Market::load("generic")
             .unwrap()
             .with_breaks(None, Some(2.0))
             .unwrap();
-        assert!(g.is_break("X", false, false, 2.5, 10.0));
-        assert!(!g.is_break("X", false, false, 1.9, 10.0));
+        assert!(g.is_break("X", false, 10, 2.5, 10.0));
+        assert!(!g.is_break("X", false, 10, 1.9, 10.0));
         assert!(Market::cn().with_breaks(None, Some(0.5)).is_err());
         // Manifests from before breaks: the default rule.
         let old: Market = serde_json::from_str(r#"{"name":"cn","limits":"cn"}"#).unwrap();

@@ -209,14 +209,7 @@ fn find_breaks(bars: &RawBars, market: &Market, adjust: Adjust) -> (Vec<(usize, 
             } else {
                 last_close[c]
             };
-            let new_listing = seen[c] < crate::market::NEW_LISTING_BARS;
-            if market.is_break(
-                &bars.code_names[c],
-                bars.is_st[i],
-                new_listing,
-                ratio,
-                prev_px,
-            ) {
+            if market.is_break(&bars.code_names[c], bars.is_st[i], seen[c], ratio, prev_px) {
                 found.push((i, ratio));
             }
         }
@@ -493,13 +486,9 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
                 lab[c] = p.label.forward(open, close, nd, na, c, h);
             }
         }
-        // No label spans a break: close to close, the closes t..t+h; open to open, the
-        // opens t+1..t+1+h (the break day's open may be either side of it).
-        let reach = if p.label == Label::Open2Open {
-            h + 1
-        } else {
-            h
-        };
+        // No label spans a break (under open to open the break day's open may be
+        // either side of it, so its reach counts).
+        let reach = p.label.reach(h);
         for &(tb, a) in &break_cells {
             for t in tb.saturating_sub(reach)..tb {
                 lab[t * na + a] = f64::NAN;

@@ -85,6 +85,16 @@ impl LabelRule {
             .unwrap_or(LabelRule::Close2Close)
     }
 
+    /// How many dates after t the `h`-day label of t reads prices from: h (close to
+    /// close: the closes t..t+h), h + 1 (open to open: the opens t+1..t+1+h).
+    #[inline]
+    pub fn reach(self, h: usize) -> usize {
+        match self {
+            LabelRule::Close2Close => h,
+            LabelRule::Open2Open => h + 1,
+        }
+    }
+
     /// The `h`-day forward return of cell `c` = t·na + a on a panel of `nd` dates, NaN
     /// where it would read past the last date. Whether the asset could be traded is the
     /// caller's mask.

@@ -94,12 +94,12 @@ fn forward(panel: &Panel, h: usize) -> Result<Vec<f64>> {
         .first()
         .ok_or_else(|| anyhow!("panel has no fwd_ret_* label"))?;
     let buy = panel.field(&columns::label(shortest))?.data;
-    let reach = shortest + usize::from(rule == LabelRule::Open2Open);
+    let reach = rule.reach(shortest);
     // A break (panel-build): `returns` NaN between two finite closes. No label spans one.
     let ret = panel.field("returns")?.data;
     let is_break =
         |c: usize| c >= na && ret[c].is_nan() && close[c].is_finite() && close[c - na].is_finite();
-    let span = h + usize::from(rule == LabelRule::Open2Open);
+    let span = rule.reach(h);
     let mut out = vec![f64::NAN; nd * na];
     for (c, o) in out.iter_mut().enumerate() {
         if buy[c].is_finite() || c / na + reach >= nd {
