@@ -337,17 +337,17 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     pearson_by(keep.len(), |k| Some((ra[keep[k]], rb[keep[k]])))
 }
 
-/// Mean over `dates` of the per-date Spearman correlation between `x` and `label`
-/// (`[date][asset]` matrices) over the universe; dates where it is undefined are
-/// skipped. Returns (mean, dates used).
-pub fn mean_rank_ic(
+/// The per-date Spearman correlations between `x` and `label` (`[date][asset]`
+/// matrices) over the universe, on `dates` in order; dates where it is undefined are
+/// skipped.
+pub fn rank_ic_series(
     x: &[f64],
     label: &[f64],
     universe: &[bool],
     na: usize,
     dates: impl IntoIterator<Item = usize>,
-) -> (f64, usize) {
-    let (mut s, mut n) = (0.0, 0usize);
+) -> Vec<f64> {
+    let mut out = Vec::new();
     let mut xa = Vec::with_capacity(na);
     let mut la = Vec::with_capacity(na);
     for t in dates {
@@ -362,10 +362,23 @@ pub fn mean_rank_ic(
         }
         let c = spearman(&xa, &la);
         if c.is_finite() {
-            s += c;
-            n += 1;
+            out.push(c);
         }
     }
+    out
+}
+
+/// Mean of [`rank_ic_series`] (NaN without a defined date). Returns (mean, dates used).
+pub fn mean_rank_ic(
+    x: &[f64],
+    label: &[f64],
+    universe: &[bool],
+    na: usize,
+    dates: impl IntoIterator<Item = usize>,
+) -> (f64, usize) {
+    let v = rank_ic_series(x, label, universe, na, dates);
+    let n = v.len();
+    let s: f64 = v.iter().fold(0.0, |s, c| s + c);
     (if n > 0 { s / n as f64 } else { f64::NAN }, n)
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use af_fitness::stats::{mean_rank_ic, mean_std, spearman};
+use af_fitness::stats::{mean_rank_ic, mean_std, rank_ic_series};
 use af_panel::Panel;
 use af_store::AtomicDir;
 use af_table::Table;
@@ -119,23 +119,9 @@ impl Job<'_> {
         let na = self.panel.n_assets();
         let nd = self.panel.n_dates();
         let oos = self.first_test..nd;
-        let (ric, dates) = mean_rank_ic(pred, self.fwd, self.universe, na, oos.clone());
-        let daily: Vec<f64> = oos
-            .clone()
-            .map(|t| {
-                let (mut x, mut y) = (Vec::new(), Vec::new());
-                for a in 0..na {
-                    let i = t * na + a;
-                    if self.universe[i] {
-                        x.push(pred[i]);
-                        y.push(self.fwd[i]);
-                    }
-                }
-                spearman(&x, &y)
-            })
-            .filter(|c| c.is_finite())
-            .collect();
-        let (mean, sd, _) = mean_std(daily.iter().copied());
+        // One pass of per-date RankICs: its mean is mean_rank_ic's, the same sum.
+        let daily = rank_ic_series(pred, self.fwd, self.universe, na, oos.clone());
+        let (ric, sd, dates) = mean_std(daily.iter().copied());
         let shares: Vec<f64> = m
             .reports
             .iter()
@@ -154,7 +140,7 @@ impl Job<'_> {
             "features": f.len(),
             "mined_features": mined,
             "test_rank_ic": round6(ric),
-            "test_icir": round6(if sd > 0.0 { mean / sd } else { f64::NAN }),
+            "test_icir": round6(if sd > 0.0 { ric / sd } else { f64::NAN }),
             // This model's features, each signed by its train RankIC, averaged: the
             // linear baseline it has to beat (for the oracle, the planted blend).
             "equal_weight_test_rank_ic": round6(blend),

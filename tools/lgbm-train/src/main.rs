@@ -301,9 +301,7 @@ fn run(mut cli: Cli) -> Result<()> {
         );
     }
     // The main model: the library and every --features set.
-    let mut main_f = library
-        .as_ref()
-        .map_or_else(Features::default, |l| l.joined(&Features::default()));
+    let mut main_f = library.as_ref().cloned().unwrap_or_default();
     let mut main_parts: Vec<String> = library.iter().map(|_| "library".to_string()).collect();
     for name in &cli.features {
         match &evaluated[name] {
@@ -336,12 +334,12 @@ fn run(mut cli: Cli) -> Result<()> {
     // library + set; the main model is fitted once whichever it is.
     let mut models: Vec<(String, Features)> = Vec::new();
     if let Some(l) = library.as_ref().filter(|_| !cli.compare.is_empty()) {
-        models.push(("library".into(), l.joined(&Features::default())));
+        models.push(("library".into(), l.clone()));
     }
     for name in &cli.compare {
         let Some(f) = &evaluated[name] else { continue };
         let n = Set::parse(name).name();
-        models.push((n.clone(), f.joined(&Features::default())));
+        models.push((n.clone(), f.clone()));
         if let Some(l) = library.as_ref().filter(|_| n != "ground-truth") {
             models.push((format!("library + {n}"), l.joined(f)));
         }
@@ -375,7 +373,6 @@ fn run(mut cli: Cli) -> Result<()> {
     let reports = &fitted.reports;
     let st = &fitted.stitched;
 
-    let raw = st.model.clone();
     let mut pred = st.model.clone();
     if let (true, Some(c)) = (cli.neutralize_prediction, &ctx) {
         pred = c.processed(&pred, &mut ws);
@@ -392,14 +389,13 @@ fn run(mut cli: Cli) -> Result<()> {
     if !cli.compare.is_empty() {
         rows.push(job.row(&main_name, &main_f, &fitted, &pred)?);
     }
-    for ((name, f), m) in models.iter().zip(&fits) {
-        let prefix = format!("compare/{}/", compare::slug(name));
+    for ((name, f, prefix, _), m) in jobs.iter().skip(1).zip(&fits) {
         write_parquet(
             &stage.path(format!("{prefix}predictions.parquet")),
             job.predictions_table(&m.stitched.model, &m.stitched.fold),
             &af_store::Provenance::new("lgbm-train", env!("CARGO_PKG_VERSION"))
                 .input_hash("panel", panel.content_hash())
-                .param("model", name.clone()),
+                .param("model", name.to_string()),
         )?;
         rows.push(job.row(name, f, m, &m.stitched.model)?);
     }
@@ -438,7 +434,10 @@ fn run(mut cli: Cli) -> Result<()> {
     let mut t = job.predictions_table(&pred, &st.fold);
     if cli.neutralize_prediction {
         let keep: Vec<usize> = (0..nd * na).filter(|&i| pred[i].is_finite()).collect();
-        t = t.f64("prediction_raw", keep.iter().map(|&i| raw[i]).collect());
+        t = t.f64(
+            "prediction_raw",
+            keep.iter().map(|&i| st.model[i]).collect(),
+        );
     }
     let norm_name = format!("{:?}", cli.normalize).to_lowercase();
     let mut prov = af_store::Provenance::new("lgbm-train", env!("CARGO_PKG_VERSION"))

@@ -17,8 +17,9 @@ use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::features::{Norm, normalize};
 
-/// Named columns of `[date][asset]` values, with what each is.
-#[derive(Default)]
+/// Named columns of `[date][asset]` values, with what each is. A clone shares the
+/// values (`Arc`): models built from the same columns hold them once.
+#[derive(Default, Clone)]
 pub struct Features {
     /// Column names LightGBM sees (unique).
     pub names: Vec<String>,
