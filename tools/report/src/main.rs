@@ -372,13 +372,21 @@ fn run(cli: Cli) -> Result<()> {
     let n_lib = lib.len();
     let factor_bt = factor_backtests(&panel, &figs[..n_lib], &rep, &universe)?;
     // Test RankIC within liquidity thirds, for the model (first) and each factor.
-    let model_picks: Value = match &cli.backtest {
-        Some(b) => std::fs::read_to_string(b.join("summary.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .map_or(Value::Null, |v| v["top_picks"].clone()),
-        None => Value::Null,
+    // The backtest of the prediction (read once: its top picks here, its section below).
+    let backtest = match &cli.backtest {
+        Some(b) => {
+            let sj = b.join("summary.json");
+            let summary: Value = serde_json::from_str(
+                &std::fs::read_to_string(&sj).map_err(|e| anyhow!("{}: {e}", sj.display()))?,
+            )
+            .map_err(|e| anyhow!("{}: {e}", sj.display()))?;
+            Some((b, summary))
+        }
+        None => None,
     };
+    let model_picks = backtest
+        .as_ref()
+        .map_or(Value::Null, |(_, s)| s["top_picks"].clone());
     let mut ic_liquidity = Vec::new();
     if let Some(masks) = liquidity_terciles(&panel, &universe)? {
         let mut labels: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
@@ -472,12 +480,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     html += &sections::ic_by_liquidity(&ic_liquidity, &rep.name);
     let mut backtest_json = Value::Null;
-    if let Some(b) = &cli.backtest {
-        let sj = b.join("summary.json");
-        let summary: Value = serde_json::from_str(
-            &std::fs::read_to_string(&sj).map_err(|e| anyhow!("{}: {e}", sj.display()))?,
-        )
-        .map_err(|e| anyhow!("{}: {e}", sj.display()))?;
+    if let Some((b, summary)) = &backtest {
         let t = read_parquet(&b.join("daily.parquet"))?;
         let bdates: Vec<String> = t
             .f64s("date")?
@@ -494,7 +497,7 @@ fn run(cli: Cli) -> Result<()> {
         .iter()
         .map(|c| Ok((*c, t.f64s(c)?)))
         .collect::<Result<_>>()?;
-        let (part, n) = sections::backtest(&bdates, &cols, &summary)?;
+        let (part, n) = sections::backtest(&bdates, &cols, summary)?;
         html += &part;
         charts_n += n;
         backtest_json = json!({"path": b, "risk": summary["risk"], "params": summary["params"],
