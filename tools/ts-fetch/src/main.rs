@@ -215,10 +215,8 @@ fn run(a: Args) -> Result<()> {
             let prov = Provenance::new("ts-fetch", version)
                 .param("source", "qlib")
                 .param("path", path);
-            let market = market_of(&a)?;
-            let m = write_raw(&dir, "qlib", &prov, &bars, None, |m| {
-                m.columns = columns;
-                m.market = Some(market);
+            let m = write_raw(&dir, "qlib", &prov, &bars, None, &market_of(&a)?, |m| {
+                m.columns = columns
             })?;
             format!(
                 "qlib: {} rows, {} symbols, {} days ({}..{})",
@@ -252,13 +250,19 @@ fn run(a: Args) -> Result<()> {
                 &dir.path("ground_truth.json"),
                 (serde_json::to_string_pretty(&s.ground_truth)? + "\n").as_bytes(),
             )?;
-            let market = market_of(&a)?;
-            let m = write_raw(&dir, "synthetic", &prov, &s.bars, None, |m| {
-                m.market = Some(market);
-                for c in af_data::raw::COLUMNS {
-                    m.columns.insert(c.to_string(), "provided".into());
-                }
-            })?;
+            let m = write_raw(
+                &dir,
+                "synthetic",
+                &prov,
+                &s.bars,
+                None,
+                &market_of(&a)?,
+                |m| {
+                    for c in af_data::raw::COLUMNS {
+                        m.columns.insert(c.to_string(), "provided".into());
+                    }
+                },
+            )?;
             format!(
                 "synthetic market: {} rows, {} assets, {} days ({}..{})",
                 m.rows, m.codes, m.dates, m.first_date, m.last_date
@@ -291,7 +295,7 @@ fn run(a: Args) -> Result<()> {
                 prov = prov.input_hash(name, h);
             }
             let edit = tabular_report(&a, ing.report, &p.market);
-            let m = write_raw(&dir, "files", &prov, &ing.bars, None, edit)?;
+            let m = write_raw(&dir, "files", &prov, &ing.bars, None, &p.market, edit)?;
             let cleaned: u64 = m.cleaning.values().sum();
             format!(
                 "files: {} rows, {} assets, {} days ({}..{}); cleaning touched {} rows (see manifest.json)",
@@ -341,6 +345,7 @@ fn write_raw(
     prov: &Provenance,
     bars: &af_data::raw::RawBars,
     update: Option<(&Path, &str)>,
+    market: &Market,
     edit: impl FnOnce(&mut Manifest),
 ) -> Result<Manifest> {
     let mut w = RawWriter::new(&dir.path(""), prov, keep_before(update)?);
@@ -352,6 +357,7 @@ fn write_raw(
         &w,
         bars.code_names.len(),
         update.is_some(),
+        market,
         edit,
     )
 }
@@ -364,8 +370,8 @@ fn keep_before<'a>(update: Option<(&'a Path, &str)>) -> Result<Option<(&'a Path,
         .transpose()
 }
 
-/// The manifest of what `w` wrote (`codes`: distinct codes), edited by the caller and
-/// written.
+/// The manifest of what `w` wrote (`codes`: distinct codes) with the market profile
+/// and its break rule (every source records it here), edited by the caller and written.
 fn finish_raw(
     dir: &AtomicDir,
     source: &str,
@@ -373,6 +379,7 @@ fn finish_raw(
     w: &RawWriter,
     codes: usize,
     update: bool,
+    market: &Market,
     edit: impl FnOnce(&mut Manifest),
 ) -> Result<Manifest> {
     let (rows, dates) = w.totals();
@@ -400,6 +407,7 @@ fn finish_raw(
             }
         ));
     }
+    m.market = Some(market.clone());
     edit(&mut m);
     write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
     Ok(m)
@@ -421,13 +429,11 @@ fn tabular_report(a: &Args, r: Report, market: &Market) -> impl FnOnce(&mut Mani
             a.out.join(MANIFEST).display()
         );
     }
-    let market = market.clone();
     move |m: &mut Manifest| {
         m.columns = r.columns;
         m.cleaning = r.cleaning;
         m.notes.extend(r.notes);
         m.moves = r.moves;
-        m.market = Some(market);
     }
 }
 
@@ -530,6 +536,7 @@ fn fetch_postgres(
         &w,
         codes,
         update.is_some(),
+        &files.market,
         tabular_report(a, report, &files.market),
     )?;
     Ok(format!(
@@ -642,25 +649,31 @@ fn fetch_tushare(
         write_atomic_bytes(&dir.path(&format!("universe-{name}.csv")), csv.as_bytes())?;
     }
     let update = old_last.as_deref().map(|last| (a.out.as_path(), last));
-    let market = market_of(a)?;
-    let m = write_raw(dir, "tushare", &prov, &f.bars, update, |m| {
-        m.market = Some(market);
-        for c in af_data::raw::COLUMNS {
-            m.columns.insert(c.to_string(), "provided".into());
-        }
-        m.columns
-            .insert("is_st".into(), "from namechange (ST / *ST names)".into());
-        m.columns.insert(
-            "is_suspended".into(),
-            "from suspend_d (a row at the last close, volume 0)".into(),
-        );
-        if let Some(last) = &old_last {
-            m.notes.push(format!(
-                "updated: {} new trading dates after {last}",
-                f.dates
-            ));
-        }
-    })?;
+    let m = write_raw(
+        dir,
+        "tushare",
+        &prov,
+        &f.bars,
+        update,
+        &market_of(a)?,
+        |m| {
+            for c in af_data::raw::COLUMNS {
+                m.columns.insert(c.to_string(), "provided".into());
+            }
+            m.columns
+                .insert("is_st".into(), "from namechange (ST / *ST names)".into());
+            m.columns.insert(
+                "is_suspended".into(),
+                "from suspend_d (a row at the last close, volume 0)".into(),
+            );
+            if let Some(last) = &old_last {
+                m.notes.push(format!(
+                    "updated: {} new trading dates after {last}",
+                    f.dates
+                ));
+            }
+        },
+    )?;
     Ok(format!(
         "tushare: {} rows, {} codes, {} dates ({}..{}); {} new dates in {} calls ({} from the journal, {} retries, {} rate-limit pauses) in {:.1} s",
         m.rows,
