@@ -43,6 +43,18 @@ fn unsupported(op: &OpDef) -> Option<&'static str> {
     )
 }
 
+/// Why `e` has no Python export, if it has none: the first operator in it the export
+/// cannot write. A caller exporting a library checks each member with this and
+/// leaves those out, rather than failing the whole module.
+pub fn unsupported_in(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Call(op, args) => unsupported(op)
+            .map(|why| format!("{}: {why}", op.name))
+            .or_else(|| args.iter().find_map(unsupported_in)),
+        _ => None,
+    }
+}
+
 struct Node {
     text: String,
     /// Python expression that computes the node from earlier columns.
@@ -317,8 +329,14 @@ mod tests {
         let e = parse("Mean($close, 5)", Dialect::Qlib, &f)
             .unwrap()
             .canonical();
+        assert_eq!(
+            unsupported_in(&e),
+            module(&[("a".into(), e.clone())], "test").err()
+        );
         let err = module(&[("a".into(), e)], "test").unwrap_err();
         assert!(err.starts_with("q_mean:"), "{err}");
+        let native = parse("rank(ts_mean(close, 5))", Dialect::Native, &f).unwrap();
+        assert_eq!(unsupported_in(&native.canonical()), None);
     }
 
     #[test]

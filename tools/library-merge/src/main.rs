@@ -289,9 +289,9 @@ fn python_module(out: &Path, named: &[(String, String)], panel: &Panel) -> Resul
     // out of the module, named in it and on stderr.
     let (mut ok, mut skipped) = (Vec::new(), Vec::new());
     for (n, e) in es {
-        match af_expr::python::module(&[(n.clone(), e.clone())], "") {
-            Ok(_) => ok.push((n, e)),
-            Err(why) => skipped.push((n, e.canonical_text(), why)),
+        match af_expr::python::unsupported_in(&e) {
+            None => ok.push((n, e)),
+            Some(why) => skipped.push((n, e.canonical_text(), why)),
         }
     }
     let mut text = af_expr::python::module(&ok, &format!("library {name}"))
