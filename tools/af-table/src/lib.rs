@@ -56,6 +56,14 @@ impl Table {
         self.cols.push(a);
         self
     }
+    /// A long table's keys for cells `t·na + a` of a `[date][asset]` grid: `date` and
+    /// `code` columns (what predictions, dumps and factor values are written with).
+    pub fn cells(dates: &[i32], codes: &[String], cells: &[usize]) -> Self {
+        let na = codes.len();
+        Table::new()
+            .date("date", cells.iter().map(|&c| dates[c / na]).collect())
+            .str("code", cells.iter().map(|&c| codes[c % na].as_str()))
+    }
     /// f64 column; NaN stays NaN (not null), as pandas reads it.
     pub fn f64(self, name: &str, v: Vec<f64>) -> Self {
         self.push(name, false, Arc::new(Float64Array::from(v)))

@@ -104,12 +104,8 @@ impl Job<'_> {
 
     /// The prediction as a Parquet table: date, code, prediction, fold (finite cells).
     pub fn predictions_table(&self, pred: &[f64], fold: &[i64]) -> Table {
-        let (dates, codes) = (self.panel.dates(), self.panel.codes());
-        let na = self.panel.n_assets();
         let keep: Vec<usize> = (0..pred.len()).filter(|&i| pred[i].is_finite()).collect();
-        Table::new()
-            .date("date", keep.iter().map(|&i| dates[i / na]).collect())
-            .str("code", keep.iter().map(|&i| codes[i % na].as_str()))
+        Table::cells(self.panel.dates(), self.panel.codes(), &keep)
             .f64("prediction", keep.iter().map(|&i| pred[i]).collect())
             .i64("fold", keep.iter().map(|&i| fold[i]).collect())
     }

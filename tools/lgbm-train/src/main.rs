@@ -461,15 +461,7 @@ fn run(mut cli: Cli) -> Result<()> {
     write_parquet(&stage.path("predictions.parquet"), t, &prov)?;
     if let Some(p) = &cli.dump_features {
         let cells: Vec<usize> = (0..nd * na).collect();
-        let mut t = Table::new()
-            .date(
-                "date",
-                cells.iter().map(|&c| panel.dates()[c / na]).collect(),
-            )
-            .str(
-                "code",
-                cells.iter().map(|&c| panel.codes()[c % na].as_str()),
-            );
+        let mut t = Table::cells(panel.dates(), panel.codes(), &cells);
         for (n, v) in &dumped {
             t = t.f64(n, v.clone());
         }

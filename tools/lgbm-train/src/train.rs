@@ -352,12 +352,7 @@ pub fn train_fold(
             ("valid", &va, &xv, &pv),
             ("test", &te, &xe, &pe),
         ] {
-            let mut t = Table::new()
-                .date("date", r.iter().map(|&i| dates[i / na]).collect())
-                .str(
-                    "code",
-                    r.iter().map(|&i| inp.panel.codes()[i % na].as_str()),
-                );
+            let mut t = Table::cells(dates, inp.panel.codes(), r);
             for (c, n) in names.iter().enumerate() {
                 t = t.f64(n, x.iter().skip(c).step_by(names.len()).copied().collect());
             }

@@ -556,15 +556,7 @@ fn run(cli: Cli) -> Result<()> {
     write_atomic_bytes(&stage.path("index.html"), html.as_bytes())?;
     if cli.dump_values {
         let cells: Vec<usize> = (rep.start * na..rep.end * na).collect();
-        let mut t = af_table::Table::new()
-            .date(
-                "date",
-                cells.iter().map(|&c| panel.dates()[c / na]).collect(),
-            )
-            .str(
-                "code",
-                cells.iter().map(|&c| panel.codes()[c % na].as_str()),
-            );
+        let mut t = af_table::Table::cells(panel.dates(), panel.codes(), &cells);
         for f in &figs {
             t = t.f64(&f.id, cells.iter().map(|&c| f.processed[c]).collect());
         }
