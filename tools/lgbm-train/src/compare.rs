@@ -29,6 +29,9 @@ pub struct Job<'a> {
     pub rounds: usize,
     pub patience: usize,
     pub first_test: usize,
+    /// The panel as the backtest reads it (limits, benchmark), made once for every
+    /// compared model's portfolio; `None` without `--compare`.
+    pub book: Option<&'a af_backtest::OnPanel<'a>>,
 }
 
 /// A model fitted over every fold.
@@ -151,7 +154,9 @@ impl Job<'_> {
     /// a fifth of the universe) under the market's own limits, excess over the
     /// equal-weight universe after cost.
     fn portfolio(&self, pred: &[f64]) -> Result<Value> {
-        let book = af_backtest::OnPanel::new(self.panel, self.universe)?;
+        let book = self
+            .book
+            .ok_or_else(|| anyhow::anyhow!("a portfolio needs the backtest's view of the panel"))?;
         let (m, p) = (book.market()?, &book.params);
         let topk = p.topk;
         let o = match af_backtest::run(&m, pred, p) {

@@ -319,7 +319,13 @@ fn run(mut cli: Cli) -> Result<()> {
 
     let _lock = OutputLock::acquire(&cli.out)?;
     let stage = AtomicDir::new(&cli.out)?;
+    let book = if cli.compare.is_empty() {
+        None
+    } else {
+        Some(af_backtest::OnPanel::new(&panel, &universe)?)
+    };
     let job = compare::Job {
+        book: book.as_ref(),
         panel: &panel,
         universe: &universe,
         fwd,
