@@ -215,9 +215,13 @@ fn run(a: Args) -> Result<()> {
             let prov = Provenance::new("ts-fetch", version)
                 .param("source", "qlib")
                 .param("path", path);
-            let m = write_raw(&dir, "qlib", &prov, &bars, None, &market_of(&a)?, |m| {
-                m.columns = columns
-            })?;
+            let market = market_of(&a)?;
+            let origin = Origin {
+                source: "qlib",
+                prov: &prov,
+                market: &market,
+            };
+            let m = write_raw(&dir, &origin, &bars, None, |m| m.columns = columns)?;
             format!(
                 "qlib: {} rows, {} symbols, {} days ({}..{})",
                 m.rows, m.codes, m.dates, m.first_date, m.last_date
@@ -250,19 +254,17 @@ fn run(a: Args) -> Result<()> {
                 &dir.path("ground_truth.json"),
                 (serde_json::to_string_pretty(&s.ground_truth)? + "\n").as_bytes(),
             )?;
-            let m = write_raw(
-                &dir,
-                "synthetic",
-                &prov,
-                &s.bars,
-                None,
-                &market_of(&a)?,
-                |m| {
-                    for c in af_data::raw::COLUMNS {
-                        m.columns.insert(c.to_string(), "provided".into());
-                    }
-                },
-            )?;
+            let market = market_of(&a)?;
+            let origin = Origin {
+                source: "synthetic",
+                prov: &prov,
+                market: &market,
+            };
+            let m = write_raw(&dir, &origin, &s.bars, None, |m| {
+                for c in af_data::raw::COLUMNS {
+                    m.columns.insert(c.to_string(), "provided".into());
+                }
+            })?;
             format!(
                 "synthetic market: {} rows, {} assets, {} days ({}..{})",
                 m.rows, m.codes, m.dates, m.first_date, m.last_date
@@ -295,7 +297,12 @@ fn run(a: Args) -> Result<()> {
                 prov = prov.input_hash(name, h);
             }
             let edit = tabular_report(&a, ing.report, &p.market);
-            let m = write_raw(&dir, "files", &prov, &ing.bars, None, &p.market, edit)?;
+            let origin = Origin {
+                source: "files",
+                prov: &prov,
+                market: &p.market,
+            };
+            let m = write_raw(&dir, &origin, &ing.bars, None, edit)?;
             let cleaned: u64 = m.cleaning.values().sum();
             format!(
                 "files: {} rows, {} assets, {} days ({}..{}); cleaning touched {} rows (see manifest.json)",
@@ -341,25 +348,29 @@ fn files_params(a: &Args, glob: &str) -> Result<FilesParams> {
 /// first new date are kept from it, not rewritten (noted in the manifest).
 fn write_raw(
     dir: &AtomicDir,
-    source: &str,
-    prov: &Provenance,
+    origin: &Origin,
     bars: &af_data::raw::RawBars,
     update: Option<(&Path, &str)>,
-    market: &Market,
     edit: impl FnOnce(&mut Manifest),
 ) -> Result<Manifest> {
-    let mut w = RawWriter::new(&dir.path(""), prov, keep_before(update)?);
+    let mut w = RawWriter::new(&dir.path(""), origin.prov, keep_before(update)?);
     w.write(bars)?;
     finish_raw(
         dir,
-        source,
-        prov,
+        origin,
         &w,
         bars.code_names.len(),
         update.is_some(),
-        market,
         edit,
     )
+}
+
+/// Where a raw folder's bars came from, recorded in its manifest: the source, the
+/// fetch's provenance, and the market profile with its break rule.
+struct Origin<'a> {
+    source: &'a str,
+    prov: &'a Provenance,
+    market: &'a Market,
 }
 
 /// An update's previous folder and the first year its new dates touch (the old last
@@ -374,18 +385,16 @@ fn keep_before<'a>(update: Option<(&'a Path, &str)>) -> Result<Option<(&'a Path,
 /// and its break rule (every source records it here), edited by the caller and written.
 fn finish_raw(
     dir: &AtomicDir,
-    source: &str,
-    prov: &Provenance,
+    origin: &Origin,
     w: &RawWriter,
     codes: usize,
     update: bool,
-    market: &Market,
     edit: impl FnOnce(&mut Manifest),
 ) -> Result<Manifest> {
     let (rows, dates) = w.totals();
     let mut m = Manifest::from_totals(
-        source,
-        prov,
+        origin.source,
+        origin.prov,
         (rows, codes, dates),
         &w.parts.files,
         &dir.path(""),
@@ -407,7 +416,7 @@ fn finish_raw(
             }
         ));
     }
-    m.market = Some(market.clone());
+    m.market = Some(origin.market.clone());
     edit(&mut m);
     write_atomic_bytes(&dir.path(MANIFEST), m.to_json_pretty().as_bytes())?;
     Ok(m)
@@ -529,14 +538,17 @@ fn fetch_postgres(
     }
     let codes = ing.codes();
     let report = ing.report()?;
+    let origin = Origin {
+        source: "postgres",
+        prov: &prov,
+        market: &files.market,
+    };
     let m = finish_raw(
         dir,
-        "postgres",
-        &prov,
+        &origin,
         &w,
         codes,
         update.is_some(),
-        &files.market,
         tabular_report(a, report, &files.market),
     )?;
     Ok(format!(
@@ -649,31 +661,29 @@ fn fetch_tushare(
         write_atomic_bytes(&dir.path(&format!("universe-{name}.csv")), csv.as_bytes())?;
     }
     let update = old_last.as_deref().map(|last| (a.out.as_path(), last));
-    let m = write_raw(
-        dir,
-        "tushare",
-        &prov,
-        &f.bars,
-        update,
-        &market_of(a)?,
-        |m| {
-            for c in af_data::raw::COLUMNS {
-                m.columns.insert(c.to_string(), "provided".into());
-            }
-            m.columns
-                .insert("is_st".into(), "from namechange (ST / *ST names)".into());
-            m.columns.insert(
-                "is_suspended".into(),
-                "from suspend_d (a row at the last close, volume 0)".into(),
-            );
-            if let Some(last) = &old_last {
-                m.notes.push(format!(
-                    "updated: {} new trading dates after {last}",
-                    f.dates
-                ));
-            }
-        },
-    )?;
+    let market = market_of(a)?;
+    let origin = Origin {
+        source: "tushare",
+        prov: &prov,
+        market: &market,
+    };
+    let m = write_raw(dir, &origin, &f.bars, update, |m| {
+        for c in af_data::raw::COLUMNS {
+            m.columns.insert(c.to_string(), "provided".into());
+        }
+        m.columns
+            .insert("is_st".into(), "from namechange (ST / *ST names)".into());
+        m.columns.insert(
+            "is_suspended".into(),
+            "from suspend_d (a row at the last close, volume 0)".into(),
+        );
+        if let Some(last) = &old_last {
+            m.notes.push(format!(
+                "updated: {} new trading dates after {last}",
+                f.dates
+            ));
+        }
+    })?;
     Ok(format!(
         "tushare: {} rows, {} codes, {} dates ({}..{}); {} new dates in {} calls ({} from the journal, {} retries, {} rate-limit pauses) in {:.1} s",
         m.rows,
