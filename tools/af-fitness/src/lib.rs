@@ -10,7 +10,9 @@
 //!
 //! The crate never links polars or parquet; the `fitness` tool does the I/O.
 
+pub mod fingerprint;
 pub mod niche;
+pub mod pool;
 pub mod prep;
 pub mod processing;
 pub mod split;

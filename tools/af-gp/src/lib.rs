@@ -558,6 +558,68 @@ pub fn simplify(e: &Expr) -> Expr {
     Expr::Call(op, args)
 }
 
+/// Build from found parts (issue 36): `n` children `op(t(a), t(b))` of two distinct
+/// `parts` (library members and elites, with their fitness), `op` one of add, sub, mul
+/// and `t` one of rank, cs_zscore (the same for both, so the sum is of comparable
+/// scales). Parents are drawn by tournament on their fitness; a combination may be two
+/// levels deeper than `p.max_depth` (its parts were within it). New ids join `memo`.
+pub fn combine(
+    space: &Space,
+    p: &Params,
+    parts: &[Scored],
+    n: usize,
+    rng: &mut Rng,
+    memo: &mut BTreeSet<String>,
+) -> Vec<Child> {
+    let mut out = Vec::new();
+    if parts.len() < 2 || n == 0 {
+        return out;
+    }
+    let ops: Vec<&'static OpDef> = ["add", "sub", "mul"]
+        .iter()
+        .filter_map(|o| af_expr::registry::get(o))
+        .collect();
+    let wraps: Vec<&'static OpDef> = ["rank", "cs_zscore"]
+        .iter()
+        .filter_map(|o| af_expr::registry::get(o))
+        .collect();
+    if ops.is_empty() || wraps.is_empty() {
+        return out;
+    }
+    let deeper = Params {
+        max_depth: p.max_depth + 2,
+        ..p.clone()
+    };
+    let mut tries = 0;
+    while out.len() < n && tries < n * 50 {
+        tries += 1;
+        let a = tournament(parts, p.tournament, rng);
+        let b = tournament(parts, p.tournament, rng);
+        if a.id == b.id {
+            continue;
+        }
+        let op = *rng.pick(&ops);
+        let w = *rng.pick(&wraps);
+        let t = Expr::Call(
+            op,
+            vec![
+                Expr::Call(w, vec![a.expr.clone()]),
+                Expr::Call(w, vec![b.expr.clone()]),
+            ],
+        );
+        offer(
+            space,
+            &deeper,
+            memo,
+            &mut out,
+            &t,
+            "combine",
+            vec![a.id.clone(), b.id.clone()],
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod terminal_tests {
     use super::choose_terminals;
@@ -609,6 +671,74 @@ mod tests {
             tournament: 3,
             memetic: 5,
         }
+    }
+
+    #[test]
+    fn combinations_join_two_parts_as_ranks_or_zscores() {
+        let s = space();
+        let p = params();
+        let f = s.parse_fields.clone();
+        let parts: Vec<Scored> = [
+            "ts_mean(close, 5)",
+            "ts_std(volume, 10)",
+            "ts_max(high, 20)",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let e = parse_canonical(x, Dialect::Native, &f).unwrap();
+            Scored {
+                id: e.id(),
+                expr: e,
+                score: 1.0 + i as f64,
+            }
+        })
+        .collect();
+        let run = || {
+            let mut memo = BTreeSet::new();
+            let out = combine(&s, &p, &parts, 6, &mut Rng::for_generation(3, 2), &mut memo);
+            (out, memo)
+        };
+        let (out, memo) = run();
+        assert_eq!(out.len(), 6);
+        assert_eq!(memo.len(), 6);
+        let ids: BTreeSet<&str> = parts.iter().map(|p| p.id.as_str()).collect();
+        for c in &out {
+            assert_eq!(c.op, "combine");
+            assert_eq!(c.parents.len(), 2);
+            assert!(c.parents.iter().all(|p| ids.contains(p.as_str())));
+            assert_ne!(c.parents[0], c.parents[1]);
+            let Expr::Call(op, args) = &c.expr else {
+                panic!("{}", c.expr.canonical_text())
+            };
+            assert!(["add", "sub", "mul"].contains(&op.name), "{}", op.name);
+            let wraps: Vec<&str> = args
+                .iter()
+                .map(|a| match a {
+                    Expr::Call(w, _) => w.name,
+                    _ => "",
+                })
+                .collect();
+            assert!(wraps[0] == wraps[1] && ["rank", "cs_zscore"].contains(&wraps[0]));
+        }
+        // Reproducible, and nothing proposed twice.
+        let again: Vec<String> = run().0.into_iter().map(|c| c.id).collect();
+        assert_eq!(again, out.iter().map(|c| c.id.clone()).collect::<Vec<_>>());
+        let mut memo = memo;
+        let more = combine(&s, &p, &parts, 6, &mut Rng::for_generation(3, 2), &mut memo);
+        assert!(more.iter().all(|c| !out.iter().any(|o| o.id == c.id)));
+        // One part: nothing to combine.
+        assert!(
+            combine(
+                &s,
+                &p,
+                &parts[..1],
+                6,
+                &mut Rng::for_generation(3, 2),
+                &mut BTreeSet::new()
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -72,6 +72,20 @@ pub struct Entry {
     pub metrics: BTreeMap<String, BTreeMap<&'static str, f64>>,
     /// Index in the current library, when it comes from there.
     pub from_library: Option<usize>,
+    /// What fitness measured it adds to the library's combination (train combined IC
+    /// gain; NaN: not measured, or a member).
+    pub gain: f64,
+}
+
+/// Which of a fitness file's candidates may compete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Those fitness admitted on their own valid RankIC ([`crate::select::greedy`]).
+    Own,
+    /// Every one whose own figures pass the score's rules (merit > 0: coverage,
+    /// look-ahead, paying for its size): what it adds to the combination on valid
+    /// decides, in [`crate::select::stepwise`].
+    Pool,
 }
 
 pub fn entry_from_library(l: &Library, i: usize, id: &str, ex: &str) -> Result<Entry> {
@@ -93,10 +107,10 @@ pub fn entry_from_library(l: &Library, i: usize, id: &str, ex: &str) -> Result<E
         generation: t.f64s("generation")?[i] as i64,
         size: t.f64s("size")?[i],
         score: t.f64s("score")?[i],
-        admitted_by: if t.strings("admitted_by")?[i] == "score" {
-            "score"
-        } else {
-            "valid"
+        admitted_by: match t.strings("admitted_by")?[i].as_str() {
+            "score" => "score",
+            "pool" => "pool",
+            _ => "valid",
         },
         horizon: if t.has_column("horizon") {
             t.f64s("horizon")?[i] as u32
@@ -105,15 +119,18 @@ pub fn entry_from_library(l: &Library, i: usize, id: &str, ex: &str) -> Result<E
         },
         metrics,
         from_library: Some(i),
+        gain: f64::NAN,
     })
 }
 
-/// Admissible candidates of one fitness file (full pass, status ok, admitted);
-/// `primary`: its processing's horizon, for files from before the `horizon` column.
+/// Admissible candidates of one fitness file (full pass, status ok, and admitted by
+/// `rule`); `primary`: its processing's horizon, for files from before the `horizon`
+/// column.
 pub fn read_fitness(
     t: &af_table::ReadTable,
     path: &Path,
     primary: usize,
+    rule: Admission,
     out: &mut Vec<Entry>,
     split_names: &mut Vec<String>,
 ) -> Result<usize> {
@@ -134,6 +151,11 @@ pub fn read_fitness(
         t.f64s("score").map_err(ctx)?
     };
     let size = t.f64s("size").map_err(ctx)?;
+    let gain = if t.has_column("pool_gain") {
+        t.f64s("pool_gain").map_err(ctx)?
+    } else {
+        vec![f64::NAN; cand.len()]
+    };
     let generation = if t.has_column("generation") {
         t.f64s("generation").map_err(ctx)?
     } else {
@@ -159,7 +181,11 @@ pub fn read_fitness(
     let n = by_cand.len();
     for rows in by_cand.values() {
         let r0 = rows[0];
-        if status[r0] != "ok" || pass[r0] != "full" || !admit[r0] {
+        let admitted = match rule {
+            Admission::Own => admit[r0],
+            Admission::Pool => merit[r0] > 0.0,
+        };
+        if status[r0] != "ok" || pass[r0] != "full" || !admitted {
             continue;
         }
         let mut metrics = BTreeMap::new();
@@ -174,10 +200,15 @@ pub fn read_fitness(
             generation: generation[r0] as i64,
             size: size[r0],
             score: merit[r0],
-            admitted_by: if has_valid { "valid" } else { "score" },
+            admitted_by: match (rule, has_valid) {
+                (Admission::Pool, _) => "pool",
+                (_, true) => "valid",
+                (_, false) => "score",
+            },
             horizon: horizon[r0] as u32,
             metrics,
             from_library: None,
+            gain: gain[r0],
         });
     }
     Ok(n)
@@ -197,6 +228,10 @@ pub struct TableCols {
     pub max_corr: Vec<f64>,
     pub corr_with: Vec<Option<String>>,
     pub metrics: Vec<BTreeMap<String, BTreeMap<&'static str, f64>>>,
+    /// Pool selection: train combined IC lost without it, and its weight (NaN under
+    /// the greedy selection).
+    pub contribution: Vec<f64>,
+    pub weight: Vec<f64>,
 }
 
 impl TableCols {
@@ -219,6 +254,8 @@ impl TableCols {
         self.max_corr.push(c);
         self.corr_with.push(with);
         self.metrics.push(e.metrics.clone());
+        self.contribution.push(f64::NAN);
+        self.weight.push(f64::NAN);
     }
 
     pub fn metric(&self, i: usize, s: &str, m: &str) -> f64 {
@@ -247,6 +284,8 @@ impl TableCols {
         }
         t.f64("max_corr_in_library", self.max_corr.clone())
             .opt_str("max_corr_with", self.corr_with.clone())
+            .f64("pool_contribution", self.contribution.clone())
+            .f64("pool_weight", self.weight.clone())
     }
 
     pub fn csv(&self, splits: &[String]) -> Result<String> {
@@ -269,6 +308,7 @@ impl TableCols {
             }
         }
         head.push("max_corr_in_library".into());
+        head.push("pool_contribution".into());
         w.write_record(&head)?;
         for i in 0..self.id.len() {
             let mut r = vec![
@@ -286,6 +326,7 @@ impl TableCols {
                 }
             }
             r.push(self.max_corr[i].to_string());
+            r.push(self.contribution[i].to_string());
             w.write_record(&r)?;
         }
         Ok(String::from_utf8(
@@ -326,6 +367,9 @@ impl TableCols {
             let _ = writeln!(y, "    admitted_by: {}", self.admitted_by[i]);
             let _ = writeln!(y, "    horizon: {}", self.horizon[i]);
             let _ = writeln!(y, "    max_corr_in_library: {}", num(self.max_corr[i]));
+            if self.contribution[i].is_finite() {
+                let _ = writeln!(y, "    pool_contribution: {}", num(self.contribution[i]));
+            }
             for s in splits {
                 let parts: Vec<String> = ["rank_ic_mean", "rank_icir", "turnover", "coverage"]
                     .iter()
@@ -378,6 +422,7 @@ mod tests {
             &read_parquet(&path).unwrap(),
             &path,
             1,
+            Admission::Own,
             &mut out,
             &mut splits,
         )
@@ -390,6 +435,23 @@ mod tests {
         );
         assert_eq!(splits, ["train", "valid"]);
         assert_eq!(e.metrics["valid"]["rank_ic_mean"], 1.0);
+        // Pool admission: every full-pass candidate with merit competes (c too).
+        let (mut out, mut splits) = (Vec::new(), Vec::new());
+        read_fitness(
+            &read_parquet(&path).unwrap(),
+            &path,
+            1,
+            Admission::Pool,
+            &mut out,
+            &mut splits,
+        )
+        .unwrap();
+        let ids: Vec<&str> = out.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert!(
+            out.iter()
+                .all(|e| e.admitted_by == "pool" && e.gain.is_nan())
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

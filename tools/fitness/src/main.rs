@@ -1,12 +1,15 @@
 //! `fitness`: score candidate factors on a panel. Argument parsing, candidate I/O and
 //! the FAST→FULL schedule; the figures themselves are `af-fitness`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use af_cache::Cache;
 use af_expr::{Dialect, parse_canonical};
 use af_fitness::Library as LibraryRows;
+use af_fitness::fingerprint;
+use af_fitness::pool::Pool;
 use af_fitness::prep::Winsor;
 use af_fitness::processing::{Neutralize, Processing, defaults};
 use af_fitness::split::{self, Split};
@@ -139,6 +142,11 @@ struct Cli {
     /// Compute everything; read no cache.
     #[arg(long)]
     no_cache: bool,
+    /// Skip the pool gain (what each candidate adds to the library's least-squares
+    /// combination, docs/fitness.md): its columns are then NaN and gp-gen selects on
+    /// the score.
+    #[arg(long)]
+    no_pool: bool,
     /// Candidates evaluated together (shared sub-expressions are computed once).
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -273,6 +281,8 @@ fn run(cli: Cli) -> Result<()> {
             full: None,
             horizon: 0,
             by_horizon: Vec::new(),
+            pool: None,
+            fingerprint: None,
         })
         .collect();
     // The candidates' positions in the file (all, or this shard's).
@@ -304,6 +314,7 @@ fn run(cli: Cli) -> Result<()> {
 
     // FAST: the train split only, on every k-th asset, metrics on every k-th date.
     let mut full_idx = valid.clone();
+    let mut equivalent = 0usize;
     let mut fast = (0.0, PassStats::default());
     if cli.fast && !valid.is_empty() {
         let tf = Instant::now();
@@ -349,6 +360,7 @@ fn run(cli: Cli) -> Result<()> {
                 ctx,
                 splits: fsplit(h),
                 library: LibraryRows::empty(),
+                pool: None,
             })
             .collect();
         // The screen keeps a candidate whose best horizon's |RankIC| passes.
@@ -359,20 +371,69 @@ fn run(cli: Cli) -> Result<()> {
                 .collect();
             (best(&m), m)
         };
+        let fp_dates = fingerprint::sample(&fsplit(hs[0])[0].1);
         let st = score_pass(
-            &sub, &fh, &pick, &mut cands, &valid, cli.batch, true,
+            &sub,
+            &fh,
+            &pick,
+            &mut cands,
+            &valid,
+            cli.batch,
+            true,
+            Some(&fp_dates),
             None, // the FAST panel is a subset: another hash, nothing cached for it
         )?;
-        full_idx = valid
-            .iter()
-            .copied()
-            .filter(|&i| {
-                cands[i]
-                    .fast
-                    .as_ref()
-                    .is_some_and(|ev| ev[0].summary.rank_ic_mean.abs() >= cli.fast_threshold)
-            })
-            .collect();
+        // Never pay twice for the same values: a candidate ranking the assets exactly as
+        // an earlier one (in file order) or a library member does is `equivalent`.
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(l) = &lib {
+            let exprs: Vec<_> = l
+                .expressions
+                .iter()
+                .filter_map(|x| parse_canonical(x, Dialect::Native, &fields).ok())
+                .collect();
+            let ids: Vec<&String> = l
+                .expressions
+                .iter()
+                .zip(&l.ids)
+                .filter(|(x, _)| parse_canonical(x, Dialect::Native, &fields).is_ok())
+                .map(|(_, id)| id)
+                .collect();
+            af_expr::Program::compile(&exprs).run(&sub, |k, v| {
+                if let Some(f) = fingerprint::of(v, sub.n_assets(), &fp_dates) {
+                    seen.entry(f)
+                        .or_insert(format!("library member {}", ids[k]));
+                }
+                Ok(())
+            })?;
+        }
+        full_idx = Vec::new();
+        for &i in &valid {
+            let c = &mut cands[i];
+            if !c
+                .fast
+                .as_ref()
+                .is_some_and(|ev| ev[0].summary.rank_ic_mean.abs() >= cli.fast_threshold)
+            {
+                continue;
+            }
+            let id = c.expr.as_ref().map(|e| e.id()).unwrap_or_default();
+            match c.fingerprint.as_ref().map(|f| seen.get(f).cloned()) {
+                Some(Some(other)) => {
+                    c.degenerate = Some(format!(
+                        "equivalent: ranks the assets as {other} does (not scored again)"
+                    ));
+                    equivalent += 1;
+                }
+                Some(None) => {
+                    if let Some(f) = c.fingerprint.clone() {
+                        seen.insert(f, format!("candidate {id}"));
+                    }
+                    full_idx.push(i);
+                }
+                None => full_idx.push(i),
+            }
+        }
         fast = (tf.elapsed().as_secs_f64(), st);
     }
     let mut full = (0.0, PassStats::default());
@@ -395,15 +456,43 @@ fn run(cli: Cli) -> Result<()> {
         for w in &ctxs[0].warnings {
             tracing::warn!("{w}");
         }
+        let tpool = Instant::now();
         let fh: Vec<Horizon> = ctxs
             .iter()
             .zip(&hs)
-            .map(|(ctx, &h)| Horizon {
-                ctx,
-                splits: usable(&splits, h, 1),
-                library: ctx.library(&library),
+            .enumerate()
+            .map(|(k, (ctx, &h))| {
+                let splits = usable(&splits, h, 1);
+                // The pool is fit on the split selection may see and judged on valid:
+                // never on test.
+                let pool = (k == 0 && !cli.no_pool).then(|| {
+                    let ps: Vec<(String, Vec<usize>)> = ["train", "all", "valid"]
+                        .iter()
+                        .filter_map(|n| splits.iter().find(|(s, _)| s == n).cloned())
+                        .collect();
+                    Pool::new(ctx, library.clone(), ps)
+                });
+                Horizon {
+                    ctx,
+                    library: ctx.library(&library),
+                    splits,
+                    pool,
+                }
             })
             .collect();
+        if let Some(p) = &fh[0].pool {
+            tracing::info!(
+                "pool: the library's {} factors combined (least squares on train): combined IC {} \
+                 ({:.2} s)",
+                p.len(),
+                p.split_names()
+                    .zip(p.ic())
+                    .map(|(n, v)| format!("{n} {v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                tpool.elapsed().as_secs_f64()
+            );
+        }
         // Each horizon scored as if alone; the candidate keeps the one of highest merit
         // (its score before the library bound), the primary on a tie.
         let sizes: Vec<usize> = cands
@@ -425,6 +514,7 @@ fn run(cli: Cli) -> Result<()> {
             &full_idx,
             cli.batch,
             false,
+            None,
             cache.as_mut(),
         )?;
         full = (tfull.elapsed().as_secs_f64(), st);
@@ -447,8 +537,11 @@ fn run(cli: Cli) -> Result<()> {
     let n_bad = cands.iter().filter(|c| c.expr.is_err()).count();
     let n_deg = cands.iter().filter(|c| c.degenerate.is_some()).count();
     tracing::info!(
-        "{} candidates: {n_bad} invalid, {n_deg} degenerate, {n_full} with the full pass",
-        cands.len()
+        "{} candidates: {n_bad} invalid, {} degenerate, {equivalent} equivalent to an earlier \
+         candidate or a member ({:.1} % of the FULL passes saved), {n_full} with the full pass",
+        cands.len(),
+        n_deg - equivalent,
+        100.0 * equivalent as f64 / (equivalent + n_full).max(1) as f64
     );
     for (name, n, (secs, st)) in [("FAST", n_fast, &fast), ("FULL", n_full, &full)] {
         if *secs > 0.0 {
@@ -574,6 +667,8 @@ fn write_outputs(
                 library_scores,
                 horizon: hs[c.horizon],
                 by_horizon: &c.by_horizon,
+                pool: c.pool.as_ref(),
+                fingerprint: c.fingerprint.as_deref(),
             });
         }
     }

@@ -27,6 +27,9 @@ pub struct RowIn<'a> {
     /// with one horizon).
     pub horizon: usize,
     pub by_horizon: &'a [f64],
+    /// What the candidate adds to the library's combination (FULL pass).
+    pub pool: Option<&'a af_fitness::pool::Gain>,
+    pub fingerprint: Option<&'a str>,
 }
 
 /// The output table, column by column (docs/fitness.md lists them).
@@ -48,12 +51,13 @@ pub struct Rows {
     pub lib_id: Vec<Option<String>>,
     pub admit: Vec<bool>,
     pub horizon: Vec<u32>,
+    pub fingerprint: Vec<Option<String>>,
     /// `merit_h<H>` columns, one per scored horizon when there are several.
     pub by_horizon: Vec<(String, Vec<f64>)>,
 }
 
 /// Numeric columns in output order, read from a split summary and the score.
-pub const NUMS: [&str; 24] = [
+pub const NUMS: [&str; 27] = [
     "ic_mean",
     "ic_std",
     "icir",
@@ -78,6 +82,9 @@ pub const NUMS: [&str; 24] = [
     "score",
     "merit",
     "rank_ic_min_year",
+    "pool_gain",
+    "pool_gain_valid",
+    "pool_score",
 ];
 
 impl Rows {
@@ -96,6 +103,15 @@ impl Rows {
         let g = |f: fn(&af_fitness::Summary) -> f64| s.map_or(nan, f);
         let sc = |f: fn(&Score) -> f64| r.score.map_or(nan, f);
         let used = s.map_or(0, |s| s.dates_used);
+        // The selection fitness of pool mode: the train gain of a candidate whose own
+        // figures pass the score's rules (coverage, look-ahead, paying for its size and
+        // turnover); a near-copy is not zeroed — it competes on what it adds.
+        let pool_gain = r.pool.map_or(nan, |g| g.gain[0]);
+        let pool_gain_valid = r.pool.and_then(|g| g.gain.get(1).copied()).unwrap_or(nan);
+        let pool_score = match r.score {
+            Some(sc) if sc.merit > 0.0 && pool_gain.is_finite() => pool_gain.max(0.0),
+            _ => 0.0,
+        };
         let vals = [
             g(|s| s.ic_mean),
             g(|s| s.ic_std),
@@ -125,6 +141,9 @@ impl Rows {
             s.map_or(nan, |s| {
                 s.rank_ic_by_year.values().copied().fold(f64::NAN, f64::min)
             }),
+            pool_gain,
+            pool_gain_valid,
+            pool_score,
         ];
         if self.nums.is_empty() {
             self.nums = vec![Vec::new(); NUMS.len()];
@@ -151,6 +170,7 @@ impl Rows {
         );
         self.admit.push(r.score.is_some_and(|s| s.admit));
         self.horizon.push(r.horizon as u32);
+        self.fingerprint.push(r.fingerprint.map(str::to_string));
         for (k, (_, col)) in self.by_horizon.iter_mut().enumerate() {
             col.push(r.by_horizon.get(k).copied().unwrap_or(f64::NAN));
         }
@@ -179,7 +199,8 @@ impl Rows {
             .str("rank_ic_by_year", self.by_year)
             .opt_str("library_max_corr_id", self.lib_id)
             .bool("admit", self.admit)
-            .u32("horizon", self.horizon);
+            .u32("horizon", self.horizon)
+            .opt_str("fingerprint", self.fingerprint);
         for (name, v) in self.by_horizon {
             t = t.f64(&name, v);
         }

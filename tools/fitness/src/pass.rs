@@ -7,6 +7,7 @@ use std::time::Instant;
 use af_cache::Cache;
 use af_expr::eval::NodeCache;
 use af_expr::{Expr, Program};
+use af_fitness::pool::{Gain, Pool};
 use af_fitness::split::Split;
 use af_fitness::{Context, Library, SplitEval, Workspace};
 use af_panel::Panel;
@@ -26,6 +27,10 @@ pub struct Cand {
     /// figure of merit (one entry per horizon).
     pub horizon: usize,
     pub by_horizon: Vec<f64>,
+    /// What it adds to the library's combination (FULL pass, primary horizon).
+    pub pool: Option<Gain>,
+    /// Its value fingerprint on the FAST subsample ([`af_fitness::fingerprint`]).
+    pub fingerprint: Option<String>,
 }
 
 /// One horizon of a pass: its context (label), the splits' usable dates (purged of the
@@ -34,6 +39,9 @@ pub struct Horizon<'c, 'p> {
     pub ctx: &'c Context<'p>,
     pub splits: Vec<(String, Vec<usize>)>,
     pub library: Library<'c>,
+    /// The library as a least-squares combination, for the pool gain (FULL pass,
+    /// primary horizon only).
+    pub pool: Option<Pool<'c, 'p, &'c [f64]>>,
 }
 
 /// Which horizon a candidate takes, from its figures on each: (index, each one's merit).
@@ -87,6 +95,7 @@ pub fn score_pass(
     idx: &[usize],
     batch: usize,
     fast: bool,
+    fingerprint: Option<&[usize]>,
     mut cache: Option<&mut Cache>,
 ) -> Result<PassStats> {
     let mut ws = Workspace::default();
@@ -106,17 +115,25 @@ pub fn score_pass(
         if let Some(c) = cache.as_deref_mut().filter(|c| c.present()) {
             c.load(panel, &prog.node_ids());
         }
-        let mut results: Vec<(usize, Result<Vec<Vec<SplitEval>>, String>)> = Vec::new();
+        type Evals = (Vec<Vec<SplitEval>>, Option<Gain>, Option<String>);
+        let mut results: Vec<(usize, Result<Evals, String>)> = Vec::new();
         let t_run = Instant::now();
         let run = prog.run_cached(
             panel,
             cache.as_deref().map(|c| c as &dyn NodeCache),
             |k, v| {
                 let t_score = Instant::now();
-                let mut all: Vec<Vec<SplitEval>> = horizons
-                    .iter()
-                    .map(|h| h.ctx.evaluate(v, &h.splits, &h.library, &mut ws))
-                    .collect();
+                let mut gain = None;
+                let fp =
+                    fingerprint.and_then(|d| af_fitness::fingerprint::of(v, panel.n_assets(), d));
+                let mut all: Vec<Vec<SplitEval>> = Vec::with_capacity(horizons.len());
+                for h in horizons {
+                    all.push(h.ctx.evaluate(v, &h.splits, &h.library, &mut ws));
+                    // The processed rows of this horizon's split dates are in `ws` now.
+                    if let Some(p) = &h.pool {
+                        gain = Some(p.gain(&ws.resid));
+                    }
+                }
                 scoring += t_score.elapsed().as_secs_f64();
                 // Coverage and usable dates hardly depend on the label: the primary
                 // horizon tells whether anything could be scored.
@@ -139,7 +156,7 @@ pub fn score_pass(
                         why.iter().map(|(r, c)| format!("{c} dates {r}")).collect();
                     Err(format!("degenerate: no usable date ({})", why.join(", ")))
                 } else {
-                    Ok(std::mem::take(&mut all))
+                    Ok((std::mem::take(&mut all), gain, fp))
                 };
                 results.push((chunk[k], r));
                 Ok(())
@@ -164,6 +181,7 @@ pub fn score_pass(
                     chunk,
                     1,
                     fast,
+                    fingerprint,
                     cache.as_deref_mut(),
                 )?;
                 peak = peak.max(sub.peak);
@@ -181,8 +199,14 @@ pub fn score_pass(
         }
         for (i, r) in results {
             match r {
-                Ok(mut all) => {
+                Ok((mut all, gain, fp)) => {
+                    if fp.is_some() {
+                        cands[i].fingerprint = fp;
+                    }
                     let (h, merits) = pick(i, &all);
+                    if gain.is_some() {
+                        cands[i].pool = gain;
+                    }
                     let ev = all.swap_remove(h);
                     cands[i].horizon = h;
                     cands[i].by_horizon = merits;

@@ -78,13 +78,33 @@ pub fn load(
     Ok(c)
 }
 
+/// What a parent is selected on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SelectBy {
+    /// What it adds to the library's least-squares combination (fitness' `pool_score`,
+    /// issue 36); files without it fall back to `score`.
+    Pool,
+    /// Its own score, discounted by its correlation with the library (--corr-pressure).
+    Score,
+}
+
+impl SelectBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            SelectBy::Pool => "pool",
+            SelectBy::Score => "score",
+        }
+    }
+}
+
 /// Selection fitness per candidate id from a fitness file made on `prev` and `panel`
-/// (see [`selection_fitness`]), and the processing it scored with.
+/// (see [`selection_fitness`], or the pool score), and the processing it scored with.
 pub fn read_scores(
     fit: &Path,
     prev_hash: &str,
     panel: &Panel,
     pressure: f64,
+    by: SelectBy,
 ) -> Result<(BTreeMap<String, f64>, Processing)> {
     let t = read_parquet(fit)?;
     let prov = Provenance::from_kv(t.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -113,6 +133,9 @@ pub fn read_scores(
         col("library_max_corr_score")?,
     );
     let near = col("penalty_corr")?;
+    let pool = (by == SelectBy::Pool && t.has_column("pool_score"))
+        .then(|| t.f64s("pool_score"))
+        .transpose()?;
     let mut out = BTreeMap::new();
     // The train row comes first for each id; every split repeats the train score.
     for (i, id) in ids.into_iter().enumerate() {
@@ -122,8 +145,11 @@ pub fn read_scores(
             merit: merit[i],
             member: member[i],
         };
-        out.entry(id)
-            .or_insert(selection_fitness(scores[i], &lib, pressure));
+        let f = match &pool {
+            Some(p) => p[i],
+            None => selection_fitness(scores[i], &lib, pressure),
+        };
+        out.entry(id).or_insert(f);
     }
     Ok((out, processing))
 }

@@ -6,13 +6,13 @@
 mod checkpoint;
 mod niche;
 
-use checkpoint::{Checkpoint, Elite, FORMAT};
+use checkpoint::{Checkpoint, Elite, FORMAT, SelectBy};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use af_expr::{Dialect, parse_canonical};
-use af_gp::{Child, Params, Rng, Scored, Space, breed, initial};
+use af_gp::{Child, Params, Rng, Scored, Space, breed, combine, initial};
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, canonical_json, sha256_file, write_atomic_bytes};
 use af_table::{Table, read_parquet, write_parquet};
@@ -91,6 +91,17 @@ struct Cli {
     /// library's 0.7), which the library can no longer take.
     #[arg(long, default_value_t = 1.0)]
     corr_pressure: f64,
+    /// What parents are selected on: `pool` — what each adds to the library's
+    /// least-squares combination (fitness' pool_score; the library's members then join
+    /// the breeding pool scored by what removing each would cost) — or `score`, its own
+    /// score discounted by --corr-pressure (docs/mining.md).
+    #[arg(long, value_enum, default_value = "pool")]
+    select_by: SelectBy,
+    /// Share of each generation built from found parts: op(t(a), t(b)) of two library
+    /// members or elites, op add/sub/mul, t rank/cs_zscore. Counted in --pop. 0 turns
+    /// it off.
+    #[arg(long, default_value_t = 0.1)]
+    combine: f64,
     /// Niching: the pool's best members are correlated with each other (processed
     /// values, 40 train dates) and a parent's fitness is × (1 − |ρ|)^k, ρ = its largest
     /// correlation with a better member. One family's variants then share its
@@ -120,6 +131,7 @@ fn params_json(cli: &Cli) -> serde_json::Value {
     serde_json::json!({
         "pop": cli.pop, "max_depth": cli.max_depth, "p_cross": cli.p_cross,
         "corr_pressure": cli.corr_pressure,
+        "select_by": cli.select_by.name(), "combine": cli.combine,
         "niche_pressure": cli.niche_pressure, "niche_top": cli.niche_top,
         "memetic": cli.memetic,
         "p_mut": cli.p_mut, "tournament": cli.tournament, "elite": cli.elite,
@@ -152,6 +164,9 @@ fn run(cli: Cli) -> Result<()> {
     }
     if !(cli.corr_pressure >= 0.0 && cli.corr_pressure.is_finite()) {
         bail!("--corr-pressure must be a finite number ≥ 0");
+    }
+    if !(0.0..=0.5).contains(&cli.combine) {
+        bail!("--combine must be a share between 0 and 0.5");
     }
     if !(cli.niche_pressure >= 0.0 && cli.niche_pressure.is_finite()) {
         bail!("--niche-pressure must be a finite number ≥ 0");
@@ -214,7 +229,7 @@ fn run(cli: Cli) -> Result<()> {
             let ids = t.strings("id")?;
             let exprs = t.strings("expression")?;
             let (scores, processing) =
-                checkpoint::read_scores(fit, &prev_hash, &panel, cli.corr_pressure)?;
+                checkpoint::read_scores(fit, &prev_hash, &panel, cli.corr_pressure, cli.select_by)?;
             let mut pool = Vec::new();
             for (id, ex) in ids.iter().zip(&exprs) {
                 let e = parse_canonical(ex, Dialect::Native, &fields)
@@ -241,7 +256,14 @@ fn run(cli: Cli) -> Result<()> {
             let mut ranked: Vec<Elite> = all.into_values().collect();
             ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
             ranked.truncate(cli.elite);
-            for e in &ckpt.elites {
+            // Pool mode: the elites' pool scores were gains over older, smaller libraries
+            // (inflated); the library members, scored by what each contributes now,
+            // stand in for them (below).
+            for e in ckpt
+                .elites
+                .iter()
+                .filter(|_| cli.select_by == SelectBy::Score)
+            {
                 let ex =
                     parse_canonical(&e.expression, Dialect::Native, &fields).map_err(|err| {
                         anyhow!("checkpoint {}: elite {}: {err}", ckpt_path.display(), e.id)
@@ -259,16 +281,58 @@ fn run(cli: Cli) -> Result<()> {
         }
         _ => (0, BTreeSet::new(), Vec::new(), Vec::new(), None),
     };
+    // The parts combinations are built from: library members and elites.
+    let mut parts: Vec<Scored> = elites
+        .iter()
+        .filter_map(|e| {
+            let ex = parse_canonical(&e.expression, Dialect::Native, &fields).ok()?;
+            Some(Scored {
+                expr: ex,
+                id: e.id.clone(),
+                score: e.score,
+            })
+        })
+        .collect();
     if let Some(l) = &cli.library {
         let t = read_parquet(l)?;
-        let ids: BTreeSet<String> = t
-            .strings("id")
-            .with_context(|| format!("library {}", l.display()))?
-            .into_iter()
-            .collect();
+        let ctx = || format!("library {}", l.display());
+        let lib_ids = t.strings("id").with_context(ctx)?;
+        let lib_exprs = t.strings("expression").with_context(ctx)?;
+        let contribution = if t.has_column("pool_contribution") {
+            Some(t.f64s("pool_contribution").with_context(ctx)?)
+        } else {
+            None
+        };
+        let ids: BTreeSet<String> = lib_ids.iter().cloned().collect();
         if cli.library_out_of_pool {
             pool.retain(|p| !ids.contains(&p.id));
             elites.retain(|e| !ids.contains(&e.id));
+            parts.retain(|p| !ids.contains(&p.id));
+        }
+        for (i, (id, ex)) in lib_ids.iter().zip(&lib_exprs).enumerate() {
+            let e = parse_canonical(ex, Dialect::Native, &fields)
+                .map_err(|e| anyhow!("{}: member {id}: {e}", l.display()))?;
+            let score = contribution
+                .as_ref()
+                .map_or(0.0, |c| if c[i].is_finite() { c[i].max(0.0) } else { 0.0 });
+            if cli.select_by == SelectBy::Pool
+                && contribution.is_some()
+                && !cli.library_out_of_pool
+                && !pool.iter().any(|p| &p.id == id)
+            {
+                pool.push(Scored {
+                    expr: e.clone(),
+                    id: id.clone(),
+                    score,
+                });
+            }
+            if !parts.iter().any(|p| &p.id == id) {
+                parts.push(Scored {
+                    expr: e,
+                    id: id.clone(),
+                    score,
+                });
+            }
         }
         memo.extend(ids);
         prov = prov.input_file("library", l)?;
@@ -286,7 +350,16 @@ fn run(cli: Cli) -> Result<()> {
     let children: Vec<Child> = if generation == 0 || cli.random {
         initial(&space, &params, &mut rng, &mut memo)
     } else {
-        breed(&space, &params, &pool, &mut rng, &mut memo)
+        // Combinations first (their own share of --pop), then the bred rest.
+        let n = (cli.combine * cli.pop as f64).round() as usize;
+        let mut crng = Rng::for_generation(cli.seed ^ 0xc0_b1e5, generation);
+        let mut made = combine(&space, &params, &parts, n, &mut crng, &mut memo);
+        let rest = Params {
+            pop: cli.pop - made.len(),
+            ..params.clone()
+        };
+        made.extend(breed(&space, &rest, &pool, &mut rng, &mut memo));
+        made
     };
     if children.len() < cli.pop {
         tracing::warn!(

@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use af_expr::{Dialect, Program, parse_canonical};
+use af_fitness::pool::Pool;
 use af_fitness::processing::Processing;
 use af_fitness::{Context, Workspace};
-use af_library::pool::{Entry, TableCols, entry_from_library, processing_of, read_fitness};
+use af_library::pool::{
+    Admission, Entry, TableCols, entry_from_library, processing_of, read_fitness,
+};
 use af_library::{Library, Meta, pair_key};
 use af_panel::Panel;
 use af_store::{OutputLock, Provenance, sha256_file, write_atomic_bytes};
@@ -47,15 +50,35 @@ struct Cli {
     /// At most this many factors.
     #[arg(long, default_value_t = 50)]
     max_size: usize,
+    /// How members are chosen: `pool` — a candidate joins when it raises the library's
+    /// least-squares combined IC on train by --min-gain and on valid at all; over
+    /// --max-size the member whose removal costs least leaves — or `greedy` — best own
+    /// score first while de-correlated (docs/mining.md).
+    #[arg(long, value_enum, default_value = "pool")]
+    select: Select,
     /// A factor joins only if its mean cross-sectional |corr| with every member (train
-    /// split) stays below this.
-    #[arg(long, default_value_t = 0.7)]
-    max_corr: f64,
+    /// split) stays below this [default: 0.7 with greedy, 0.95 with pool, where
+    /// correlated factors may both serve the combination].
+    #[arg(long)]
+    max_corr: Option<f64>,
+    /// Pool: the least train combined-IC gain that admits a candidate.
+    #[arg(long, default_value_t = 0.0005)]
+    min_gain: f64,
+    /// Pool: how many of the new candidates (by the gain fitness measured) are tried,
+    /// each evaluated once.
+    #[arg(long, default_value_t = 30)]
+    consider: usize,
     #[arg(long)]
     out: PathBuf,
     /// Do not update current.parquet.
     #[arg(long)]
     no_current: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Select {
+    Pool,
+    Greedy,
 }
 
 fn expand(patterns: &[String]) -> Result<Vec<PathBuf>> {
@@ -79,6 +102,17 @@ fn expand(patterns: &[String]) -> Result<Vec<PathBuf>> {
 
 fn run(cli: Cli) -> Result<()> {
     let t0 = Instant::now();
+    let max_corr = cli.max_corr.unwrap_or(match cli.select {
+        Select::Pool => 0.95,
+        Select::Greedy => 0.7,
+    });
+    if !(max_corr > 0.0 && max_corr <= 1.0) {
+        bail!("--max-corr must be in (0, 1]");
+    }
+    let rule = match cli.select {
+        Select::Pool => Admission::Pool,
+        Select::Greedy => Admission::Own,
+    };
     let panel = Panel::open(&cli.panel)?;
     let files = expand(&cli.fitness)?;
     let mut params: Option<(Processing, PathBuf)> = None;
@@ -88,7 +122,13 @@ fn run(cli: Cli) -> Result<()> {
     let mut prov = Provenance::new("library-merge", env!("CARGO_PKG_VERSION"))
         .input_hash("panel", panel.content_hash())
         .param("max_size", cli.max_size)
-        .param("max_corr", cli.max_corr);
+        .param("max_corr", max_corr);
+    if cli.select == Select::Pool {
+        prov = prov
+            .param("select", "pool")
+            .param("min_gain", cli.min_gain)
+            .param("consider", cli.consider);
+    }
 
     let lib = match &cli.library {
         Some(l) => Some(Library::open(l, &panel)?),
@@ -130,7 +170,7 @@ fn run(cli: Cli) -> Result<()> {
             k += 1;
         }
         prov = prov.input_hash(&key, &sha256_file(f)?);
-        pooled += read_fitness(&t, f, primary, &mut entries, &mut split_names)?;
+        pooled += read_fitness(&t, f, primary, rule, &mut entries, &mut split_names)?;
     }
     let (params, _) = params.ok_or_else(|| anyhow!("nothing to merge"))?;
     if let Some(l) = &lib {
@@ -165,40 +205,131 @@ fn run(cli: Cli) -> Result<()> {
     let none = BTreeMap::new();
     let known = lib.as_ref().map_or(&none, |l| &l.meta.pair_corr);
     let mut pairs: BTreeMap<String, f64> = BTreeMap::new();
-    let (admitted, fetched) = af_library::select::greedy(
-        entries.len(),
-        cli.max_size,
-        cli.max_corr,
-        |k| {
-            let e = &entries[k];
-            Ok(match e.from_library {
-                Some(i) => lib
-                    .as_ref()
-                    .expect("library entries need the library")
-                    .values(i)?
-                    .to_vec(),
-                None => {
-                    let ex = parse_canonical(&e.expression, Dialect::Native, &fields)
-                        .map_err(|err| anyhow!("candidate {} ({}): {err}", e.id, e.expression))?;
-                    let mut out = Vec::new();
-                    Program::compile(&[ex]).run(&panel, |_, v| {
-                        out = ctx.processed(v, &mut ws);
-                        Ok(())
-                    })?;
-                    out
-                }
-            })
-        },
-        |i, a, j, b| {
-            let key = pair_key(&entries[i].id, &entries[j].id);
-            let c = match known.get(&key) {
-                Some(&c) => c,
-                None => ctx.mean_corr(a, b, &train),
+    let mut contributions: Vec<(f64, f64)> = Vec::new();
+    let mut values = |k: usize| -> Result<Vec<f64>> {
+        let e = &entries[k];
+        Ok(match e.from_library {
+            Some(i) => lib
+                .as_ref()
+                .expect("library entries need the library")
+                .values(i)?
+                .to_vec(),
+            None => {
+                let ex = parse_canonical(&e.expression, Dialect::Native, &fields)
+                    .map_err(|err| anyhow!("candidate {} ({}): {err}", e.id, e.expression))?;
+                let mut out = Vec::new();
+                Program::compile(&[ex]).run(&panel, |_, v| {
+                    out = ctx.processed(v, &mut ws);
+                    Ok(())
+                })?;
+                out
+            }
+        })
+    };
+    let mut corr = |i: usize, a: &[f64], j: usize, b: &[f64]| {
+        let key = pair_key(&entries[i].id, &entries[j].id);
+        let c = match known.get(&key) {
+            Some(&c) => c,
+            None => ctx.mean_corr(a, b, &train),
+        };
+        pairs.insert(key, c);
+        c
+    };
+    let mut pool_note = String::new();
+    let (admitted, fetched) = match cli.select {
+        Select::Greedy => {
+            af_library::select::greedy(entries.len(), cli.max_size, max_corr, values, corr)?
+        }
+        Select::Pool => {
+            // The current members stay unless a newcomer displaces them; new candidates
+            // are tried by the gain fitness measured against the previous library.
+            let usable = |n: &str| {
+                params
+                    .split(n, panel.dates())
+                    .ok()
+                    .map(|s| s.usable(params.horizon, 1))
             };
-            pairs.insert(key, c);
-            c
-        },
-    )?;
+            let mut ps = Vec::new();
+            for n in ["train", "all", "valid"] {
+                if let Some(d) = usable(n) {
+                    ps.push((n.to_string(), d));
+                }
+            }
+            let start: Vec<usize> = (0..entries.len())
+                .filter(|&k| entries[k].from_library.is_some())
+                .collect();
+            let mut order: Vec<usize> = (0..entries.len())
+                .filter(|&k| entries[k].from_library.is_none())
+                .filter(|&k| !(entries[k].gain < cli.min_gain))
+                .collect();
+            order.sort_by(|&a, &b| {
+                let (x, y) = (&entries[a], &entries[b]);
+                let key = |e: &Entry| {
+                    if e.gain.is_finite() {
+                        e.gain
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                };
+                key(y)
+                    .total_cmp(&key(x))
+                    .then_with(|| y.score.total_cmp(&x.score))
+                    .then_with(|| x.id.cmp(&y.id))
+            });
+            order.truncate(cli.consider);
+            let mut init = Vec::new();
+            for &k in &start {
+                init.push(values(k)?);
+            }
+            let mut pool = Pool::new(&ctx, init, ps);
+            let before = pool.ic().to_vec();
+            let ch = af_library::select::stepwise(
+                &mut pool,
+                start,
+                &order,
+                cli.max_size,
+                max_corr,
+                cli.min_gain,
+                &mut values,
+                &mut corr,
+            )?;
+            pool_note = format!(
+                "pool: combined IC {} -> {} ({} tried, {} admitted, {} near-copies)",
+                fmt_ic(&pool, &before),
+                fmt_ic(&pool, &ch.ic),
+                ch.fetched,
+                ch.admitted,
+                ch.near_copies
+            );
+            // Members are listed by what each contributes, largest first.
+            let mut idx: Vec<usize> = (0..ch.members.len()).collect();
+            idx.sort_by(|&a, &b| {
+                ch.contribution[b]
+                    .total_cmp(&ch.contribution[a])
+                    .then_with(|| entries[ch.members[a]].id.cmp(&entries[ch.members[b]].id))
+            });
+            let mut vals: Vec<Option<Vec<f64>>> = Vec::new();
+            let mut pool = pool;
+            while !pool.is_empty() {
+                vals.push(Some(pool.remove(pool.len() - 1)));
+            }
+            vals.reverse();
+            contributions = idx
+                .iter()
+                .map(|&i| (ch.contribution[i], ch.weights[i]))
+                .collect();
+            let admitted: Vec<af_library::select::Admitted> = idx
+                .iter()
+                .map(|&i| af_library::select::Admitted {
+                    index: ch.members[i],
+                    values: vals[i].take().unwrap_or_default(),
+                    max_corr: f64::NAN,
+                    corr_with: None,
+                })
+                .collect();
+            (admitted, ch.fetched)
+        }
+    };
     // Library members' values are read, not evaluated.
     let evaluated = entries[..fetched]
         .iter()
@@ -206,6 +337,31 @@ fn run(cli: Cli) -> Result<()> {
         .count();
     let n = admitted.len();
 
+    // Pool: each member's largest |corr| with another (every pair was measured when
+    // the later one was tried, or by an earlier merge).
+    let mut admitted = admitted;
+    if cli.select == Select::Pool {
+        for a in 0..admitted.len() {
+            let mut worst = (0.0f64, None);
+            for b in 0..admitted.len() {
+                if a == b {
+                    continue;
+                }
+                let (i, j) = (admitted[a].index, admitted[b].index);
+                let key = pair_key(&entries[i].id, &entries[j].id);
+                let c = match pairs.get(&key).or_else(|| known.get(&key)) {
+                    Some(&c) => c,
+                    None => ctx.mean_corr(&admitted[a].values, &admitted[b].values, &train),
+                };
+                pairs.insert(key, c);
+                if c.is_finite() && c.abs() > worst.0 {
+                    worst = (c.abs(), Some(j));
+                }
+            }
+            admitted[a].max_corr = worst.0;
+            admitted[a].corr_with = worst.1;
+        }
+    }
     // The pairs among the admitted, for the next merge.
     let ids: BTreeSet<&str> = admitted
         .iter()
@@ -234,6 +390,10 @@ fn run(cli: Cli) -> Result<()> {
             a.max_corr,
             a.corr_with.map(|j| entries[j].id.clone()),
         );
+        if let Some(&(c, w)) = contributions.get(rank) {
+            t.contribution[rank] = c;
+            t.weight[rank] = w;
+        }
         values.push((e.id.clone(), a.values));
     }
     let meta = Meta {
@@ -243,7 +403,7 @@ fn run(cli: Cli) -> Result<()> {
         values_hash: String::new(),
         values_bytes: 0,
         processing: params.clone(),
-        max_corr: cli.max_corr,
+        max_corr,
         max_size: cli.max_size,
         pair_corr,
     };
@@ -264,8 +424,19 @@ fn run(cli: Cli) -> Result<()> {
         cli.max_size,
         t0.elapsed().as_secs_f64()
     );
+    if !pool_note.is_empty() {
+        tracing::info!("{pool_note}");
+    }
     println!("wrote {}", cli.out.display());
     Ok(())
+}
+
+fn fmt_ic<V: AsRef<[f64]> + Sync>(pool: &Pool<V>, ic: &[f64]) -> String {
+    pool.split_names()
+        .zip(ic)
+        .map(|(n, v)| format!("{n} {v:.4}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The library as a Polars + polars_ta module (`expr python`, docs/python-export.md).
