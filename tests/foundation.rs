@@ -939,3 +939,83 @@ fn json_logs_carry_tool_step_level_and_message() {
     assert!(text.contains("warning: no volume in the source"), "{text}");
     assert!(run(&["-q"]).contains("warning: no volume"));
 }
+
+/// Issue 37: every flag of every tool (and subcommand) says what it is for in `--help`.
+#[test]
+fn every_flag_has_help_text() {
+    fn flags_without_help(cmd: &[&str], bad: &mut Vec<String>) {
+        let out = bin(cmd[0]).args(&cmd[1..]).arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut subs = Vec::new();
+        let mut in_cmds = false;
+        for (i, l) in lines.iter().enumerate() {
+            if l.starts_with("Commands:") {
+                in_cmds = true;
+                continue;
+            }
+            if in_cmds {
+                if l.trim().is_empty() {
+                    in_cmds = false;
+                } else if let Some(name) = l
+                    .strip_prefix("  ")
+                    .and_then(|r| r.split_whitespace().next())
+                {
+                    if name != "help" && !l.starts_with("   ") {
+                        subs.push(name.to_string());
+                    }
+                }
+            }
+            // An option line: "  -x, --flag <V>" or "      --flag <V>", its help on the
+            // same line or indented on the next.
+            let t = l.trim_start();
+            let indent = l.len() - t.len();
+            if !(2..=6).contains(&indent) || !t.starts_with('-') {
+                continue;
+            }
+            let flag = t
+                .split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .unwrap_or(t)
+                .trim_end_matches(',')
+                .to_string();
+            let rest: Vec<&str> = t
+                .split_whitespace()
+                .skip_while(|w| w.starts_with('-') || w.starts_with('<'))
+                .collect();
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            let next_is_help = next.len() - next.trim_start().len() >= 8 && !next.trim().is_empty();
+            if rest.is_empty() && !next_is_help && flag != "--help" && flag != "--version" {
+                bad.push(format!("{} {flag}", cmd.join(" ")));
+            }
+        }
+        for s in subs {
+            let mut c: Vec<&str> = cmd.to_vec();
+            c.push(&s);
+            flags_without_help(&c, bad);
+        }
+    }
+    let mut bad = Vec::new();
+    for tool in [
+        "ts-fetch",
+        "panel-build",
+        "expr",
+        "cache-plan",
+        "cache-materialize",
+        "gp-gen",
+        "fitness",
+        "library-merge",
+        "lgbm-train",
+        "backtest",
+        "qlib-export",
+        "report",
+        "pipeline",
+    ] {
+        flags_without_help(&[tool], &mut bad);
+    }
+    assert!(
+        bad.is_empty(),
+        "flags without help text:\n{}",
+        bad.join("\n")
+    );
+}

@@ -1,6 +1,6 @@
 //! Daily-bar data for alpha-factory: everything between a data source and the panel.
 //!
-//! - [`raw`]: the raw bar schema of semantics.md §1 in memory and as year-partitioned
+//! - [`raw`]: the raw bar schema of docs/data_contract.md in memory and as year-partitioned
 //!   Parquet, with validation that names the file, row and column of bad input.
 //! - [`synthetic`]: the embedded, seeded A-share-like market with planted alphas.
 //! - [`tushare`]: the A-share market from Tushare Pro (rate-limited, resumable, incremental).

@@ -1,4 +1,4 @@
-//! Raw bars → the dense panel (semantics.md §1).
+//! Raw bars → the dense panel (docs/data_contract.md).
 //!
 //! One pass over the date × asset grid, date-major, with per-asset state for what is
 //! carried forward. The rules, in the order they apply to a cell (t, a):

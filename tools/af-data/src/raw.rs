@@ -1,4 +1,4 @@
-//! Raw daily bars (semantics.md §1): in memory as columns, on disk as Parquet files
+//! Raw daily bars (docs/data_contract.md): in memory as columns, on disk as Parquet files
 //! partitioned by year (`year=YYYY/part-0.parquet`, zstd), sorted by (trade_date, code).
 //!
 //! Codes and industries are interned (`u32` indices into name tables) so the `full`

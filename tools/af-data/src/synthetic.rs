@@ -1,7 +1,7 @@
 //! The embedded synthetic A-share market (`ts-fetch --source synthetic`).
 //!
 //! A seeded, deterministic market that looks like the real one where it matters to a
-//! factor miner (semantics.md §1): a holiday calendar, ~30 industries, log-normal caps,
+//! factor miner (docs/data_contract.md): a holiday calendar, ~30 industries, log-normal caps,
 //! IPOs and delistings, suspension spells, ST spells, board-specific price limits,
 //! ex-dividend / bonus-share `adj_factor` jumps, volume and amount consistent with
 //! prices, and returns from a factor model (GARCH market + industries + a size style +

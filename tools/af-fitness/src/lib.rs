@@ -1,6 +1,6 @@
 //! Factor fitness: how good is a factor, measured the way a careful quant would.
 //!
-//! For each date of a split (semantics.md §3): mask the factor to the universe,
+//! For each date of a split (docs/fitness.md): mask the factor to the universe,
 //! winsorize and z-score it ([`prep`]), neutralize it against industry and size, then
 //! correlate it with the forward return (IC, RankIC), sort it into quintiles
 //! (long-short return) and compare it with the previous day (rank autocorrelation,
@@ -128,7 +128,7 @@ impl DateStat {
     }
 }
 
-/// A split's figures (semantics.md §3 item 5).
+/// A split's figures (docs/fitness.md, "Per split").
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub ic_mean: f64,
@@ -798,7 +798,7 @@ impl<'p> Context<'p> {
     }
 }
 
-/// How the score is made from a candidate's train figures (semantics.md §3 item 6).
+/// How the score is made from a candidate's train figures (docs/fitness.md, "Score and admission").
 #[derive(Debug, Clone)]
 pub struct ScoreConfig {
     /// Subtracted per expression node (parsimony).

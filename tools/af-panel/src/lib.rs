@@ -1,6 +1,6 @@
 //! The panel: every field of a market as a dense `[n_dates][n_assets]` f64 matrix.
 //!
-//! On disk a panel is one Arrow IPC file (design.md §3): a complete date × asset grid,
+//! On disk a panel is one Arrow IPC file (docs/data_contract.md, "The panel"): a complete date × asset grid,
 //! one row per (date, asset), sorted by date then asset. Each numeric column is thus at
 //! once a tidy column for pandas / polars / DuckDB and a row-major matrix for the
 //! evaluator. [`Panel::open`] memory-maps the file and hands out `&[f64]` slices that

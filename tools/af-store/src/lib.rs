@@ -1,6 +1,6 @@
 //! The artifact store: how every alpha-factory tool writes files.
 //!
-//! Three rules hold for every artifact (design.md §3):
+//! Three rules hold for every artifact (docs/pipeline.md, "Killing and resuming"):
 //! - **Content hash**: an artifact is identified by the sha256 of its bytes
 //!   ([`sha256_file`]); outputs are deterministic so equal inputs give equal hashes.
 //! - **Provenance**: the producing tool, its version, its canonical parameters and the

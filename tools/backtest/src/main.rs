@@ -41,13 +41,17 @@ enum Deal {
 struct Args {
     #[command(flatten)]
     log: af_store::log::LogArgs,
+    /// The signal: Parquet with date, code and a score column (lgbm-train's
+    /// predictions.parquet).
     #[arg(long)]
     signal: PathBuf,
     /// The score column (default: `score`, else `prediction`).
     #[arg(long)]
     column: Option<String>,
+    /// The panel giving returns, tradability and limits.
     #[arg(long)]
     panel: PathBuf,
+    /// Folder for the results: summary.json, daily.parquet, orders and holdings.
     #[arg(long)]
     out: PathBuf,
     /// Names held.
@@ -89,9 +93,10 @@ struct Args {
     /// with `date` and `return` columns (an index's daily returns).
     #[arg(long, default_value = "equal-weight")]
     benchmark: String,
-    /// First and last trading date (default: the signal's span).
+    /// First trading date (default: the signal's first).
     #[arg(long)]
     start: Option<String>,
+    /// Last trading date (default: the signal's last).
     #[arg(long)]
     end: Option<String>,
 }

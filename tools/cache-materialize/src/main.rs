@@ -28,10 +28,13 @@ report hits, misses and the compute avoided. Entries of other panels are never r
 struct Cli {
     #[command(flatten)]
     log: af_store::log::LogArgs,
+    /// The plan cache-plan wrote (its --out).
     #[arg(long)]
     manifest: PathBuf,
+    /// The panel the plan was made for (its hash must match the manifest's).
     #[arg(long)]
     panel: PathBuf,
+    /// The cache folder: one entry per node, under the panel's hash.
     #[arg(long, default_value = "data/cache")]
     out: PathBuf,
     /// Recompute entries even when an intact one is there.

@@ -41,6 +41,7 @@ struct Cli {
     /// A library whose expressions join the workload (they recur in later work).
     #[arg(long)]
     library: Option<PathBuf>,
+    /// The panel the workload runs on (entries are keyed by its hash).
     #[arg(long)]
     panel: PathBuf,
     /// Disk budget for the cache entries: 2GiB, 500MB, 1e9 …
@@ -62,6 +63,8 @@ struct Cli {
     /// Use the registry's relative costs instead of timing (same plan on any machine).
     #[arg(long, conflicts_with = "recalibrate")]
     registry_costs: bool,
+    /// The plan to write (JSON manifest of the chosen sub-expressions; calibration.json
+    /// beside it).
     #[arg(long)]
     out: PathBuf,
 }

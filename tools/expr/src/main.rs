@@ -38,21 +38,27 @@ enum Cmd {
         /// Notation of the expressions (a file's `# dialect:` line overrides it).
         #[arg(long, value_enum, default_value = "native")]
         dialect: Dialect,
+        /// A file of expressions, one per line (`#` comments, `name = expr`).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// An expression (repeatable); with --file, these come after the file's.
         exprs: Vec<String>,
     },
     /// Evaluate expressions on a panel into a Parquet table (date, code, one column each).
     Eval {
+        /// The panel to evaluate on (panel-build's --out).
         #[arg(long)]
         panel: PathBuf,
+        /// An expression to evaluate (repeatable); with --file, these come after the file's.
         #[arg(long = "expr")]
         exprs: Vec<String>,
+        /// A file of expressions, one per line (`#` comments, `name = expr`).
         #[arg(long)]
         file: Option<PathBuf>,
         /// Notation of the expressions (a file's `# dialect:` line overrides it).
         #[arg(long, value_enum, default_value = "native")]
         dialect: Dialect,
+        /// The Parquet table to write: date, code and one column per expression.
         #[arg(long)]
         out: PathBuf,
         /// Sub-expression cache (cache-materialize's --out): entries of this panel are
@@ -66,8 +72,10 @@ enum Cmd {
     /// Time each expression on its own (median of --repeat runs after one warm-up run
     /// that also pages the panel's fields in), for `make bench`.
     Bench {
+        /// The panel to time on.
         #[arg(long)]
         panel: PathBuf,
+        /// A file of expressions, one per line (`#` comments, `name = expr`).
         #[arg(long)]
         file: PathBuf,
         /// Notation of the expressions (a file's `# dialect:` line overrides it).
@@ -115,6 +123,7 @@ enum Cmd {
         /// Notation of the expressions (a file's `# dialect:` line overrides it).
         #[arg(long, value_enum, default_value = "native")]
         dialect: Dialect,
+        /// A file of expressions, one per line (`#` comments, `name = expr`).
         #[arg(long)]
         file: Option<PathBuf>,
         /// Panel to size the cost estimate (default: csi500 shape 1500 x 500).
@@ -400,6 +409,7 @@ struct BenchOpts {
     /// (`DIR/<name>.f64`, shape N x n_assets), for value comparison with peers.
     #[arg(long, requires = "dump_dir", default_value_t = 250)]
     dump_rows: usize,
+    /// Folder for the --dump-rows value dumps (off unless given).
     #[arg(long)]
     dump_dir: Option<PathBuf>,
     /// Also time the streaming floor first — read `close`, write one matrix, as the

@@ -150,6 +150,7 @@ struct Cli {
     /// Candidates evaluated together (shared sub-expressions are computed once).
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// The fitness table to write (Parquet, one row per candidate and split).
     #[arg(long)]
     out: PathBuf,
     /// Also write per-date IC, RankIC, quintile mean returns, long-short and turnover.

@@ -36,8 +36,10 @@ See docs/mining.md for the search space, the operators and how to resume.";
 struct Cli {
     #[command(flatten)]
     log: af_store::log::LogArgs,
+    /// The panel whose fields are the terminals (and whose hash the checkpoint records).
     #[arg(long)]
     panel: PathBuf,
+    /// The generation's candidates (Parquet: id, expression, generation, parents, operator).
     #[arg(long)]
     out: PathBuf,
     /// The previous generation's candidates (omit for generation 0).

@@ -84,6 +84,7 @@ struct Cli {
     /// date, code, one column each), for checking against `expr eval`.
     #[arg(long)]
     dump_features: Option<PathBuf>,
+    /// The panel the library was mined on (features and labels come from it).
     #[arg(long)]
     panel: PathBuf,
     /// Label: the cross-sectional rank of fwd_ret_<horizon>. Default: the library's
@@ -95,8 +96,10 @@ struct Cli {
     /// out-of-selection dates).
     #[arg(long)]
     train_days: Option<usize>,
+    /// Validation window before each test window (early stopping), in dates.
     #[arg(long)]
     valid_days: Option<usize>,
+    /// Test window of each fold, in dates.
     #[arg(long)]
     test_days: Option<usize>,
     /// Dates between fold starts (default = --test-days: test windows tile the sample).
@@ -122,6 +125,7 @@ struct Cli {
     /// checking against Python LightGBM.
     #[arg(long)]
     dump_fold: Option<usize>,
+    /// Folder for the model: summary.json, predictions.parquet, the boosters, compare.txt.
     #[arg(long)]
     out: PathBuf,
 }

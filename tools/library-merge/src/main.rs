@@ -45,6 +45,7 @@ struct Cli {
     /// The current library: its factors compete again with the new candidates.
     #[arg(long)]
     library: Option<PathBuf>,
+    /// The panel the fitness files were scored on (its hash is checked).
     #[arg(long)]
     panel: PathBuf,
     /// At most this many factors.
@@ -68,6 +69,8 @@ struct Cli {
     /// each evaluated once.
     #[arg(long, default_value_t = 30)]
     consider: usize,
+    /// The snapshot to write, e.g. libraries/lib-003.parquet; .values.arrow, .csv,
+    /// .yaml and .py are written beside it.
     #[arg(long)]
     out: PathBuf,
     /// Do not update current.parquet.

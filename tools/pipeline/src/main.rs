@@ -82,6 +82,7 @@ enum Cmd {
     Gc {
         #[command(flatten)]
         c: Common,
+        /// List what would be removed; remove nothing.
         #[arg(long)]
         dry_run: bool,
         /// Also remove the folders of this sub-expression cache (cache-materialize
@@ -95,6 +96,7 @@ enum Cmd {
         target: String,
         #[command(flatten)]
         c: Common,
+        /// The file to write (an Airflow DAG .py or a GitHub workflow .yml).
         #[arg(long)]
         out: PathBuf,
     },

@@ -46,8 +46,10 @@ summary.json holds every number the page shows.";
 struct Cli {
     #[command(flatten)]
     log: af_store::log::LogArgs,
+    /// The library snapshot to report on (library-merge's --out, e.g. libraries/current.parquet).
     #[arg(long)]
     library: PathBuf,
+    /// The panel the library was mined on (panel-build's --out).
     #[arg(long)]
     panel: PathBuf,
     /// lgbm-train's output folder (or its predictions.parquet): shown like a factor.
@@ -71,6 +73,7 @@ struct Cli {
     /// bad print cannot dominate a curve; RankIC uses the raw label. 0 = raw returns.
     #[arg(long, default_value_t = 5.0)]
     return_bound: f64,
+    /// Folder for the report: index.html and its data files (created; replaced atomically).
     #[arg(long)]
     out: PathBuf,
 }

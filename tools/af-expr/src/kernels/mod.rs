@@ -9,7 +9,7 @@
 //! - [`cs`]: per date across the universe, one rayon task per chunk of dates, with
 //!   scratch buffers reused across dates (no allocation per date).
 //!
-//! Numerical rules (semantics.md §2): a rolling window is full only when all d values
+//! Numerical rules (docs/expression_language.md): a rolling window is full only when all d values
 //! are present (min_periods = d); ddof = 1; division by zero, log/sqrt of a negative,
 //! zero-variance correlations give NaN; no kernel ever returns ±inf. The `q_` family
 //! (the Qlib dialect) uses partial windows instead (min_periods = 1), see [`time_series`].
