@@ -98,8 +98,8 @@ fn reruns_exactly_what_changed() {
             "horizon=5",
         ],
     );
-    // The panel re-runs (it must store fwd_ret_5; `--horizons 1,5,10,5` writes the same
-    // bytes as the default 1,5,10, so nothing re-runs for the panel's sake).
+    // The panel re-runs (it must store fwd_ret_5; `--add-horizons=5` on the default
+    // 1,5,10 writes the same bytes, so nothing re-runs for the panel's sake).
     assert_eq!(
         ran,
         set(&[
@@ -198,9 +198,13 @@ fn reruns_exactly_what_changed() {
     );
     assert!(
         text.contains("skip  fetch")
-            && text.contains("arguments changed (--horizons=1,5,10,5 -> --horizons=1,5,10,1)"),
+            && text.contains("arguments changed (--add-horizons=5 -> --add-horizons=1)"),
         "{text}"
     );
+    // `horizons` (fitness' several labels) reaches the panel too (issue 37): a panel
+    // without fwd_ret_20 would fail only at fitness-000.
+    let many = plan(&["--set", "horizons=1,20"]);
+    assert!(many.contains("--add-horizons=1,20"), "{many}");
     // gc: with one generation less, the third generation's files go; files the
     // pipeline never wrote stay, whatever folder they are in.
     let cands = d.join("out/runs/csi500-seed1/candidates");

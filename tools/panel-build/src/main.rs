@@ -53,6 +53,11 @@ struct Args {
     /// Label horizons in trading days (comma-separated): writes fwd_ret_{h}.
     #[arg(long, default_value = "1,5,10", value_delimiter = ',')]
     horizons: Vec<usize>,
+    /// More label horizons on top of --horizons (comma-separated, repeatable): what a
+    /// pipeline's fitness horizons need, without spelling the standard set again
+    /// (pipelines/mine.yaml passes its `horizon` and `horizons` here).
+    #[arg(long, value_delimiter = ',')]
+    add_horizons: Vec<usize>,
     /// Label: close(t+h)/close(t)-1, or open(t+1+h)/open(t+1)-1.
     #[arg(long, value_enum, default_value = "close2close")]
     label: LabelArg,
@@ -81,10 +86,12 @@ struct Args {
 
 fn run(mut a: Args) -> Result<()> {
     // `--horizons 1,5,10,5` and `1,5,10` build the same panel (and the same bytes).
+    let more = std::mem::take(&mut a.add_horizons);
+    a.horizons.extend(more);
     a.horizons.sort_unstable();
     a.horizons.dedup();
     if a.horizons.is_empty() || a.horizons.iter().any(|h| *h == 0 || *h > 252) {
-        bail!("--horizons must be integers in 1..=252, e.g. 1,5,10");
+        bail!("--horizons and --add-horizons must be integers in 1..=252, e.g. 1,5,10");
     }
     let _lock = OutputLock::acquire(&a.out)?;
     let manifest = Manifest::read(&a.raw)?;
