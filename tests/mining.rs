@@ -374,6 +374,35 @@ fn mismatched_or_corrupt_inputs_are_named() {
         e.contains("gen-000.fitness.parquet") && e.contains("panel"),
         "{e}"
     );
+    // The same candidates scored under another admission rule (issue 37): the
+    // rules are recorded in each fitness file and a library admits one way.
+    let strict = dir.join("strict.fitness.parquet");
+    ok(bin("fitness").args([
+        "--panel",
+        &s(&panel),
+        "--candidates",
+        &s(&dir.join("gen-000.parquet")),
+        "--horizon",
+        "1",
+        "--admit-ic",
+        "0.01",
+        "--out",
+        &s(&strict),
+    ]));
+    let e = fails(bin("library-merge").args([
+        "--fitness",
+        &s(&dir.join("gen-000.fitness.parquet")),
+        &s(&strict),
+        "--panel",
+        &s(&panel),
+        "--out",
+        &s(&dir.join("x.parquet")),
+    ]));
+    assert!(
+        e.contains("strict.fitness.parquet") && e.contains("admit_ic 0.01 vs 0.005"),
+        "{e}"
+    );
+    std::fs::remove_file(&strict).unwrap();
     let next = |d: &Path, seed: &str| {
         let mut c = bin("gp-gen");
         c.args(["--panel", &s(&panel), "--seed", seed, "--pop", POP])

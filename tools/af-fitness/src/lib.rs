@@ -799,7 +799,9 @@ impl<'p> Context<'p> {
 }
 
 /// How the score is made from a candidate's train figures (docs/fitness.md, "Score and admission").
-#[derive(Debug, Clone)]
+/// Recorded whole in every fitness file (provenance `score_rules`): library-merge pools
+/// only files scored by the same rules.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScoreConfig {
     /// Subtracted per expression node (parsimony).
     pub size_penalty: f64,
@@ -837,6 +839,33 @@ impl Default for ScoreConfig {
             min_coverage: d::MIN_COVERAGE,
             leak_ic: d::LEAK_IC,
         }
+    }
+}
+
+impl ScoreConfig {
+    /// The provenance key the rules are recorded under.
+    pub const KEY: &'static str = "score_rules";
+
+    /// The rules as one JSON object (field names as here).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The rules a file recorded (`None`: a file from before they were recorded).
+    pub fn from_json(v: &serde_json::Value) -> Option<ScoreConfig> {
+        serde_json::from_value(v.clone()).ok()
+    }
+
+    /// "name a vs b" for each rule that differs.
+    pub fn differences(&self, other: &ScoreConfig) -> Vec<String> {
+        let (a, b) = (self.to_json(), other.to_json());
+        let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+            return Vec::new();
+        };
+        a.iter()
+            .filter(|(k, v)| b.get(*k) != Some(*v))
+            .map(|(k, v)| format!("{k} {v} vs {}", b.get(k).cloned().unwrap_or_default()))
+            .collect()
     }
 }
 
@@ -963,6 +992,19 @@ mod tests {
                 ..Default::default()
             },
         }
+    }
+
+    #[test]
+    fn score_rules_round_trip_and_name_their_differences() {
+        let a = ScoreConfig::default();
+        assert_eq!(ScoreConfig::from_json(&a.to_json()), Some(a.clone()));
+        let b = ScoreConfig {
+            admit_ic: 0.01,
+            ..a.clone()
+        };
+        assert_eq!(a.differences(&b), ["admit_ic 0.005 vs 0.01"]);
+        assert!(a.differences(&a).is_empty());
+        assert_eq!(ScoreConfig::from_json(&serde_json::json!({"x": 1})), None);
     }
 
     #[test]

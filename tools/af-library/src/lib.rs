@@ -51,6 +51,10 @@ pub struct Meta {
     /// left out (recomputed).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pair_corr: BTreeMap<String, f64>,
+    /// The score rules the members were admitted under (fitness' `score_rules`, all
+    /// inputs equal; absent for libraries from files that did not record them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_rules: Option<af_fitness::ScoreConfig>,
 }
 
 /// The key of a member pair in [`Meta::pair_corr`].

@@ -58,6 +58,12 @@ pub fn processing_of(
     Processing::from_metadata(meta).with_context(|| path.display().to_string())
 }
 
+/// The score rules a fitness file recorded (`None`: made before they were recorded).
+pub fn score_rules_of(meta: &BTreeMap<String, String>) -> Option<af_fitness::ScoreConfig> {
+    let prov = af_store::Provenance::from_kv(meta.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    af_fitness::ScoreConfig::from_json(prov.params.get(af_fitness::ScoreConfig::KEY)?)
+}
+
 /// One factor competing for a place.
 pub struct Entry {
     pub id: String,

@@ -691,7 +691,8 @@ fn write_outputs(
         .param("turnover_penalty", cli.turnover_penalty)
         .param("admit_ic", cli.admit_ic)
         .param("admit_ratio", cli.admit_ratio)
-        .param("leak_ic", cli.leak_ic);
+        .param("leak_ic", cli.leak_ic)
+        .param(ScoreConfig::KEY, scfg.to_json());
     if cli.fast {
         prov = prov
             .param("fast_threshold", cli.fast_threshold)

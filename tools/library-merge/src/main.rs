@@ -13,7 +13,7 @@ use af_fitness::pool::Pool;
 use af_fitness::processing::Processing;
 use af_fitness::{Context, Workspace};
 use af_library::pool::{
-    Admission, Entry, TableCols, entry_from_library, processing_of, read_fitness,
+    Admission, Entry, TableCols, entry_from_library, processing_of, read_fitness, score_rules_of,
 };
 use af_library::{Library, Meta, pair_key};
 use af_panel::Panel;
@@ -119,6 +119,8 @@ fn run(cli: Cli) -> Result<()> {
     let panel = Panel::open(&cli.panel)?;
     let files = expand(&cli.fitness)?;
     let mut params: Option<(Processing, PathBuf)> = None;
+    // The score rules every input was admitted under: one library, one set of rules.
+    let mut rules: Option<(af_fitness::ScoreConfig, PathBuf)> = None;
     let mut entries: Vec<Entry> = Vec::new();
     let mut split_names: Vec<String> = Vec::new();
     let mut pooled = 0usize;
@@ -140,6 +142,7 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(l) = &lib {
         prov = prov.input_file("library", l.path.as_path())?;
         params = Some((l.meta.processing.clone(), l.path.clone()));
+        rules = l.meta.score_rules.clone().map(|r| (r, l.path.clone()));
         for (i, (id, ex)) in l.ids.iter().zip(&l.expressions).enumerate() {
             entries.push(entry_from_library(l, i, id, ex)?);
         }
@@ -147,6 +150,19 @@ fn run(cli: Cli) -> Result<()> {
     for f in &files {
         let t = read_parquet(f)?;
         let p = processing_of(&t.metadata, f, &panel)?;
+        if let Some(r) = score_rules_of(&t.metadata) {
+            match &rules {
+                Some((q, from)) if *q != r => bail!(
+                    "{} and {} were scored under different score rules ({}): a library admits \
+                     its members one way — score again with the same fitness flags",
+                    f.display(),
+                    from.display(),
+                    r.differences(q).join("; ")
+                ),
+                Some(_) => {}
+                None => rules = Some((r, f.clone())),
+            }
+        }
         let primary = p.horizon;
         match &params {
             Some((q, from)) if *q != p => bail!(
@@ -409,6 +425,7 @@ fn run(cli: Cli) -> Result<()> {
         max_corr,
         max_size: cli.max_size,
         pair_corr,
+        score_rules: rules.map(|(r, _)| r),
     };
     let csv = t.csv(&split_names)?;
     let yaml = t.yaml(&split_names, &panel, &params);
