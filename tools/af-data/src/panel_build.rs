@@ -244,13 +244,26 @@ pub const FIELDS: [&str; 10] = [
     "open", "high", "low", "close", "vwap", "volume", "amount", "returns", "turnover", "cap",
 ];
 
+/// The label horizons a panel stores: sorted, each once, every one in 1..=252 trading
+/// days (a year; a longer label leaves too few dates to learn from). The one rule for
+/// panel-build's flags and for [`build`].
+pub fn label_horizons(asked: &[usize]) -> Result<Vec<usize>> {
+    let mut hs = asked.to_vec();
+    hs.sort_unstable();
+    hs.dedup();
+    if hs.is_empty() || hs.iter().any(|h| *h == 0 || *h > 252) {
+        bail!(
+            "label horizons must be integers in 1..=252 trading days, e.g. 1,5,10 (got {asked:?})"
+        );
+    }
+    Ok(hs)
+}
+
 pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
     if bars.is_empty() {
         bail!("no bars to build a panel from");
     }
-    if p.horizons.is_empty() || p.horizons.iter().any(|h| *h == 0) {
-        bail!("--horizons needs positive integers, e.g. 1,5,10");
-    }
+    let horizons = label_horizons(&p.horizons)?;
     bars.sort();
     bars.validate()?;
 
@@ -467,9 +480,6 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
 
     let mut fields: Vec<(String, Vec<f64>)> = FIELDS.iter().map(|s| s.to_string()).zip(f).collect();
     let (open, close) = (&fields[0].1, &fields[3].1);
-    let mut horizons = p.horizons.clone();
-    horizons.sort();
-    horizons.dedup();
     let mut labels = Vec::new();
     for &h in &horizons {
         let mut lab = vec![f64::NAN; n];
@@ -626,6 +636,16 @@ pub fn build(bars: &mut RawBars, p: &BuildParams) -> Result<Built> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn label_horizons_are_sorted_once_and_bounded() {
+        assert_eq!(label_horizons(&[10, 1, 5, 5, 1]).unwrap(), [1, 5, 10]);
+        for bad in [&[][..], &[0, 1], &[1, 253]] {
+            let e = label_horizons(bad).unwrap_err().to_string();
+            assert!(e.contains("1..=252"), "{e}");
+        }
+    }
+
     use super::*;
     use crate::synthetic::{SynthParams, generate};
 

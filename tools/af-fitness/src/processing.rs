@@ -212,6 +212,14 @@ impl Processing {
         }
     }
 
+    /// The longest label horizon the candidates were scored on: how far past a split's
+    /// end its labels reached (purging, the model's first test date).
+    pub fn longest(&self) -> usize {
+        self.scored_horizons()
+            .into_iter()
+            .fold(self.horizon, usize::max)
+    }
+
     /// Record `splits` (ranges of `dates`) by their first and last date.
     pub fn record_splits(&mut self, splits: &[Split], dates: &[i32]) {
         self.splits = splits
@@ -367,6 +375,7 @@ mod tests {
         m.horizons = vec![1, 5];
         assert_eq!(p.differences(&m), vec!["horizons 1 vs 1,5".to_string()]);
         assert_eq!(m.scored_horizons(), vec![1, 5]);
+        assert_eq!(m.longest(), 5);
         let (k, v) = m.metadata_entry();
         assert_eq!(
             Processing::from_metadata(&[(k, v)].into_iter().collect()).unwrap(),

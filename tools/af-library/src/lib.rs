@@ -171,6 +171,20 @@ impl Library {
     }
 
     /// Factor `i`'s processed values, `[n_dates][n_assets]`, zero-copy.
+    /// Each member's label horizon (its best of those fitness scored); libraries from
+    /// before the `horizon` column: the processing's primary horizon.
+    pub fn member_horizons(&self) -> Result<Vec<usize>> {
+        Ok(if self.table.has_column("horizon") {
+            self.table
+                .f64s("horizon")?
+                .into_iter()
+                .map(|x| x as usize)
+                .collect()
+        } else {
+            vec![self.meta.processing.horizon; self.len()]
+        })
+    }
+
     pub fn values(&self, i: usize) -> Result<&[f64]> {
         Ok(self.values.field(&self.ids[i])?.data)
     }

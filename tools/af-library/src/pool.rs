@@ -94,7 +94,13 @@ pub enum Admission {
     Pool,
 }
 
-pub fn entry_from_library(l: &Library, i: usize, id: &str, ex: &str) -> Result<Entry> {
+pub fn entry_from_library(
+    l: &Library,
+    i: usize,
+    id: &str,
+    ex: &str,
+    horizons: &[usize],
+) -> Result<Entry> {
     let t = &l.table;
     let mut metrics = BTreeMap::new();
     for s in l.meta.processing.split_names() {
@@ -118,11 +124,7 @@ pub fn entry_from_library(l: &Library, i: usize, id: &str, ex: &str) -> Result<E
             "pool" => "pool",
             _ => "valid",
         },
-        horizon: if t.has_column("horizon") {
-            t.f64s("horizon")?[i] as u32
-        } else {
-            l.meta.processing.horizon as u32
-        },
+        horizon: horizons[i] as u32,
         metrics,
         from_library: Some(i),
         gain: f64::NAN,

@@ -198,17 +198,6 @@ fn run(cli: Cli) -> Result<()> {
         (None, Some(_)) => split::all(panel.n_dates()),
         (None, None) => split::default_splits(panel.n_dates()),
     };
-    let longest = hs.iter().copied().max().unwrap_or(1);
-    for s in &splits {
-        if s.usable(longest, 1).is_empty() {
-            bail!(
-                "split {} has {} dates, none left after purging the last {longest} (label \
-                 horizon): make it longer or the horizon shorter",
-                s.name,
-                s.end - s.start,
-            );
-        }
-    }
     let mut processing = Processing {
         horizon: hs[0],
         horizons: if hs.len() > 1 { hs.clone() } else { Vec::new() },
@@ -220,6 +209,17 @@ fn run(cli: Cli) -> Result<()> {
         splits: Vec::new(),
     };
     processing.record_splits(&splits, panel.dates());
+    let longest = processing.longest();
+    for s in &splits {
+        if s.usable(longest, 1).is_empty() {
+            bail!(
+                "split {} has {} dates, none left after purging the last {longest} (label \
+                 horizon): make it longer or the horizon shorter",
+                s.name,
+                s.end - s.start,
+            );
+        }
+    }
     // Record what this panel allows, not only what was asked (no caps: no size).
     let (processing, notes) = processing.on_panel(&panel);
     for n in &notes {

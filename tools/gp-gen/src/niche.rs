@@ -37,11 +37,7 @@ pub fn discount(
         .split("train", dates)
         .or_else(|_| processing.split("all", dates))
         .context("niching: the fitness file records no train split")?;
-    let longest = processing
-        .scored_horizons()
-        .into_iter()
-        .max()
-        .unwrap_or(processing.horizon);
+    let longest = processing.longest();
     let sample = sample_dates(&train.usable(longest, 1), SAMPLE_DATES);
     // Operators never look ahead, so the panel up to the last sample date gives the same
     // values there for less work (the train split is the panel's first part).

@@ -203,10 +203,7 @@ fn run(mut cli: Cli) -> Result<()> {
         ),
     };
     let seen = if lib.is_some() {
-        processing
-            .scored_horizons()
-            .into_iter()
-            .fold(horizon, usize::max)
+        processing.longest().max(horizon)
     } else {
         horizon
     };

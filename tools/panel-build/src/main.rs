@@ -10,7 +10,7 @@ use af_data::panel_build::{Adjust, BuildParams, Label, Liquidity, build};
 use af_data::raw::read_partitions;
 use af_panel::write_panel;
 use af_store::{OutputLock, Provenance, sha256_file};
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::{Parser, ValueEnum};
 
 const EXAMPLES: &str = "\
@@ -88,11 +88,8 @@ fn run(mut a: Args) -> Result<()> {
     // `--horizons 1,5,10,5` and `1,5,10` build the same panel (and the same bytes).
     let more = std::mem::take(&mut a.add_horizons);
     a.horizons.extend(more);
-    a.horizons.sort_unstable();
-    a.horizons.dedup();
-    if a.horizons.is_empty() || a.horizons.iter().any(|h| *h == 0 || *h > 252) {
-        bail!("--horizons and --add-horizons must be integers in 1..=252, e.g. 1,5,10");
-    }
+    a.horizons =
+        af_data::panel_build::label_horizons(&a.horizons).context("--horizons / --add-horizons")?;
     let _lock = OutputLock::acquire(&a.out)?;
     let manifest = Manifest::read(&a.raw)?;
     // `--universe csi300`: the membership file ts-fetch recorded in the raw folder.

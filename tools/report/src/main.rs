@@ -233,15 +233,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     // Each factor is shown on the horizon the library recorded for it (its best of
     // those fitness scored, `fitness --horizons`); the model on the primary one.
-    let factor_h: Vec<usize> = if lib.table.has_column("horizon") {
-        lib.table
-            .f64s("horizon")?
-            .into_iter()
-            .map(|x| x as usize)
-            .collect()
-    } else {
-        vec![h; lib.len()]
-    };
+    let factor_h: Vec<usize> = lib.member_horizons()?;
     let mut scorings: BTreeMap<usize, Scoring> = BTreeMap::new();
     for &k in std::iter::once(&h).chain(&factor_h) {
         if !scorings.contains_key(&k) {
