@@ -66,14 +66,121 @@ pub fn pair_key(a: &str, b: &str) -> String {
     }
 }
 
-/// An opened library: its table and its values, checked against `panel`.
+/// An opened library: its members, typed, and their values, checked against `panel`.
 pub struct Library {
     pub path: PathBuf,
     pub meta: Meta,
-    pub table: ReadTable,
+    /// The snapshot's Parquet metadata (provenance), for reports.
+    pub metadata: std::collections::BTreeMap<String, String>,
     pub ids: Vec<String>,
     pub expressions: Vec<String>,
+    pub members: Vec<Member>,
     values: Panel,
+}
+
+/// One library member as the snapshot records it (columns parsed once, here; older
+/// snapshots' missing columns get their documented fallbacks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub id: String,
+    pub expression: String,
+    /// The generation that found it (-1: unknown).
+    pub generation: i64,
+    pub size: f64,
+    /// Its own score (fitness' merit) when admitted.
+    pub score: f64,
+    /// "valid", "score" or "pool".
+    pub admitted_by: String,
+    /// Its label horizon (its best of those fitness scored; older snapshots: the
+    /// processing's primary horizon).
+    pub horizon: usize,
+    /// split -> metric ([`pool::METRICS`]) -> value.
+    pub metrics: BTreeMap<String, BTreeMap<&'static str, f64>>,
+    /// Pool selection: train combined IC lost without it, and its weight (NaN: greedy).
+    pub contribution: f64,
+    pub weight: f64,
+}
+
+impl Member {
+    /// Read every member of a snapshot table (`processing`: the library's, for the
+    /// split names and the fallback horizon).
+    pub fn read_all(t: &ReadTable, processing: &Processing) -> Result<Vec<Member>> {
+        let n = t.num_rows();
+        let num = |c: &str, fallback: f64| -> Result<Vec<f64>> {
+            Ok(if t.has_column(c) {
+                t.f64s(c)?
+            } else {
+                vec![fallback; n]
+            })
+        };
+        let (ids, exprs) = (t.strings("id")?, t.strings("expression")?);
+        let generation = num("generation", -1.0)?;
+        let size = num("size", f64::NAN)?;
+        let score = num("score", f64::NAN)?;
+        let horizon = num("horizon", processing.horizon as f64)?;
+        let contribution = num("pool_contribution", f64::NAN)?;
+        let weight = num("pool_weight", f64::NAN)?;
+        let admitted = if t.has_column("admitted_by") {
+            t.strings("admitted_by")?
+        } else {
+            vec!["valid".to_string(); n]
+        };
+        let mut metrics = vec![BTreeMap::new(); n];
+        for s in processing.split_names() {
+            for k in pool::METRICS {
+                let col = format!("{s}_{k}");
+                if t.has_column(&col) {
+                    for (m, v) in metrics.iter_mut().zip(t.f64s(&col)?) {
+                        m.entry(s.clone())
+                            .or_insert_with(BTreeMap::new)
+                            .insert(k, v);
+                    }
+                }
+            }
+        }
+        Ok((0..n)
+            .map(|i| Member {
+                id: ids[i].clone(),
+                expression: exprs[i].clone(),
+                generation: generation[i] as i64,
+                size: size[i],
+                score: score[i],
+                admitted_by: admitted[i].clone(),
+                horizon: horizon[i] as usize,
+                metrics: std::mem::take(&mut metrics[i]),
+                contribution: contribution[i],
+                weight: weight[i],
+            })
+            .collect())
+    }
+}
+
+/// The members of a snapshot without opening its values (gp-gen: expressions and
+/// contributions only), checked to be a library.
+pub fn read_members(path: &Path) -> Result<Vec<Member>> {
+    let inner = || -> Result<Vec<Member>> {
+        let table = read_parquet(path)?;
+        let meta = meta_of(&table)?;
+        Member::read_all(&table, &meta.processing)
+    };
+    inner().with_context(|| format!("library {}", path.display()))
+}
+
+fn meta_of(table: &ReadTable) -> Result<Meta> {
+    let meta: Meta = serde_json::from_str(
+        table
+            .metadata
+            .get(META_LIBRARY)
+            .context("not a factor library (no af.library metadata)")?,
+    )
+    .context("corrupt af.library metadata")?;
+    if meta.format != LIBRARY_FORMAT {
+        bail!(
+            "unsupported library format {:?} (this build reads {LIBRARY_FORMAT})",
+            meta.format
+        );
+    }
+    Ok(meta)
 }
 
 /// The values file's name for a library file `lib-003.parquet`: `lib-003.values.arrow`.
@@ -91,19 +198,7 @@ impl Library {
     pub fn open(path: &Path, panel: &Panel) -> Result<Library> {
         let inner = || -> Result<Library> {
             let table = read_parquet(path)?;
-            let meta: Meta = serde_json::from_str(
-                table
-                    .metadata
-                    .get(META_LIBRARY)
-                    .context("not a factor library (no af.library metadata)")?,
-            )
-            .context("corrupt af.library metadata")?;
-            if meta.format != LIBRARY_FORMAT {
-                bail!(
-                    "unsupported library format {:?} (this build reads {LIBRARY_FORMAT})",
-                    meta.format
-                );
-            }
+            let meta = meta_of(&table)?;
             if meta.panel != panel.content_hash() {
                 bail!(
                     "it was built on panel {} but this panel ({}) is {}: rebuild the library \
@@ -141,8 +236,9 @@ impl Library {
                     vpath.display()
                 );
             }
-            let ids = table.strings("id")?;
-            let expressions = table.strings("expression")?;
+            let members = Member::read_all(&table, &meta.processing)?;
+            let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+            let expressions = members.iter().map(|m| m.expression.clone()).collect();
             for id in &ids {
                 if !values.has_field(id) {
                     bail!(
@@ -154,9 +250,10 @@ impl Library {
             Ok(Library {
                 path: path.to_path_buf(),
                 meta,
-                table,
+                metadata: table.metadata,
                 ids,
                 expressions,
+                members,
                 values,
             })
         };
@@ -171,18 +268,9 @@ impl Library {
     }
 
     /// Factor `i`'s processed values, `[n_dates][n_assets]`, zero-copy.
-    /// Each member's label horizon (its best of those fitness scored); libraries from
-    /// before the `horizon` column: the processing's primary horizon.
-    pub fn member_horizons(&self) -> Result<Vec<usize>> {
-        Ok(if self.table.has_column("horizon") {
-            self.table
-                .f64s("horizon")?
-                .into_iter()
-                .map(|x| x as usize)
-                .collect()
-        } else {
-            vec![self.meta.processing.horizon; self.len()]
-        })
+    /// Each member's label horizon ([`Member::horizon`]).
+    pub fn member_horizons(&self) -> Vec<usize> {
+        self.members.iter().map(|m| m.horizon).collect()
     }
 
     pub fn values(&self, i: usize) -> Result<&[f64]> {

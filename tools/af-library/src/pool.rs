@@ -94,41 +94,25 @@ pub enum Admission {
     Pool,
 }
 
-pub fn entry_from_library(
-    l: &Library,
-    i: usize,
-    id: &str,
-    ex: &str,
-    horizons: &[usize],
-) -> Result<Entry> {
-    let t = &l.table;
-    let mut metrics = BTreeMap::new();
-    for s in l.meta.processing.split_names() {
-        let mut m = BTreeMap::new();
-        for k in METRICS {
-            let col = format!("{s}_{k}");
-            if t.has_column(&col) {
-                m.insert(k, t.f64s(&col)?[i]);
-            }
-        }
-        metrics.insert(s, m);
-    }
-    Ok(Entry {
-        id: id.to_string(),
-        expression: ex.to_string(),
-        generation: t.f64s("generation")?[i] as i64,
-        size: t.f64s("size")?[i],
-        score: t.f64s("score")?[i],
-        admitted_by: match t.strings("admitted_by")?[i].as_str() {
+/// Library member `i` as a competitor of the merge.
+pub fn entry_from_library(l: &Library, i: usize) -> Entry {
+    let m = &l.members[i];
+    Entry {
+        id: m.id.clone(),
+        expression: m.expression.clone(),
+        generation: m.generation,
+        size: m.size,
+        score: m.score,
+        admitted_by: match m.admitted_by.as_str() {
             "score" => "score",
             "pool" => "pool",
             _ => "valid",
         },
-        horizon: horizons[i] as u32,
-        metrics,
+        horizon: m.horizon as u32,
+        metrics: m.metrics.clone(),
         from_library: Some(i),
         gain: f64::NAN,
-    })
+    }
 }
 
 /// Admissible candidates of one fitness file (full pass, status ok, and admitted by

@@ -250,10 +250,7 @@ fn run(cli: Cli) -> Result<()> {
     let library_ids: Vec<String> = lib.as_ref().map(|l| l.ids.clone()).unwrap_or_default();
     // A near-copy's gain over the member it resembles is what `gp-gen` selects it on.
     let library_scores: Vec<f64> = match &lib {
-        Some(l) => l
-            .table
-            .f64s("score")
-            .map_err(|e| e.context(format!("library {}", l.path.display())))?,
+        Some(l) => l.members.iter().map(|m| m.score).collect(),
         None => Vec::new(),
     };
 

@@ -296,29 +296,26 @@ fn run(cli: Cli) -> Result<()> {
         })
         .collect();
     if let Some(l) = &cli.library {
-        let t = read_parquet(l)?;
-        let ctx = || format!("library {}", l.display());
-        let lib_ids = t.strings("id").with_context(ctx)?;
-        let lib_exprs = t.strings("expression").with_context(ctx)?;
-        let contribution = if t.has_column("pool_contribution") {
-            Some(t.f64s("pool_contribution").with_context(ctx)?)
-        } else {
-            None
-        };
-        let ids: BTreeSet<String> = lib_ids.iter().cloned().collect();
+        let members = af_library::read_members(l)?;
+        // Snapshots selected greedily have no contributions to select them on.
+        let pooled = members.iter().any(|m| m.contribution.is_finite());
+        let ids: BTreeSet<String> = members.iter().map(|m| m.id.clone()).collect();
         if cli.library_out_of_pool {
             pool.retain(|p| !ids.contains(&p.id));
             elites.retain(|e| !ids.contains(&e.id));
             parts.retain(|p| !ids.contains(&p.id));
         }
-        for (i, (id, ex)) in lib_ids.iter().zip(&lib_exprs).enumerate() {
+        for m in &members {
+            let (id, ex) = (&m.id, &m.expression);
             let e = parse_canonical(ex, Dialect::Native, &fields)
                 .map_err(|e| anyhow!("{}: member {id}: {e}", l.display()))?;
-            let score = contribution
-                .as_ref()
-                .map_or(0.0, |c| if c[i].is_finite() { c[i].max(0.0) } else { 0.0 });
+            let score = if m.contribution.is_finite() {
+                m.contribution.max(0.0)
+            } else {
+                0.0
+            };
             if cli.select_by == SelectBy::Pool
-                && contribution.is_some()
+                && pooled
                 && !cli.library_out_of_pool
                 && !pool.iter().any(|p| &p.id == id)
             {

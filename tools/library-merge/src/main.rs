@@ -143,9 +143,8 @@ fn run(cli: Cli) -> Result<()> {
         prov = prov.input_file("library", l.path.as_path())?;
         params = Some((l.meta.processing.clone(), l.path.clone()));
         rules = l.meta.score_rules.clone().map(|r| (r, l.path.clone()));
-        let hs = l.member_horizons()?;
-        for (i, (id, ex)) in l.ids.iter().zip(&l.expressions).enumerate() {
-            entries.push(entry_from_library(l, i, id, ex, &hs)?);
+        for i in 0..l.len() {
+            entries.push(entry_from_library(l, i));
         }
     }
     for f in &files {

@@ -233,7 +233,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     // Each factor is shown on the horizon the library recorded for it (its best of
     // those fitness scored, `fitness --horizons`); the model on the primary one.
-    let factor_h: Vec<usize> = lib.member_horizons()?;
+    let factor_h: Vec<usize> = lib.member_horizons();
     let mut scorings: BTreeMap<usize, Scoring> = BTreeMap::new();
     for &k in std::iter::once(&h).chain(&factor_h) {
         if !scorings.contains_key(&k) {
@@ -296,11 +296,17 @@ fn run(cli: Cli) -> Result<()> {
         }
     };
 
-    let gens = if lib.table.has_column("generation") {
-        lib.table.f64s("generation")?
-    } else {
-        vec![f64::NAN; lib.len()]
-    };
+    let gens: Vec<f64> = lib
+        .members
+        .iter()
+        .map(|m| {
+            if m.generation >= 0 {
+                m.generation as f64
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
     let mut figs: Vec<Figures> = Vec::new();
     for (i, (id, ex)) in lib.ids.iter().zip(&lib.expressions).enumerate() {
         let e = parse_canonical(ex, Dialect::Native, &fields)
@@ -443,12 +449,8 @@ fn run(cli: Cli) -> Result<()> {
     let mut html = String::new();
     let day = |t: usize| format_date(panel.dates()[t]);
     let prov = panel.provenance();
-    let lib_prov = af_store::Provenance::from_kv(
-        lib.table
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    );
+    let lib_prov =
+        af_store::Provenance::from_kv(lib.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let _ = write!(
         html,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>alpha-factory report: {}</title>\
