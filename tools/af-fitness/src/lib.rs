@@ -27,33 +27,12 @@ use af_panel::{Panel, columns};
 use anyhow::{Result, anyhow};
 use rayon::prelude::*;
 
-use prep::{Design, Winsor};
+use prep::Design;
+pub use processing::Config;
 use stats::{mean_std, pearson_by, pearson_pairs};
 
 /// Quantile buckets for long-short returns and top-quantile turnover.
 pub const QUANTILES: usize = 5;
-
-/// Preprocessing and metric parameters.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub horizon: usize,
-    pub winsor: Winsor,
-    /// Neutralize on industry dummies / log(cap).
-    pub industry: bool,
-    pub size: bool,
-    /// Dates with fewer assets are dropped (and counted).
-    pub min_assets: usize,
-    pub ridge: f64,
-    /// Also score against the previous day (rank autocorrelation, top-quintile
-    /// turnover); a FAST screen skips it and processes half the rows.
-    pub turnover: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        processing::Processing::default().config(true)
-    }
-}
 
 /// What every candidate shares on one date: the assets that can be scored, those with
 /// a label, the label's ranks and the neutralization design.

@@ -14,8 +14,8 @@ use af_panel::{Panel, columns};
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::Config;
 use crate::prep::Winsor;
+pub use crate::split::RecordedSplit;
 use crate::split::{Split, from_recorded};
 
 /// Metadata key of a fitness file's [`Processing`] (JSON).
@@ -114,12 +114,27 @@ impl<'de> Deserialize<'de> for Winsor {
     }
 }
 
-/// A split as recorded: its name and first and last panel date (inclusive).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordedSplit {
-    pub name: String,
-    pub first: String,
-    pub last: String,
+/// The engine's per-run parameters, derived from a [`Processing`] record
+/// ([`Processing::config`]).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub horizon: usize,
+    pub winsor: Winsor,
+    /// Neutralize on industry dummies / log(cap).
+    pub industry: bool,
+    pub size: bool,
+    /// Dates with fewer assets are dropped (and counted).
+    pub min_assets: usize,
+    pub ridge: f64,
+    /// Also score against the previous day (rank autocorrelation, top-quintile
+    /// turnover); a FAST screen skips it and processes half the rows.
+    pub turnover: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Processing::default().config(true)
+    }
 }
 
 /// Everything that defines a factor's processed values and the dates its figures (and

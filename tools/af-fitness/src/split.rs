@@ -7,8 +7,16 @@
 
 use af_panel::dates::{format_date, parse_date};
 use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
 
-use crate::processing::RecordedSplit;
+/// A split as recorded (in a processing record): its name and first and last panel
+/// date (inclusive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedSplit {
+    pub name: String,
+    pub first: String,
+    pub last: String,
+}
 
 /// A named half-open range of panel date indices.
 #[derive(Debug, Clone, PartialEq, Eq)]
