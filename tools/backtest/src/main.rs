@@ -167,10 +167,10 @@ fn run_cli(a: Args) -> Result<()> {
         );
     }
     let universe = panel
-        .mask("in_universe")
+        .mask(af_panel::columns::UNIVERSE)
         .unwrap_or_else(|_| vec![true; nd * na]);
     let tradable = panel
-        .mask("tradable")
+        .mask(af_panel::columns::TRADABLE)
         .unwrap_or_else(|_| vec![true; nd * na]);
     let max_univ = af_backtest::max_universe(&universe, nd, na);
     if a.topk > max_univ {
