@@ -84,11 +84,12 @@ impl<'c, 'p, V: AsRef<[f64]> + Sync> Pool<'c, 'p, V> {
         let mut y = vec![Vec::new(); ctx.nd];
         for (_, ds) in &splits {
             for &t in ds {
-                if let Some(b) = ctx.base.get(t).and_then(|b| b.as_ref()) {
-                    if y[t].is_empty() && !b.label_rank.is_empty() {
-                        let m = b.label_rank.iter().sum::<f64>() / b.label_rank.len() as f64;
-                        y[t] = b.label_rank.iter().map(|r| r - m).collect();
-                    }
+                if let Some(b) = ctx.base.get(t).and_then(|b| b.as_ref())
+                    && y[t].is_empty()
+                    && !b.label_rank.is_empty()
+                {
+                    let m = b.label_rank.iter().sum::<f64>() / b.label_rank.len() as f64;
+                    y[t] = b.label_rank.iter().map(|r| r - m).collect();
                 }
             }
         }
@@ -302,7 +303,7 @@ impl<'c, 'p, V: AsRef<[f64]> + Sync> Pool<'c, 'p, V> {
             gain: vec![0.0; s.ic.len()],
             weight: 0.0,
         };
-        if !(d2 > 0.0) || f.xx <= 0.0 {
+        if d2.is_nan() || d2 <= 0.0 || f.xx <= 0.0 {
             return zero(self);
         }
         let d = d2.sqrt();

@@ -87,6 +87,7 @@ pub struct PassStats {
 /// Evaluate `idx` candidates on `panel` in batches and score each on every horizon's
 /// splits; `pick` (given the candidate's index) chooses the horizon it keeps. The
 /// expression is evaluated once whatever the number of horizons.
+#[allow(clippy::too_many_arguments)]
 pub fn score_pass(
     panel: &Panel,
     horizons: &[Horizon],

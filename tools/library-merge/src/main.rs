@@ -279,7 +279,8 @@ fn run(cli: Cli) -> Result<()> {
                 .collect();
             let mut order: Vec<usize> = (0..entries.len())
                 .filter(|&k| entries[k].from_library.is_none())
-                .filter(|&k| !(entries[k].gain < cli.min_gain))
+                // Files without the pool columns (NaN) are tried too.
+                .filter(|&k| entries[k].gain.is_nan() || entries[k].gain >= cli.min_gain)
                 .collect();
             order.sort_by(|&a, &b| {
                 let (x, y) = (&entries[a], &entries[b]);
@@ -328,7 +329,6 @@ fn run(cli: Cli) -> Result<()> {
                     .then_with(|| entries[ch.members[a]].id.cmp(&entries[ch.members[b]].id))
             });
             let mut vals: Vec<Option<Vec<f64>>> = Vec::new();
-            let mut pool = pool;
             while !pool.is_empty() {
                 vals.push(Some(pool.remove(pool.len() - 1)));
             }
