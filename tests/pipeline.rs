@@ -304,8 +304,21 @@ fn killed_runs_resume_to_the_same_library_and_runs_exclude_each_other() {
             .args(SMALL)
             .args(g3),
     );
+    // Meanwhile the same pipeline file on another market with its own state folder
+    // runs (issue 41: the lock is the records', not the file's).
+    ok(pipeline(&d)
+        .args(["run", "pipelines/mine.yaml", "--quiet", "--tools", &tools])
+        .args(["--state", "state-other", "--to", "panel"])
+        .args(SMALL)
+        .args(["--set", "name=other"]));
+    let still = first.try_wait().unwrap().is_none();
     let _ = first.wait();
     assert!(e.contains("pid") || e.contains("locked"), "{e}");
+    assert!(
+        still,
+        "the first run should still have been running (else the test proves nothing)"
+    );
+    assert!(d.join("data/panel/other.arrow").exists());
 }
 
 #[test]

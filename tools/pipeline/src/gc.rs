@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use af_store::OutputLock;
 use anyhow::{Context, Result};
 
 use crate::graph::*;
@@ -59,7 +58,7 @@ pub fn gc_cache(root: &Path, keep: &BTreeSet<String>, dry_run: bool) -> Result<(
 /// Remove the artifacts this pipeline wrote that no current step's record references.
 pub fn gc(c: &Common, dry_run: bool, cache: Option<PathBuf>) -> Result<()> {
     let g = build(c)?;
-    let _lock = OutputLock::acquire(&c.file)
+    let _lock = crate::graph::run_lock(c, &g.p.name)
         .context("a `pipeline run` holds this pipeline; gc waits for it to finish")?;
     // Keep what the records of the current steps reference; candidates are only
     // paths this pipeline once wrote (a step's old outputs, generations beyond

@@ -340,3 +340,11 @@ pub fn render(c: &Common, format: &str) -> Result<String> {
     }
     Ok(out)
 }
+
+/// The lock a run (or gc) of this pipeline holds: one per state folder and pipeline
+/// name — the step records it writes — so the same pipeline file runs on two markets at
+/// once with two `--state` folders (each tool still locks its own outputs), while two
+/// runs sharing records exclude each other.
+pub fn run_lock(c: &Common, name: &str) -> anyhow::Result<af_store::OutputLock> {
+    af_store::OutputLock::acquire(&c.state.join("pipeline").join(name))
+}

@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use af_store::OutputLock;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 
@@ -205,8 +204,8 @@ pub fn run_cmd(
 ) -> Result<()> {
     let t0 = Instant::now();
     let g = build(c)?;
-    let _lock =
-        OutputLock::acquire(&c.file).context("another `pipeline run` holds this pipeline")?;
+    let _lock = crate::graph::run_lock(c, &g.p.name)
+        .context("another `pipeline run` holds this pipeline and state folder")?;
     let sel = selected(&g, only, from, to)?;
     let run_id = format!(
         "{}-{}-{}",
