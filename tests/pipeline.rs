@@ -152,6 +152,12 @@ fn reruns_exactly_what_changed() {
     // Early cutoff: a re-run that writes the same bytes leaves everything below skipped.
     assert_eq!(g3(&["--only", "panel", "--force"]), set(&["panel"]));
     assert!(g3(&[]).is_empty());
+    // A temp file a killed writer left beside an up-to-date output is swept by the
+    // next run, which skips the step (issue 41); pid 4194304 is never alive.
+    let stale = d.join("out/runs/csi500-seed1/libraries/.lib-001.values.arrow.tmp-4194304");
+    std::fs::write(&stale, b"partial").unwrap();
+    assert!(g3(&[]).is_empty());
+    assert!(!stale.exists(), "the stale temp file is still there");
     // A deleted output re-runs its step (and nothing else, the bytes being the same).
     std::fs::remove_file(d.join("out/runs/csi500-seed1/candidates/gen-001.fitness.parquet"))
         .unwrap();

@@ -57,6 +57,40 @@ fn remove_stale_tmps(target: &Path) {
     }
 }
 
+/// Remove the temp files of `target` whose writer is gone (the pid in the name is not
+/// a live process): what a killed write left when nothing rewrites `target` — the
+/// runner sweeps every step's outputs, run or skipped. Returns how many went. A live
+/// writer's temp file is left alone.
+pub fn sweep_stale_tmps(target: &Path) -> usize {
+    let (Some(name), dir) = (target.file_name(), parent_of(target)) else {
+        return 0;
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let mut n = 0;
+    if let Ok(rd) = fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            let f = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = f.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid != std::process::id() && !alive(pid) {
+                let gone = fs::remove_file(e.path()).or_else(|_| fs::remove_dir_all(e.path()));
+                n += gone.is_ok() as usize;
+            }
+        }
+    }
+    n
+}
+
+/// Whether process `pid` exists (Linux: its /proc entry; elsewhere assume it does).
+fn alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
 /// Write `target` atomically; `fill` writes the content into a buffered temp file.
 pub fn write_atomic<F>(target: &Path, fill: F) -> Result<()>
 where
@@ -174,6 +208,23 @@ impl Drop for AtomicDir {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_dead_writers_temp_file_is_swept_a_live_ones_stays() {
+        let dir = std::env::temp_dir().join(format!("af-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("lib-001.values.arrow");
+        // pid 4194304 is above Linux's pid_max: never a live process.
+        let dead = dir.join(".lib-001.values.arrow.tmp-4194304");
+        let mine = dir.join(format!(".lib-001.values.arrow.tmp-{}", std::process::id()));
+        let other = dir.join(".lib-002.values.arrow.tmp-4194304");
+        for p in [&dead, &mine, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(super::sweep_stale_tmps(&target), 1);
+        assert!(!dead.exists() && mine.exists() && other.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     use super::*;
 
     #[test]

@@ -17,7 +17,7 @@ pub mod log;
 mod provenance;
 mod secret;
 
-pub use atomic::{AtomicDir, write_atomic, write_atomic_bytes};
+pub use atomic::{AtomicDir, sweep_stale_tmps, write_atomic, write_atomic_bytes};
 pub use hash::{Sha256Writer, sha256_bytes, sha256_file};
 pub use lock::OutputLock;
 pub use provenance::{

@@ -207,6 +207,18 @@ pub fn run_cmd(
     let _lock = crate::graph::run_lock(c, &g.p.name)
         .context("another `pipeline run` holds this pipeline and state folder")?;
     let sel = selected(&g, only, from, to)?;
+    // Temp files a killed writer left beside an output that this run may skip (the
+    // previous complete output is intact, so nothing would ever rewrite it): swept
+    // when their writer is gone.
+    let swept: usize =
+        g.p.steps
+            .iter()
+            .flat_map(|s| &s.outputs)
+            .map(|o| af_store::sweep_stale_tmps(std::path::Path::new(o)))
+            .sum();
+    if swept > 0 && !quiet {
+        eprintln!("removed {swept} temp file(s) left by killed writers");
+    }
     let run_id = format!(
         "{}-{}-{}",
         g.p.name,
