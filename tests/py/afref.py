@@ -15,6 +15,17 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 
+def read_library(path):
+    """A library snapshot (library-merge's --out or current.parquet): its af.library
+    metadata, its table, and its stored processed values (a pyarrow Table, one column
+    per member id), read beside the real file as the library itself resolves them."""
+    meta = json.loads(pq.read_metadata(path).metadata[b"af.library"])
+    vpath = os.path.join(os.path.dirname(os.path.realpath(path)), meta["values"])
+    with pa.memory_map(vpath) as src:
+        values = ipc.open_file(src).read_all()
+    return meta, pd.read_parquet(path), values
+
+
 def read_panel(path):
     """Panel as (meta, dict of wide DataFrames [date x code])."""
     with pa.memory_map(path) as src:

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import stats
 
-from afref import read_panel
+from afref import read_library, read_panel
 
 Q = 5
 
@@ -245,14 +245,8 @@ def main():
 
     lib = []
     if args.library:
-        import os
-        import pyarrow as pa
-        import pyarrow.ipc as ipc
-        lmeta = json.loads(pq.read_metadata(args.library).metadata[b"af.library"])
-        vpath = os.path.join(os.path.dirname(os.path.realpath(args.library)), lmeta["values"])
-        with pa.memory_map(vpath) as src:
-            vt = ipc.open_file(src).read_all()
-        for lid in pd.read_parquet(args.library)["id"]:
+        _, ltable, vt = read_library(args.library)
+        for lid in ltable["id"]:
             lib.append((lid, vt.column(lid).to_numpy().reshape(nd, na)))
 
     def splits_of(h):

@@ -10,18 +10,13 @@ the next merge (`pair_corr`).
 """
 import argparse
 import glob
-import json
-import os
 import sys
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 
 import check_fitness as cf
-from afref import read_panel
+from afref import read_library, read_panel
 
 
 def main():
@@ -31,8 +26,7 @@ def main():
     ap.add_argument("--values", required=True, help="expr eval of the admissible candidates")
     ap.add_argument("--library", required=True)
     a = ap.parse_args()
-    lmeta = json.loads(pq.read_metadata(a.library).metadata[b"af.library"])
-    lib = pd.read_parquet(a.library)
+    lmeta, lib, vt = read_library(a.library)
     _, w = read_panel(a.panel)
     dates = w["close"].index
     nd, na = w["close"].shape
@@ -80,9 +74,6 @@ def main():
     fails = []
     if list(lib["id"]) != chosen:
         fails.append(f"library ids {list(lib['id'])[:5]}... != pandas greedy {chosen[:5]}...")
-    vpath = os.path.join(os.path.dirname(os.path.realpath(a.library)), lmeta["values"])
-    with pa.memory_map(vpath) as src:
-        vt = ipc.open_file(src).read_all()
     worst = 0.0
     for k, i in enumerate(chosen):
         if i not in vt.column_names:

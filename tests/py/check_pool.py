@@ -10,18 +10,13 @@ rest refit). Checks the library's `pool_weight` and `pool_contribution` columns 
 relative) and that members are listed by contribution. Prints the combined ICs.
 """
 import argparse
-import json
-import os
 import sys
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 
 import check_fitness as cf
-from afref import read_panel
+from afref import read_library, read_panel
 
 RIDGE = 1e-4
 
@@ -31,8 +26,7 @@ def main():
     ap.add_argument("--panel", required=True)
     ap.add_argument("--library", required=True)
     a = ap.parse_args()
-    lmeta = json.loads(pq.read_metadata(a.library).metadata[b"af.library"])
-    lib = pd.read_parquet(a.library)
+    lmeta, lib, vt = read_library(a.library)
     _, w = read_panel(a.panel)
     dates = w["close"].index
     nd, na = w["close"].shape
@@ -58,9 +52,6 @@ def main():
     fit = usable("train") or usable("all")
     splits = [("train", fit)] + ([("valid", usable("valid"))] if usable("valid") else [])
 
-    vpath = os.path.join(os.path.dirname(os.path.realpath(a.library)), lmeta["values"])
-    with pa.memory_map(vpath) as src:
-        vt = ipc.open_file(src).read_all()
     ids = list(lib["id"])
     vals = [vt.column(i).to_numpy().reshape(nd, na) for i in ids]
 

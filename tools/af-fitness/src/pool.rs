@@ -26,6 +26,16 @@ use crate::Context;
 /// near-collinear members solvable, too little to move a real weight.
 pub const RIDGE: f64 = 1e-4;
 
+/// The splits a pool is fit on (the first present of `train`, `all`) and judged on
+/// (`valid`), in that order, picked from `splits` (name, usable dates): never `test`.
+pub fn fit_and_judge(splits: &[(String, Vec<usize>)]) -> Vec<(String, Vec<usize>)> {
+    let fit = ["train", "all"]
+        .iter()
+        .find_map(|n| splits.iter().find(|(s, _)| s == n));
+    let judge = splits.iter().find(|(s, _)| s == "valid");
+    fit.into_iter().chain(judge).cloned().collect()
+}
+
 /// Sums over one split's cells.
 #[derive(Debug, Clone, Default)]
 struct Moments {
@@ -150,6 +160,20 @@ impl<'c, 'p, V: AsRef<[f64]> + Sync> Pool<'c, 'p, V> {
 
     pub fn split_names(&self) -> impl Iterator<Item = &str> {
         self.splits.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Per-split figures `ic` (one per pool split) as "train 0.0361, valid 0.0368".
+    pub fn describe(&self, ic: &[f64]) -> String {
+        self.split_names()
+            .zip(ic)
+            .map(|(n, v)| format!("{n} {v:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The members' values, in pool order (the pool is done with).
+    pub fn into_members(self) -> Vec<V> {
+        self.members
     }
 
     /// Σ over date t's cells of x·member_j for every member, x·x and x·y; `x` a

@@ -42,18 +42,34 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Remove temp files a killed earlier writer of `target` may have left.
-fn remove_stale_tmps(target: &Path) {
+/// The temp files of `target` in its folder, with the writer's pid their name carries.
+fn tmps_of(target: &Path) -> Vec<(PathBuf, Option<u32>)> {
     let (Some(name), dir) = (target.file_name(), parent_of(target)) else {
-        return;
+        return Vec::new();
     };
     let prefix = format!(".{}.tmp-", name.to_string_lossy());
-    if let Ok(rd) = fs::read_dir(&dir) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = fs::remove_file(e.path()).or_else(|_| fs::remove_dir_all(e.path()));
-            }
-        }
+    let Ok(rd) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let f = e.file_name().to_string_lossy().into_owned();
+            let pid = f.strip_prefix(&prefix)?.parse::<u32>().ok();
+            Some((e.path(), pid))
+        })
+        .collect()
+}
+
+fn remove_tmp(p: &Path) -> bool {
+    fs::remove_file(p)
+        .or_else(|_| fs::remove_dir_all(p))
+        .is_ok()
+}
+
+/// Remove temp files a killed earlier writer of `target` may have left.
+fn remove_stale_tmps(target: &Path) {
+    for (p, _) in tmps_of(target) {
+        remove_tmp(&p);
     }
 }
 
@@ -62,24 +78,11 @@ fn remove_stale_tmps(target: &Path) {
 /// runner sweeps every step's outputs, run or skipped. Returns how many went. A live
 /// writer's temp file is left alone.
 pub fn sweep_stale_tmps(target: &Path) -> usize {
-    let (Some(name), dir) = (target.file_name(), parent_of(target)) else {
-        return 0;
-    };
-    let prefix = format!(".{}.tmp-", name.to_string_lossy());
-    let mut n = 0;
-    if let Ok(rd) = fs::read_dir(&dir) {
-        for e in rd.flatten() {
-            let f = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = f.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
-                continue;
-            };
-            if pid != std::process::id() && !alive(pid) {
-                let gone = fs::remove_file(e.path()).or_else(|_| fs::remove_dir_all(e.path()));
-                n += gone.is_ok() as usize;
-            }
-        }
-    }
-    n
+    tmps_of(target)
+        .into_iter()
+        .filter(|(_, pid)| pid.is_some_and(|p| p != std::process::id() && !alive(p)))
+        .filter(|(p, _)| remove_tmp(p))
+        .count()
 }
 
 /// Whether process `pid` exists (Linux: its /proc entry; elsewhere assume it does).

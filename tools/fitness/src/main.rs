@@ -9,7 +9,7 @@ use af_cache::Cache;
 use af_expr::{Dialect, parse_canonical};
 use af_fitness::Library as LibraryRows;
 use af_fitness::fingerprint;
-use af_fitness::pool::Pool;
+use af_fitness::pool::{self, Pool};
 use af_fitness::prep::Winsor;
 use af_fitness::processing::{Neutralize, Processing, defaults};
 use af_fitness::split::{self, Split};
@@ -385,18 +385,14 @@ fn run(cli: Cli) -> Result<()> {
         // an earlier one (in file order) or a library member does is `equivalent`.
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         if let Some(l) = &lib {
-            let exprs: Vec<_> = l
-                .expressions
+            let (ids, exprs): (Vec<&String>, Vec<_>) = l
+                .ids
                 .iter()
-                .filter_map(|x| parse_canonical(x, Dialect::Native, &fields).ok())
-                .collect();
-            let ids: Vec<&String> = l
-                .expressions
-                .iter()
-                .zip(&l.ids)
-                .filter(|(x, _)| parse_canonical(x, Dialect::Native, &fields).is_ok())
-                .map(|(_, id)| id)
-                .collect();
+                .zip(&l.expressions)
+                .filter_map(|(id, x)| {
+                    Some((id, parse_canonical(x, Dialect::Native, &fields).ok()?))
+                })
+                .unzip();
             af_expr::Program::compile(&exprs).run(&sub, |k, v| {
                 if let Some(f) = fingerprint::of(v, sub.n_assets(), &fp_dates) {
                     seen.entry(f)
@@ -463,13 +459,8 @@ fn run(cli: Cli) -> Result<()> {
                 let splits = usable(&splits, h, 1);
                 // The pool is fit on the split selection may see and judged on valid:
                 // never on test.
-                let pool = (k == 0 && !cli.no_pool).then(|| {
-                    let ps: Vec<(String, Vec<usize>)> = ["train", "all", "valid"]
-                        .iter()
-                        .filter_map(|n| splits.iter().find(|(s, _)| s == n).cloned())
-                        .collect();
-                    Pool::new(ctx, library.clone(), ps)
-                });
+                let pool = (k == 0 && !cli.no_pool)
+                    .then(|| Pool::new(ctx, library.clone(), pool::fit_and_judge(&splits)));
                 Horizon {
                     ctx,
                     library: ctx.library(&library),
@@ -483,11 +474,7 @@ fn run(cli: Cli) -> Result<()> {
                 "pool: the library's {} factors combined (least squares on train): combined IC {} \
                  ({:.2} s)",
                 p.len(),
-                p.split_names()
-                    .zip(p.ic())
-                    .map(|(n, v)| format!("{n} {v:.4}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                p.describe(p.ic()),
                 tpool.elapsed().as_secs_f64()
             );
         }

@@ -262,18 +262,15 @@ fn run(cli: Cli) -> Result<()> {
         Select::Pool => {
             // The current members stay unless a newcomer displaces them; new candidates
             // are tried by the gain fitness measured against the previous library.
-            let usable = |n: &str| {
-                params
-                    .split(n, panel.dates())
-                    .ok()
-                    .map(|s| s.usable(params.horizon, 1))
-            };
-            let mut ps = Vec::new();
-            for n in ["train", "all", "valid"] {
-                if let Some(d) = usable(n) {
-                    ps.push((n.to_string(), d));
-                }
-            }
+            let usable: Vec<(String, Vec<usize>)> = params
+                .splits(panel.dates())?
+                .into_iter()
+                .map(|s| {
+                    let d = s.usable(params.horizon, 1);
+                    (s.name, d)
+                })
+                .collect();
+            let ps = af_fitness::pool::fit_and_judge(&usable);
             let start: Vec<usize> = (0..entries.len())
                 .filter(|&k| entries[k].from_library.is_some())
                 .collect();
@@ -315,8 +312,8 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             pool_note = format!(
                 "pool: combined IC {} -> {} ({} tried, {} admitted, {} near-copies)",
-                fmt_ic(&pool, &before),
-                fmt_ic(&pool, &ch.ic),
+                pool.describe(&before),
+                pool.describe(&ch.ic),
                 ch.fetched,
                 ch.admitted,
                 ch.near_copies
@@ -328,11 +325,8 @@ fn run(cli: Cli) -> Result<()> {
                     .total_cmp(&ch.contribution[a])
                     .then_with(|| entries[ch.members[a]].id.cmp(&entries[ch.members[b]].id))
             });
-            let mut vals: Vec<Option<Vec<f64>>> = Vec::new();
-            while !pool.is_empty() {
-                vals.push(Some(pool.remove(pool.len() - 1)));
-            }
-            vals.reverse();
+            let mut vals: Vec<Option<Vec<f64>>> =
+                pool.into_members().into_iter().map(Some).collect();
             contributions = idx
                 .iter()
                 .map(|&i| (ch.contribution[i], ch.weights[i]))
@@ -449,14 +443,6 @@ fn run(cli: Cli) -> Result<()> {
     }
     println!("wrote {}", cli.out.display());
     Ok(())
-}
-
-fn fmt_ic<V: AsRef<[f64]> + Sync>(pool: &Pool<V>, ic: &[f64]) -> String {
-    pool.split_names()
-        .zip(ic)
-        .map(|(n, v)| format!("{n} {v:.4}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The library as a Polars + polars_ta module (`expr python`, docs/python-export.md).
